@@ -1,0 +1,1 @@
+"""Rules as data: schema, loader, compiler/engine, and example runner."""

@@ -1,0 +1,285 @@
+"""Windows for pattern rules, and the page memory they read. State, but no I/O and no clock.
+
+Everything is driven by event time, so a replay or a backtest gives the same result as the
+live run, and the runner can snapshot the state together with the checkpoint.
+
+- Group windows: for each pattern rule and each value of its ``group_by`` keys, the
+  (time, value) of the matching events within ``window.seconds``. A rule fires on an event
+  when its group holds ``threshold`` events (or distinct values) at that moment.
+- Page memory: the last editor of each page (hounding follows another editor around) and
+  fingerprints of personal data removed from it (re-insertion). Pages are keyed by a
+  hash of wiki and title; fingerprints are hashes; no text is kept.
+
+Bounded: every map is an LRU with a key cap (``max_keys``, evictions counted) and
+entries expire with their window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import sys
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from detectors.base import DetectionContext, Finding
+from detectors.facts import mentioned_users, page_owner, same_user
+from detectors.pii import pii_fingerprints
+from detectors.recognizers import regions_for_wiki
+from detectors.recognizers.base import TextContext
+from detectors.rules.model import Rule, Window
+from streams.event import PerformerKind, RecentChange
+
+__all__ = ["WindowStore", "group_values"]
+
+_PER_GROUP_MAX = 1000  # entries kept per group (thresholds are small; bounds memory)
+
+
+def _canon(name: str) -> str:
+    name = name.replace("_", " ").strip()
+    return name[:1].upper() + name[1:]
+
+
+def _page_key(change: RecentChange) -> int:
+    """64 bits of a hash of wiki and title: compact, and no title is kept."""
+    raw = f"{change.wiki}\x1f{change.title}".encode()
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big")
+
+
+def _target_user(change: RecentChange, ctx: DetectionContext) -> str | None:
+    owner = page_owner(change)
+    if owner is not None and not same_user(owner, change.user):
+        return owner
+    for text in (ctx.added_text, change.comment):
+        others = sorted(u for u in mentioned_users(text) if not same_user(u, change.user))
+        if others:
+            return others[0]
+    return None
+
+
+def _performer_range(change: RecentChange) -> str | None:
+    user = change.user
+    if not user:
+        return None
+    if change.performer_kind is PerformerKind.IP:
+        ip = ipaddress.ip_address(user)
+        prefix = 24 if ip.version == 4 else 64
+        return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+    return _canon(user)
+
+
+def _value(key: str, change: RecentChange, ctx: DetectionContext) -> str | None:
+    if key == "target_user":
+        return _target_user(change, ctx)
+    if key == "page":
+        return f"{change.wiki}:{change.title}" if change.title else None
+    if key == "performer":
+        return _canon(change.user) if change.user else None
+    if key == "performer_range":
+        return _performer_range(change)
+    if key == "wiki":
+        return change.wiki
+    if key == "previous_editor":
+        prev = ctx.previous_editor
+        return _canon(prev) if prev and not same_user(prev, change.user) else None
+    raise KeyError(key)
+
+
+def group_values(
+    window: Window, change: RecentChange, ctx: DetectionContext
+) -> tuple[str, ...] | None:
+    """The group this event falls in, or None when a group_by value is unknown."""
+    values = tuple(_value(k, change, ctx) for k in window.group_by)
+    return None if any(v is None for v in values) else values  # type: ignore[return-value]
+
+
+def _span(seconds: float) -> str:
+    if seconds % 86400 == 0:
+        return f"{int(seconds // 86400)} d"
+    if seconds % 3600 == 0:
+        return f"{int(seconds // 3600)} h"
+    if seconds % 60 == 0:
+        return f"{int(seconds // 60)} min"
+    return f"{seconds:g} s"
+
+
+class WindowStore:
+    def __init__(
+        self,
+        *,
+        max_keys: int = 100_000,
+        page_memory_seconds: float = 86_400.0,
+        pii_memory_seconds: float = 7 * 86_400.0,
+    ) -> None:
+        self.max_keys = max_keys
+        self.page_memory_seconds = page_memory_seconds
+        self.pii_memory_seconds = pii_memory_seconds
+        # (rule, group values) -> [(time, mark)], oldest first
+        self._groups: OrderedDict[tuple[str, tuple[str, ...]], list[tuple[float, str]]] = (
+            OrderedDict()
+        )
+        self._editors: OrderedDict[int, tuple[str, float]] = OrderedDict()
+        self._removed: OrderedDict[int, dict[str, float]] = OrderedDict()
+        self.evictions = 0
+        self.now = 0.0  # newest event time seen
+
+    # -- reading ----------------------------------------------------------------------
+
+    def context_for(
+        self, change: RecentChange, ctx: DetectionContext, findings: Iterable[Finding]
+    ) -> DetectionContext:
+        """The context pattern rules see for this event."""
+        page = _page_key(change)
+        prev = self._editors.get(page)
+        previous = prev[0] if prev and prev[1] >= self.now - self.page_memory_seconds else None
+        removed = self._removed.get(page)
+        fingerprints = frozenset(
+            fp for fp, t in (removed or {}).items() if t >= self.now - self.pii_memory_seconds
+        )
+        return replace(
+            ctx, findings=tuple(findings), previous_editor=previous, removed_pii=fingerprints
+        )
+
+    @property
+    def size(self) -> int:
+        return len(self._groups) + len(self._editors) + len(self._removed)
+
+    # -- updating -----------------------------------------------------------------------
+
+    def observe(
+        self,
+        change: RecentChange,
+        ctx: DetectionContext,
+        candidates: Iterable[Finding],
+        rules: Mapping[str, Rule],
+        when: float,
+    ) -> list[Finding]:
+        """Add the event to the windows of the pattern rules whose conditions it met;
+        return the findings of those whose threshold it reached."""
+        self.now = max(self.now, when)
+        fired = []
+        for cand in candidates:
+            rule = rules[cand.rule]
+            window = rule.window
+            if window is None:
+                continue
+            values = group_values(window, change, ctx)
+            if values is None:
+                continue
+            key = (rule.id, tuple(sys.intern(v) for v in values))
+            entries = self._groups.get(key)
+            if entries is None:
+                entries = self._groups[key] = []
+            else:
+                self._groups.move_to_end(key)
+            if window.distinct is not None:
+                mark = sys.intern(_value(window.distinct, change, ctx) or "")
+            else:
+                mark = ""  # counting events: the time is enough
+            entries.append((when, mark))
+            horizon = when - window.seconds
+            drop = 0
+            while drop < len(entries) and entries[drop][0] < horizon:
+                drop += 1
+            if drop or len(entries) > _PER_GROUP_MAX:
+                del entries[: max(drop, len(entries) - _PER_GROUP_MAX)]
+            n = len({m for _t, m in entries}) if window.distinct is not None else len(entries)
+            if n >= window.threshold:
+                what = f"distinct {window.distinct}s" if window.distinct else "events"
+                target = ", ".join(f"{k}={v}" for k, v in zip(window.group_by, values, strict=True))
+                fired.append(
+                    Finding(
+                        rule.id,
+                        rule.category,
+                        rule.severity,
+                        f"{rule.title}: {n} {what} within {_span(window.seconds)}",
+                        cand.spans,
+                        target,
+                    )
+                )
+        self._evict()
+        return fired
+
+    def remember(self, change: RecentChange, ctx: DetectionContext, when: float) -> None:
+        """After the event: who edited the page last, and what personal data it removed."""
+        self.now = max(self.now, when)
+        if change.type not in ("edit", "new") or not change.title:
+            return
+        page = _page_key(change)
+        if change.user and change.performer_kind is not PerformerKind.BOT:
+            self._editors[page] = (sys.intern(change.user), when)
+            self._editors.move_to_end(page)
+        if ctx.removed_text:
+            tctx = TextContext(regions=regions_for_wiki(change.wiki), namespace=change.namespace)
+            fingerprints = pii_fingerprints(ctx.removed_text, tctx)
+            if fingerprints:
+                known = self._removed.setdefault(page, {})
+                known.update(dict.fromkeys(fingerprints, when))
+                self._removed.move_to_end(page)
+        self._evict()
+
+    def _evict(self) -> None:
+        editors, removed = self._editors, self._removed
+        while editors and next(iter(editors.values()))[1] < self.now - self.page_memory_seconds:
+            editors.popitem(last=False)
+        while removed and max(next(iter(removed.values())).values(), default=0.0) < (
+            self.now - self.pii_memory_seconds
+        ):
+            removed.popitem(last=False)
+        while self.size > self.max_keys:
+            sizes = (len(self._groups), len(editors), len(removed))
+            if sizes[0] == max(sizes):
+                self._groups.popitem(last=False)
+            elif sizes[1] == max(sizes):
+                editors.popitem(last=False)
+            else:
+                removed.popitem(last=False)
+            self.evictions += 1
+
+    def expire(self, rules: Mapping[str, Rule]) -> None:
+        """Drop group windows whose newest event left their rule's window."""
+        stale = []
+        for (rule_id, values), entries in self._groups.items():
+            rule = rules.get(rule_id)
+            if (
+                rule is None
+                or rule.window is None
+                or not entries
+                or entries[-1][0] < self.now - rule.window.seconds
+            ):
+                stale.append((rule_id, values))
+        for key in stale:
+            del self._groups[key]
+
+    # -- persistence --------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "now": self.now,
+            "groups": [
+                [rid, list(values), list(entries)]
+                for (rid, values), entries in self._groups.items()
+            ],
+            "editors": [[page, editor, t] for page, (editor, t) in self._editors.items()],
+            "removed": [[page, fps] for page, fps in self._removed.items()],
+            "evictions": self.evictions,
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        if data.get("version") != 1:
+            raise ValueError("unknown window state version")
+        self.now = float(data["now"])
+        self._groups.clear()
+        for rid, values, entries in data["groups"]:
+            key = (str(rid), tuple(sys.intern(str(v)) for v in values))
+            self._groups[key] = [(float(t), sys.intern(str(m))) for t, m in entries]
+        self._editors = OrderedDict(
+            (int(p), (sys.intern(str(e)), float(t))) for p, e, t in data["editors"]
+        )
+        self._removed = OrderedDict(
+            (int(p), {str(k): float(v) for k, v in fps.items()}) for p, fps in data["removed"]
+        )
+        self.evictions = int(data.get("evictions", 0))
