@@ -1,0 +1,1 @@
+"""Delivery: the alert model, sinks, the raw-event archive and Prometheus metrics."""

@@ -1,0 +1,74 @@
+"""The alert record on-call staff receive: actionable, deterministic id, redacted evidence."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+
+__all__ = ["Alert", "Evidence", "alert_id"]
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    field: str  # where it was found: "summary", "title", "user", "added_text", ...
+    kind: str  # what: "email", "phone", ...
+    redacted: str  # the only form of the finding that ever leaves the process
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    id: str
+    rule: str
+    category: str
+    severity: str
+    wiki: str | None
+    title: str | None
+    page_url: str | None
+    diff_url: str | None
+    performer: str | None
+    performer_kind: str
+    event_id: str | None
+    event_time: str | None
+    detected_at: str
+    reason: str
+    evidence: tuple[Evidence, ...]
+    change_type: str | None = None
+    namespace: int | None = None
+    rev_id: int | None = None
+    log_id: int | None = None
+    target: str | None = None  # who or what it is about: a user, a page, a group key
+    count: int = 1  # repeats folded into this alert within its cooldown
+    first_event_time: str | None = None  # of the first repeat, when count > 1
+
+    @property
+    def delivery_id(self) -> str:
+        """What a sink must not deliver twice: the alert, or one update of it."""
+        return self.id if self.count == 1 else f"{self.id}~{self.count}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self)
+
+    def one_line(self) -> str:
+        """The readable form printed to a terminal."""
+        where = f"{self.wiki or '?'} {self.title or '?'}"
+        link = self.diff_url or self.page_url or "-"
+        found = ", ".join(f"{e.kind} {e.redacted} in {e.field}" for e in self.evidence)
+        who = f"{self.performer or '?'} ({self.performer_kind})"
+        repeat = f" (x{self.count} since {self.first_event_time})" if self.count > 1 else ""
+        return (
+            f"[{self.severity.upper()}] {self.rule}{repeat} {where} by {who}: {self.reason}"
+            f"{'; ' + found if found else ''} {link}"
+        )
+
+
+def alert_id(rule: str, wiki: str | None, key: str) -> str:
+    """Deterministic: the same rule on the same change always gives the same id."""
+    raw = f"{rule}\x1f{wiki or ''}\x1f{key}".encode()
+    return hashlib.blake2b(raw, digest_size=12).hexdigest()

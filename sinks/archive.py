@@ -1,0 +1,247 @@
+"""Raw-event archive: every consumed event, as received, in rotated NDJSON.gz files.
+
+So that history can be replayed later (``rcwatch replay``, ``rcwatch rules backtest``).
+Each line is the capture wrapper used in ``../shared/data``, with two more keys::
+
+    {"event_id": "<meta.id>", "id": "<SSE id>", "recv_ns": <epoch ns>, "data": "<event>",
+     "content": {"status": "ok", "added": "...", "removed": "...", "reason": null}}
+
+``content`` is there when the text the edit added was fetched (or its fetch failed, with
+the reason), so that replays and backtests use it instead of asking the wiki again.
+
+``data`` is the SSE data string exactly as received (malformed events included, so the
+archive is complete). Lines are buffered in memory and written as one complete gzip member
+per ``flush``; the runner flushes before it moves the checkpoint, so everything before the
+checkpoint is on disk. A crash can only tear the last member, which readers skip with a
+warning: those events come after the checkpoint and are received and archived again.
+
+Every start opens a new file. The ids in the newest earlier file seed a bounded set, so
+events that are re-delivered after a restart are not archived twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from sinks.dedup import RecentIds
+
+__all__ = ["ArchiveStats", "EventArchive", "iter_lines"]
+
+log = logging.getLogger(__name__)
+
+_EVENT_ID = re.compile(rb'^\{"event_id":"([^"\\]*)"')
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass
+class ArchiveStats:
+    truncated: bool = False
+    bytes_read: int = 0  # of the file as stored (compressed for gzip)
+
+
+def iter_lines(path: str | Path, stats: ArchiveStats | None = None) -> Iterator[bytes]:
+    """Lines of a plain or gzip (multi-member) file, without line ends.
+
+    A truncated gzip member at the end (a crash mid-write) ends the iteration quietly
+    after the last complete line; ``stats.truncated`` tells the caller it happened.
+    """
+    with open(path, "rb") as f:
+        head = f.read(2)
+        f.seek(0)
+        pending = b""
+        if head != _GZIP_MAGIC:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                if stats is not None:
+                    stats.bytes_read += len(block)
+                parts = (pending + block).split(b"\n")
+                pending = parts.pop()
+                yield from (p.rstrip(b"\r") for p in parts if p.strip(b"\r"))
+            if pending.strip(b"\r"):
+                yield pending.rstrip(b"\r")
+            return
+        d = zlib.decompressobj(31)
+        fed = False  # has the current member received any input?
+        try:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                if stats is not None:
+                    stats.bytes_read += len(block)
+                data = block
+                while data:
+                    fed = True
+                    out = d.decompress(data)
+                    if out:
+                        parts = (pending + out).split(b"\n")
+                        pending = parts.pop()
+                        yield from (p for p in parts if p)
+                    if not d.eof:
+                        break
+                    data = d.unused_data  # the next member starts here
+                    d = zlib.decompressobj(31)
+                    fed = False
+        except zlib.error:
+            fed = True  # garbage where a member should be: treat like a torn end
+        if fed and not d.eof:
+            if stats is not None:
+                stats.truncated = True
+            return  # the partial line of a torn member is not an event
+        if pending:
+            yield pending
+
+
+class EventArchive:
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        rotate_bytes: int = 64 << 20,
+        rotate_seconds: float = 3600.0,
+        keep_files: int | None = None,
+        compress_level: int = 6,
+        dedup_capacity: int = 200_000,
+    ) -> None:
+        self.directory = Path(directory)
+        self.rotate_bytes = rotate_bytes
+        self.rotate_seconds = rotate_seconds
+        self.keep_files = keep_files
+        self.compress_level = compress_level
+        self._seen = RecentIds(dedup_capacity)
+        self._buf: list[bytes] = []
+        self._fd: int | None = None
+        self._path: Path | None = None
+        self._file_raw_bytes = 0
+        self._opened_at = 0.0
+        self._seq = 0
+        self.events_written = 0
+        self.duplicates = 0
+        self.bytes_written = 0
+        self.files_opened = 0
+
+    @property
+    def current_path(self) -> Path | None:
+        return self._path
+
+    def files(self) -> list[Path]:
+        return sorted(self.directory.glob("events-*.ndjson.gz"))
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        existing = self.files()
+        if existing:
+            stats = ArchiveStats()
+            n = 0
+            for line in iter_lines(existing[-1], stats):
+                m = _EVENT_ID.match(line)
+                if m:
+                    self._seen.add(m.group(1).decode())
+                    n += 1
+            if stats.truncated:
+                log.warning(
+                    "archive file ends in a torn gzip member (earlier crash); its complete "
+                    "lines are kept, the rest will be received again",
+                    extra={"fields": {"file": existing[-1].name}},
+                )
+            log.info("archive resumes", extra={"fields": {"file": existing[-1].name, "ids": n}})
+
+    def append(
+        self,
+        sse_id: str | None,
+        event_id: str | None,
+        data: bytes,
+        recv_ns: int,
+        content: dict[str, Any] | None = None,
+    ) -> bool:
+        """Buffer one event (and the text it added, if fetched); False (and nothing
+        buffered) if this event id is already archived."""
+        if event_id is not None and not self._seen.add(event_id):
+            self.duplicates += 1
+            return False
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("utf-8", "backslashreplace")
+        record: dict[str, Any] = {
+            "event_id": event_id, "id": sse_id, "recv_ns": recv_ns, "data": text,
+        }  # fmt: skip
+        if content is not None:
+            record["content"] = content
+        self._buf.append(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+        return True
+
+    def flush(self) -> None:
+        """Write buffered events as one gzip member and fsync; rotate when due."""
+        if self._buf:
+            if self._fd is None or self._due():
+                self._rotate()
+            assert self._fd is not None
+            raw = b"".join(self._buf)
+            member = _gzip_member(raw, self.compress_level)
+            view = memoryview(member)
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+            os.fsync(self._fd)
+            self.events_written += len(self._buf)
+            self.bytes_written += len(member)
+            self._file_raw_bytes += len(raw)
+            self._buf.clear()
+        elif self._fd is not None and self._due():
+            self._close_file()
+
+    def _due(self) -> bool:
+        return (
+            self._file_raw_bytes >= self.rotate_bytes
+            or time.monotonic() - self._opened_at >= self.rotate_seconds
+        )
+
+    def _rotate(self) -> None:
+        self._close_file()
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        while True:
+            self._seq += 1
+            path = self.directory / f"events-{stamp}-{os.getpid()}-{self._seq:04d}.ndjson.gz"
+            if not path.exists():
+                break
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+        self._path = path
+        self._file_raw_bytes = 0
+        self._opened_at = time.monotonic()
+        self.files_opened += 1
+        dir_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        self._prune()
+
+    def _prune(self) -> None:
+        if self.keep_files is None:
+            return
+        files = self.files()
+        for old in files[: max(0, len(files) - self.keep_files)]:
+            if old != self._path:
+                old.unlink(missing_ok=True)
+
+    def _close_file(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+
+    def close(self) -> None:
+        self.flush()
+        self._close_file()
+
+
+def _gzip_member(raw: bytes, level: int) -> bytes:
+    c = zlib.compressobj(level, zlib.DEFLATED, 31)
+    return c.compress(raw) + c.flush()

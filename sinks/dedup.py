@@ -1,0 +1,87 @@
+"""Bounded sets of ids already seen, in memory and (for sinks that need it) on disk."""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+__all__ = ["Ledger", "RecentIds"]
+
+
+class RecentIds:
+    """An insertion-ordered set that forgets its oldest ids beyond ``capacity``."""
+
+    __slots__ = ("_ids", "capacity", "evicted")
+
+    def __init__(self, capacity: int = 100_000, ids: Iterable[str] = ()) -> None:
+        self.capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self.evicted = 0
+        for i in ids:
+            self.add(i)
+
+    def __contains__(self, item: str) -> bool:
+        return item in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, item: str) -> bool:
+        """Add; False if it was already there."""
+        if item in self._ids:
+            return False
+        self._ids[item] = None
+        if len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
+            self.evicted += 1
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+
+class Ledger:
+    """Append-only file of delivered ids, for sinks that cannot be asked what they hold.
+
+    Each id is written with one unbuffered ``write`` as soon as it is delivered, so a
+    ``kill -9`` loses nothing that was written; ``flush`` adds an fsync for power loss.
+    On open the file is compacted to its newest ``capacity`` ids.
+    """
+
+    def __init__(self, path: Path, capacity: int = 100_000) -> None:
+        self.path = path
+        self.capacity = capacity
+        self._fd: int | None = None
+        self._lines = 0
+
+    def open(self) -> list[str]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ids: list[str] = []
+        if self.path.exists():
+            with self.path.open("rb") as f:
+                ids = [line.decode() for line in f.read().split(b"\n") if line.strip()]
+            ids = ids[-self.capacity :]
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_bytes(b"".join(i.encode() + b"\n" for i in ids))
+            os.replace(tmp, self.path)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._lines = len(ids)
+        return ids
+
+    def record(self, ids: Iterable[str]) -> None:
+        assert self._fd is not None, "ledger not open"
+        data = b"".join(i.encode() + b"\n" for i in ids)
+        if data:
+            os.write(self._fd, data)
+
+    def sync(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None

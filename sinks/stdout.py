@@ -1,0 +1,65 @@
+"""Stdout sink: a readable line per alert (or JSON), for a terminal or a log collector.
+
+Standard output cannot be asked what it already printed, so this sink keeps a ledger of
+delivered ids in the state directory to avoid printing an alert twice across restarts.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Literal, TextIO
+
+from sinks.alert import Alert
+from sinks.base import Sink, SinkError
+from sinks.dedup import Ledger
+
+__all__ = ["StdoutSink"]
+
+
+class StdoutSink(Sink):
+    kind = "stdout"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        ledger_path: Path | None = None,
+        fmt: Literal["text", "json"] = "text",
+        stream: TextIO | None = None,
+    ) -> None:
+        super().__init__(name)
+        self.fmt = fmt
+        self._stream = stream
+        self._ledger = Ledger(ledger_path) if ledger_path is not None else None
+        self._known: list[str] = []
+
+    async def start(self) -> None:
+        if self._ledger is not None:
+            self._known = self._ledger.open()
+
+    def delivered_ids(self) -> Iterable[str]:
+        return self._known
+
+    async def send(self, alerts: Sequence[Alert]) -> None:
+        out = self._stream or sys.stdout
+        if self.fmt == "json":
+            text = "".join(a.to_json().decode() + "\n" for a in alerts)
+        else:
+            text = "".join(a.one_line() + "\n" for a in alerts)
+        try:
+            out.write(text)
+            out.flush()
+        except (OSError, ValueError) as exc:  # closed or broken pipe
+            raise SinkError(f"cannot write to standard output: {exc}", retryable=False) from exc
+        if self._ledger is not None:
+            self._ledger.record(a.delivery_id for a in alerts)
+
+    async def flush(self) -> None:
+        if self._ledger is not None:
+            self._ledger.sync()
+
+    async def close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
