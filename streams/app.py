@@ -1,0 +1,207 @@
+"""Composition root: settings in, a wired monitor out. The only place that knows every part."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from detectors.base import Detector
+from detectors.rules.engine import RuleEngine
+from detectors.rules.loader import load_rules
+from detectors.windows import WindowStore
+from sinks.archive import EventArchive
+from sinks.base import Sink
+from sinks.jsonl import JsonlSink
+from sinks.metrics import Metrics, MetricsServer
+from sinks.stdout import StdoutSink
+from streams import __version__
+from streams.checkpoint import CheckpointStore
+from streams.confload import ConfigError
+from streams.content import ContentFetcher
+from streams.detection import Detection
+from streams.pipeline import BatchResult, Pipeline
+from streams.rules_reload import RulesReloader
+from streams.runner import Monitor, RunSummary, Source
+from streams.settings import JsonlSinkConfig, Settings, StdoutSinkConfig, parse_host_port
+from streams.throttle import Throttle
+
+__all__ = [
+    "UsageError",
+    "build_detection",
+    "build_monitor",
+    "build_sinks",
+    "load_engine",
+    "run_monitor",
+    "serve_metrics",
+]
+
+log = logging.getLogger(__name__)
+
+
+class UsageError(Exception):
+    """Bad options or an unusable environment; the CLI prints it and exits with 2."""
+
+
+def load_engine(settings: Settings, *, include_disabled: bool = False) -> RuleEngine:
+    """The rule engine for the settings' rule paths. Raises ConfigError listing every problem."""
+    rules, issues = load_rules(settings.rules_paths)
+    if issues:
+        raise ConfigError(issues)
+    return RuleEngine(rules, include_disabled=include_disabled)
+
+
+def build_detection(
+    settings: Settings,
+    metrics: Metrics,
+    *,
+    engine: RuleEngine | None = None,
+    extra: Sequence[Detector] = (),
+) -> Detection:
+    d = settings.detectors
+    return Detection(
+        engine or load_engine(settings),
+        metrics,
+        extra=extra,
+        storm=d.storm_guard,
+        profile_every_events=d.profile_every_events,
+    )
+
+
+def build_sinks(settings: Settings, *, ledger_dir: Path | None) -> list[Sink]:
+    sinks: list[Sink] = []
+    for cfg in settings.sinks:
+        if isinstance(cfg, JsonlSinkConfig):
+            sinks.append(JsonlSink(cfg.name, settings.jsonl_path(cfg)))
+        elif isinstance(cfg, StdoutSinkConfig):
+            ledger = ledger_dir / f"{cfg.name}.ids" if ledger_dir is not None else None
+            sinks.append(StdoutSink(cfg.name, ledger_path=ledger, fmt=cfg.format))
+    return sinks
+
+
+def build_monitor(
+    settings: Settings,
+    source: Source,
+    *,
+    metrics: Metrics | None = None,
+    sinks: list[Sink] | None = None,
+    archive: bool = True,
+    checkpoint: CheckpointStore | None = None,
+    streams_name: str = "",
+    on_batch: Callable[[BatchResult], None] | None = None,
+    detection: Detection | None = None,
+    reloader: bool = False,
+    fetch_content: bool = False,
+    throttle: bool = True,
+) -> Monitor:
+    metrics = metrics or Metrics(version=__version__)
+    event_archive = None
+    archive_dir = settings.archive_dir if archive else None
+    if archive_dir is not None:
+        a = settings.archive
+        event_archive = EventArchive(
+            archive_dir,
+            rotate_bytes=a.rotate_bytes,
+            rotate_seconds=a.rotate_seconds,
+            keep_files=a.keep_files,
+        )
+    p = settings.pipeline
+    detection = detection or build_detection(settings, metrics)
+    pc = settings.patterns
+    fetcher = None
+    if fetch_content and settings.content.enabled:
+        fetcher = ContentFetcher(settings.content, metrics, user_agent=settings.stream.user_agent)
+    pipeline = Pipeline(
+        settings.scope.build(),
+        detection,
+        metrics,
+        archive=event_archive,
+        dedup_capacity=p.dedup_event_ids,
+        windows=WindowStore(
+            max_keys=pc.max_keys,
+            page_memory_seconds=pc.page_memory_seconds,
+            pii_memory_seconds=pc.pii_memory_seconds,
+        ),
+        throttle=Throttle(
+            settings.throttle if throttle else dataclasses.replace(settings.throttle, enabled=False)
+        ),
+        fetch_content=fetcher is not None,
+    )
+    if sinks is None:
+        sinks = build_sinks(settings, ledger_dir=Path(settings.state_dir) / "ledger")
+    background = []
+    reload_job: RulesReloader | None = None
+    if reloader:
+        reload_job = RulesReloader(
+            settings.rules_paths,
+            detection,
+            metrics,
+            check_seconds=settings.detectors.reload_check_seconds,
+        )
+        background.append(reload_job.run)
+    monitor = Monitor(
+        source=source,
+        pipeline=pipeline,
+        sinks=sinks,
+        metrics=metrics,
+        archive=event_archive,
+        checkpoint=checkpoint,
+        streams_name=streams_name,
+        checkpoint_interval_seconds=p.checkpoint_interval_seconds,
+        queue_max_batches=p.queue_max_batches,
+        shutdown_timeout_seconds=p.shutdown_timeout_seconds,
+        reorder_max_events=p.reorder_max_events,
+        on_batch=on_batch,
+        background=background,
+        fetcher=fetcher,
+    )
+    monitor.reloader = reload_job
+    return monitor
+
+
+async def serve_metrics(
+    settings: Settings, metrics: Metrics, monitor: Monitor, fallback: bool = False
+) -> MetricsServer | None:
+    if not settings.metrics.enabled:
+        return None
+    host, port = parse_host_port(settings.metrics.addr)
+    server = MetricsServer(metrics, host, port, monitor.health)
+    try:
+        await server.start()
+    except OSError as exc:
+        if not fallback:
+            raise UsageError(
+                f"cannot serve metrics on {settings.metrics.addr}: {exc.strerror}"
+            ) from exc
+        server = MetricsServer(metrics, host, 0, monitor.health)
+        await server.start()
+    return server
+
+
+async def run_monitor(monitor: Monitor, server: MetricsServer | None) -> RunSummary:
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            monitor.request_stop()
+        elif main_task is not None:  # a second Ctrl-C: stop waiting for sinks
+            main_task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    if monitor.reloader is not None:
+        loop.add_signal_handler(signal.SIGHUP, monitor.reloader.request)
+    try:
+        return await monitor.run()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        if server is not None:
+            await server.stop()

@@ -1,0 +1,205 @@
+"""Where we are in the stream: the checkpoint file and the commit tracker.
+
+The checkpoint holds the SSE id (verbatim, as EventStreams sent it) of the last event whose
+alerts every sink has accepted and made durable. A restart sends it back as
+``Last-Event-ID``. The write is atomic (temp file, fsync, rename, fsync of the directory),
+so a crash leaves either the old or the new checkpoint, never a torn one.
+
+``CommitTracker`` lets events finish out of order (content fetching completes whenever the
+wiki answers) while the checkpoint only ever moves past a contiguous prefix of finished
+events.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections import deque
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+__all__ = ["Checkpoint", "CheckpointError", "CheckpointStore", "CommitTracker", "StateDirLock"]
+
+
+class CheckpointError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    last_event_id: str
+    streams: str  # the stream names this position belongs to, e.g. "recentchange"
+    event_time: str | None = None
+    updated_at: str | None = None
+    state_file: str | None = None  # pattern state as of this position (same directory)
+
+
+class CheckpointStore:
+    FILE = "checkpoint.json"
+
+    def __init__(self, state_dir: str | Path) -> None:
+        self.state_dir = Path(state_dir)
+        self.path = self.state_dir / self.FILE
+        self.writes = 0
+
+    def load(self) -> Checkpoint | None:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CheckpointError(f"cannot read {self.path}: {exc.strerror}") from exc
+        try:
+            d = orjson.loads(raw)
+            cp = Checkpoint(
+                last_event_id=d["last_event_id"],
+                streams=d["streams"],
+                event_time=d.get("event_time"),
+                updated_at=d.get("updated_at"),
+                state_file=d.get("state_file"),
+            )
+            if not isinstance(cp.last_event_id, str) or not isinstance(cp.streams, str):
+                raise TypeError
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise CheckpointError(
+                f"{self.path} is not a valid checkpoint; move it away or run with "
+                "--reset-checkpoint to start from --since"
+            ) from exc
+        return cp
+
+    def save(
+        self,
+        last_event_id: str,
+        streams: str,
+        event_time: str | None,
+        state: bytes | None = None,
+    ) -> Checkpoint:
+        """Write the state (a new file per write) and then the checkpoint naming it, so
+        the two always belong together; older state files are removed afterwards."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        state_name = None
+        if state is not None:
+            self.writes += 1
+            state_name = f"state-{self.writes:08d}-{os.getpid()}.json"
+            self._write_atomic(self.state_dir / state_name, state)
+        cp = Checkpoint(
+            last_event_id,
+            streams,
+            event_time,
+            datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            state_name,
+        )
+        self._write_atomic(self.path, orjson.dumps(asdict(cp), option=orjson.OPT_INDENT_2) + b"\n")
+        if state is None:
+            self.writes += 1
+        for old in self.state_dir.glob("state-*.json"):
+            if old.name != state_name:
+                old.unlink(missing_ok=True)
+        return cp
+
+    def load_state(self, cp: Checkpoint) -> bytes | None:
+        if cp.state_file is None:
+            return None
+        try:
+            return (self.state_dir / cp.state_file).read_bytes()
+        except OSError:
+            return None
+
+    def _write_atomic(self, path: Path, data: bytes) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        dir_fd = os.open(self.state_dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def reset(self) -> bool:
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+
+class StateDirLock:
+    """An exclusive lock on the state directory: two monitors must not share a position."""
+
+    def __init__(self, state_dir: str | Path) -> None:
+        self.path = Path(state_dir) / "lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise CheckpointError(
+                f"state directory {self.path.parent} is in use by another rcwatch process"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+@dataclass
+class _Slot:
+    seq: int
+    event_id: str | None
+    event_time: str | None
+    done: bool = False
+
+
+class CommitTracker:
+    """Positions begin in stream order and may finish in any order.
+
+    ``watermark`` is the last position of the longest finished prefix: the only position
+    that is safe to checkpoint.
+    """
+
+    def __init__(self) -> None:
+        self._slots: deque[_Slot] = deque()
+        self._by_seq: dict[int, _Slot] = {}
+        self._next = 0
+        self.watermark_id: str | None = None
+        self.watermark_time: str | None = None
+
+    def begin(self, sse_id: str | None) -> int:
+        seq = self._next
+        self._next += 1
+        slot = _Slot(seq, sse_id, None)
+        self._slots.append(slot)
+        self._by_seq[seq] = slot
+        return seq
+
+    def done(self, seq: int, event_time: str | None = None) -> None:
+        slot = self._by_seq.pop(seq)
+        slot.done = True
+        slot.event_time = event_time
+        slots = self._slots
+        while slots and slots[0].done:
+            head = slots.popleft()
+            if head.event_id is not None:
+                self.watermark_id = head.event_id
+                self.watermark_time = head.event_time
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._slots)

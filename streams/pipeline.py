@@ -1,0 +1,286 @@
+"""The processing steps, in two stages around the one thing that may wait: content.
+
+``prepare`` (per batch, in stream order, synchronous):
+    decode -> de-duplicate -> scope -> detection, for every event that does not need the
+    text an edit added. Events in scope of a rule that reads added or removed text are
+    marked for fetching (unless the record already carries the text, as an enriched
+    archive does); the runner fetches them concurrently.
+
+``complete`` (per batch, strictly in stream order, once its fetches are done):
+    detection of the fetched events -> archive -> pattern rules (windows, page memory)
+    -> alert builder -> throttle. The runner then delivers the alerts and marks the batch
+    done. Keeping this stage in order makes windows, throttle counts and the checkpoint
+    exact and deterministic, while fetching and the detection of events that need no
+    content run ahead.
+
+Nothing is dropped without a metric: every event is counted as received or dropped with a
+reason, every content miss with its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from detectors.base import EMPTY_CONTEXT, DetectionContext, Finding
+from detectors.windows import WindowStore
+from sinks.alert import Alert
+from sinks.archive import EventArchive
+from sinks.dedup import RecentIds
+from sinks.metrics import Metrics
+from streams.alerting import build_alerts
+from streams.content import Content
+from streams.detection import Detection
+from streams.event import MalformedEvent, RawEvent, RecentChange, decode_event
+from streams.logs import RateLimit
+from streams.scope import Scope
+from streams.throttle import Throttle
+
+__all__ = ["BatchResult", "BatchWork", "EventWork", "Pipeline"]
+
+log = logging.getLogger(__name__)
+
+_EXPIRE_EVERY_EVENTS = 10_000
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(slots=True)
+class EventWork:
+    raw: RawEvent
+    change: RecentChange | None = None  # None: malformed (archived, nothing else)
+    in_scope: bool = False
+    findings: list[Finding] | None = None  # None: waiting for content
+    content: Content | None = None
+    fetch: asyncio.Future[Content] | None = None
+
+
+@dataclass
+class BatchWork:
+    events: list[EventWork] = field(default_factory=list)
+    sse_id: str | None = None
+    seq: int = -1
+
+    @property
+    def fetches(self) -> list[asyncio.Future[Content]]:
+        return [e.fetch for e in self.events if e.fetch is not None]
+
+
+@dataclass
+class BatchResult:
+    alerts: list[Alert] = field(default_factory=list)
+    processed: int = 0
+    last_event_dt: str | None = None
+    last_event_time: float | None = None
+    received_ns: int | None = None  # receive time of the batch's first event
+
+
+def content_from_record(d: dict[str, object]) -> Content:
+    """The ``content`` of an enriched archive line, validated."""
+    status = d.get("status")
+    if status not in ("ok", "missing", "failed", "skipped"):
+        return Content("failed", reason="bad_record")
+    added, removed, reason = d.get("added"), d.get("removed"), d.get("reason")
+    return Content(
+        status,
+        added if isinstance(added, str) else None,
+        removed if isinstance(removed, str) else None,
+        reason if isinstance(reason, str) else None,
+    )
+
+
+def _context(content: Content | None) -> DetectionContext:
+    if content is None or content.status != "ok":
+        return EMPTY_CONTEXT
+    return DetectionContext(added_text=content.added, removed_text=content.removed)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        scope: Scope,
+        detection: Detection,
+        metrics: Metrics,
+        *,
+        archive: EventArchive | None = None,
+        dedup_capacity: int = 50_000,
+        windows: WindowStore | None = None,
+        throttle: Throttle | None = None,
+        fetch_content: bool = False,
+        clock: Callable[[], str] = utc_now_iso,
+    ) -> None:
+        self.scope = scope
+        self.detection = detection
+        self.metrics = metrics
+        self.archive = archive
+        self.windows = windows or WindowStore()
+        self.throttle = throttle or Throttle()
+        self.fetch_content = fetch_content
+        self._recent = RecentIds(dedup_capacity)
+        self._clock = clock
+        self._quiet = RateLimit(5.0)
+        self.alerts_by_rule: Counter[str] = Counter()
+        self.dropped: Counter[str] = Counter()
+        self.events = 0
+        self.processed = 0
+        self._since_expiry = 0
+        self._evictions_seen = 0
+
+    # -- stage 1 ----------------------------------------------------------------------
+
+    def prepare(self, batch: Sequence[RawEvent]) -> BatchWork:
+        work = BatchWork()
+        scope_accepts = self.scope.accepts
+        recent_add = self._recent.add
+        received: Counter[tuple[str | None, str | None]] = Counter()
+        dropped = self.dropped
+        before = dropped.copy()
+        detection = self.detection
+        archived_content = 0
+        for raw in batch:
+            if raw.sse_id is not None:
+                work.sse_id = raw.sse_id
+            try:
+                change = decode_event(raw.data)
+            except MalformedEvent as exc:
+                dropped["malformed"] += 1
+                self._log_malformed(raw, exc.reason)
+                work.events.append(EventWork(raw))
+                continue
+            if change.meta_id is not None and not recent_add(change.meta_id):
+                dropped["duplicate"] += 1
+                continue
+            received[(change.stream, change.type)] += 1
+            item = EventWork(raw, change)
+            work.events.append(item)
+            if change.domain == "canary":
+                dropped["canary"] += 1
+                continue
+            if not scope_accepts(change):
+                dropped["filtered"] += 1
+                continue
+            item.in_scope = True
+            if raw.content is not None:  # an enriched archive carries the text
+                item.content = content_from_record(raw.content)
+                archived_content += item.content.status == "ok"
+                item.findings = detection.detect(change, _context(item.content))
+            elif self.fetch_content and detection.needs_content(change):
+                pass  # the runner starts the fetch; detection waits for it
+            else:
+                item.findings = detection.detect(change, EMPTY_CONTEXT)
+        m = self.metrics
+        for (stream, ctype), n in received.items():
+            m.received(stream, ctype, n)
+        for reason, n in (dropped - before).items():
+            m.events_dropped.labels(reason).inc(n)
+        if archived_content:
+            m.content_events.labels("archived").inc(archived_content)
+        self.events += len(batch)
+        return work
+
+    def needs_fetch(self, item: EventWork) -> bool:
+        return item.in_scope and item.findings is None and item.fetch is None
+
+    # -- stage 2 ----------------------------------------------------------------------
+
+    def complete(self, work: BatchWork) -> BatchResult:
+        result = BatchResult()
+        if work.events:
+            result.received_ns = work.events[0].raw.recv_ns
+        m = self.metrics
+        archive = self.archive
+        windows = self.windows
+        last: RecentChange | None = None
+        for item in work.events:
+            change = item.change
+            if change is None:
+                if archive is not None:
+                    archive.append(item.raw.sse_id, None, item.raw.data, item.raw.recv_ns, None)
+                continue
+            if item.in_scope and item.findings is None:  # fetched: detect now, with the text
+                if item.fetch is not None and item.fetch.done() and not item.fetch.cancelled():
+                    item.content = item.fetch.result()
+                if item.content is None:  # the fetch was cancelled (shutdown)
+                    m.content_events.labels("missed").inc()
+                    m.content_misses.labels("cancelled").inc()
+                elif item.content.status == "skipped":
+                    m.content_events.labels("skipped").inc()
+                elif item.content.status != "ok":
+                    m.content_events.labels("missed").inc()  # its reason: the fetcher's
+                item.findings = self.detection.detect(change, _context(item.content))
+            if archive is not None:
+                content = item.content
+                stored = (
+                    {"status": content.status, "added": content.added,
+                     "removed": content.removed, "reason": content.reason}
+                    if content is not None and content.status != "skipped" else None
+                )  # fmt: skip
+                archive.append(
+                    item.raw.sse_id, change.meta_id, item.raw.data, item.raw.recv_ns, stored
+                )
+            if not item.in_scope:
+                continue
+            last = change
+            result.processed += 1
+            ctx = _context(item.content)
+            when = change.event_time or 0.0
+            findings = item.findings or []
+            if self.detection.engine.pattern_rules:
+                pctx = windows.context_for(change, ctx, findings)
+                candidates = self.detection.engine.evaluate_patterns(change, pctx)
+                if candidates:
+                    fired = windows.observe(
+                        change, pctx, candidates, self.detection.engine.pattern_rules, when
+                    )
+                    if fired:
+                        findings = findings + self.detection.guarded(fired)
+                windows.remember(change, ctx, when)
+                self._since_expiry += 1
+                if self._since_expiry >= _EXPIRE_EVERY_EVENTS:
+                    self._since_expiry = 0
+                    windows.expire(self.detection.engine.pattern_rules)
+            if findings:
+                for alert in build_alerts(change, ctx, findings, self._clock()):
+                    delivered, update, escalated = self.throttle.apply(alert, when)
+                    result.alerts.append(delivered)
+                    self.alerts_by_rule[alert.rule] += 1
+                    m.alerts.labels(alert.rule, alert.category, delivered.severity).inc()
+                    if update:
+                        m.alert_updates.labels(alert.rule).inc()
+                    if escalated:
+                        m.alert_escalations.labels(alert.rule).inc()
+        m.events_processed.inc(result.processed)
+        m.window_keys.set(windows.size)
+        if windows.evictions > self._evictions_seen:
+            m.window_evictions.inc(windows.evictions - self._evictions_seen)
+            self._evictions_seen = windows.evictions
+        self.processed += result.processed
+        if last is not None:
+            result.last_event_dt = last.dt
+            result.last_event_time = last.event_time
+        return result
+
+    def process(self, batch: Sequence[RawEvent]) -> BatchResult:
+        """Both stages at once, without fetching (tests, benchmarks, simple callers)."""
+        return self.complete(self.prepare(batch))
+
+    def _log_malformed(self, raw: RawEvent, reason: str) -> None:
+        suppressed = self._quiet.allow("malformed")
+        if suppressed is not None:
+            log.warning(
+                "malformed event skipped",
+                extra={
+                    "fields": {
+                        "reason": reason,
+                        "sse_id": raw.sse_id,
+                        "bytes": len(raw.data),
+                        "suppressed_since_last": suppressed,
+                    }
+                },
+            )

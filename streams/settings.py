@@ -1,0 +1,226 @@
+"""Settings: the typed form of ``config/rcwatch.yaml``; every CLI option has a key here.
+
+Each component's section is that component's own config type (``stream`` is
+``EventStreamsConfig``, ``scope`` is ``ScopeConfig``, ...). Relative paths are relative to
+the working directory. Errors name the file, the line and the key, all at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from streams.confload import ConfigError, ConfigIssue, NodeLoader, compose_file
+from streams.content import ContentConfig
+from streams.detection import StormGuardConfig
+from streams.eventstreams import EventStreamsConfig, normalize_since, user_agent_problem
+from streams.scope import ScopeConfig
+from streams.throttle import ThrottleConfig
+
+__all__ = [
+    "ArchiveConfig",
+    "DetectorsConfig",
+    "JsonlSinkConfig",
+    "LoggingConfig",
+    "MetricsConfig",
+    "PatternsConfig",
+    "PipelineConfig",
+    "Settings",
+    "SinkConfig",
+    "StdoutSinkConfig",
+    "default_config_path",
+    "load_settings",
+    "parse_host_port",
+]
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT``; raises ValueError."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if int(port) > 65535:
+        raise ValueError(f"port out of range in {value!r}")
+    return host, int(port)
+
+
+def _check_addr(value: str) -> str | None:
+    try:
+        parse_host_port(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    """Raw-event archive: rotated NDJSON.gz files of every consumed event."""
+
+    enabled: bool = True
+    dir: str | None = None  # default: <state_dir>/archive
+    rotate_bytes: int = field(default=64 << 20, metadata={"min": 1024})
+    rotate_seconds: float = field(default=3600.0, metadata={"gt": 0})
+    keep_files: int | None = field(default=None, metadata={"min": 1})
+
+
+@dataclass(frozen=True)
+class JsonlSinkConfig:
+    type: Literal["jsonl"] = "jsonl"
+    name: str = "alerts-jsonl"
+    path: str | None = None  # default: <state_dir>/alerts.jsonl
+
+
+@dataclass(frozen=True)
+class StdoutSinkConfig:
+    type: Literal["stdout"] = "stdout"
+    name: str = "stdout"
+    format: Literal["text", "json"] = "text"
+
+
+SinkConfig = JsonlSinkConfig | StdoutSinkConfig
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = True
+    addr: str = field(default="127.0.0.1:9410", metadata={"check": _check_addr})
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    batch_max_events: int = field(default=512, metadata={"min": 1})
+    queue_max_batches: int = field(default=64, metadata={"min": 1})
+    checkpoint_interval_seconds: float = field(default=1.0, metadata={"gt": 0})
+    # events allowed between reading and the ordered stage (mostly: waiting for content)
+    reorder_max_events: int = field(default=20_000, metadata={"min": 1})
+    shutdown_timeout_seconds: float = field(default=30.0, metadata={"gt": 0})
+    dedup_event_ids: int = field(default=50_000, metadata={"min": 100})
+
+
+_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+
+@dataclass(frozen=True)
+class DetectorsConfig:
+    """Rule packs and how they are run."""
+
+    # files or directories of rule files; relative paths are relative to the directory of
+    # the settings file (config/rules for the shipped config/rcwatch.yaml)
+    rules_paths: tuple[str, ...] = ("rules",)
+    # how often to look for changed rule files (SIGHUP reloads at once); 0: only on SIGHUP
+    reload_check_seconds: float = field(default=2.0, metadata={"min": 0})
+    # every Nth event is also evaluated rule by rule to measure each rule's cost; 0: never
+    profile_every_events: int = field(default=1000, metadata={"min": 0})
+    storm_guard: StormGuardConfig = field(default_factory=StormGuardConfig)
+
+
+@dataclass(frozen=True)
+class PatternsConfig:
+    """Memory for pattern rules (windows, page memory), snapshotted with the checkpoint."""
+
+    max_keys: int = field(default=100_000, metadata={"min": 100})
+    page_memory_seconds: float = field(default=86_400.0, metadata={"gt": 0})
+    pii_memory_seconds: float = field(default=604_800.0, metadata={"gt": 0})
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    speed: str = "max"
+
+
+def _default_sinks() -> tuple[SinkConfig, ...]:
+    return (JsonlSinkConfig(), StdoutSinkConfig())
+
+
+@dataclass(frozen=True)
+class Settings:
+    stream: EventStreamsConfig = field(default_factory=EventStreamsConfig)
+    state_dir: str = "state"
+    scope: ScopeConfig = field(default_factory=ScopeConfig)
+    detectors: DetectorsConfig = field(default_factory=DetectorsConfig)
+    content: ContentConfig = field(default_factory=ContentConfig)
+    patterns: PatternsConfig = field(default_factory=PatternsConfig)
+    throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
+    sinks: tuple[SinkConfig, ...] = field(default_factory=_default_sinks)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    # where the settings came from: relative rule paths are resolved against it
+    base_dir: str = field(default=str(_CONFIG_DIR), metadata={"internal": True}, compare=False)
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.sinks]
+        dups = sorted({n for n in names if names.count(n) > 1})
+        if dups:
+            raise ValueError(f"sink names must be unique; used twice: {', '.join(dups)}")
+
+    @property
+    def archive_dir(self) -> Path | None:
+        if not self.archive.enabled:
+            return None
+        return Path(self.archive.dir) if self.archive.dir else Path(self.state_dir) / "archive"
+
+    @property
+    def rules_paths(self) -> list[Path]:
+        return [Path(self.base_dir) / p for p in self.detectors.rules_paths]
+
+    def jsonl_path(self, sink: JsonlSinkConfig) -> Path:
+        return Path(sink.path) if sink.path else Path(self.state_dir) / "alerts.jsonl"
+
+
+def default_config_path() -> Path | None:
+    """``$RCWATCH_CONFIG``, else ``config/rcwatch.yaml`` in the working directory or beside
+    the installed packages (an editable install from the repository)."""
+    env = os.environ.get("RCWATCH_CONFIG")
+    if env:
+        return Path(env)
+    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        candidate = base / "config" / "rcwatch.yaml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_settings(path: str | Path | None) -> Settings:
+    """Settings from a YAML file (None: built-in defaults). Raises ConfigError."""
+    if path is None:
+        return Settings()
+    node, issues = compose_file(path)
+    if issues:
+        raise ConfigError(issues)
+    if node is None:  # an empty file
+        return Settings(base_dir=str(Path(path).resolve().parent))
+    loader = NodeLoader(str(path))
+    settings = loader.build(Settings, node)
+    if loader.issues:
+        raise ConfigError(loader.issues)
+    assert isinstance(settings, Settings)
+    return dataclasses.replace(settings, base_dir=str(Path(path).resolve().parent))
+
+
+def validate_for_run(settings: Settings, source: str = "settings") -> None:
+    """Checks that only matter when connecting to a live stream."""
+    issues = []
+    problem = user_agent_problem(settings.stream.url, settings.stream.user_agent)
+    if problem:
+        issues.append(ConfigIssue(source, None, "stream.user_agent", problem))
+    if settings.stream.since is not None:
+        try:
+            normalize_since(settings.stream.since)
+        except ValueError as exc:
+            issues.append(ConfigIssue(source, None, "stream.since", str(exc)))
+    if issues:
+        raise ConfigError(issues)

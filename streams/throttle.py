@@ -1,0 +1,112 @@
+"""Alert de-duplication and throttling: the same rule on the same target within a cooldown
+is one alert, updated with a count, not a new page for on-call each time.
+
+The first alert of a group is delivered as it is. Each repeat within ``cooldown_seconds``
+(event time) of the previous one is delivered as an *update* of it: same ``id``, a higher
+``count``, the newest event's details, and a severity raised one level at each count in
+``escalate_at`` (repeated patterns escalate). Sinks key updates by ``delivery_id``
+(``<id>~<count>``), so a restart that reprocesses events neither repeats nor loses one.
+Driven by event time and snapshotted with the checkpoint, so replays are deterministic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sinks.alert import Alert
+
+__all__ = ["Throttle", "ThrottleConfig"]
+
+_LEVELS = ("low", "medium", "high", "critical")
+
+
+def _check_levels(values: tuple[int, ...]) -> str | None:
+    if any(v < 2 for v in values) or list(values) != sorted(set(values)):
+        return "escalate_at takes increasing counts of at least 2"
+    return None
+
+
+@dataclass(frozen=True)
+class ThrottleConfig:
+    enabled: bool = True
+    cooldown_seconds: float = field(default=1800.0, metadata={"gt": 0})
+    escalate_at: tuple[int, ...] = field(default=(3, 10), metadata={"check": _check_levels})
+    max_keys: int = field(default=100_000, metadata={"min": 100})
+
+
+@dataclass
+class _Group:
+    id: str
+    count: int
+    first_time: float
+    last_time: float
+    first_event_time: str | None
+    severity: str
+
+
+class Throttle:
+    def __init__(self, config: ThrottleConfig | None = None) -> None:
+        self.config = config or ThrottleConfig()
+        self._groups: OrderedDict[tuple[str, str, str], _Group] = OrderedDict()
+        self.updates = 0
+        self.escalations = 0
+
+    def apply(self, alert: Alert, when: float) -> tuple[Alert, bool, bool]:
+        """(alert to deliver, is an update, escalated)."""
+        if not self.config.enabled:
+            return alert, False, False
+        key = (alert.rule, alert.wiki or "", alert.target or alert.title or "")
+        cooldown = self.config.cooldown_seconds
+        group = self._groups.get(key)
+        if group is None or when - group.last_time > cooldown:
+            self._groups[key] = _Group(alert.id, 1, when, when, alert.event_time, alert.severity)
+            self._groups.move_to_end(key)
+            self._expire(when)
+            return alert, False, False
+        group.count += 1
+        group.last_time = max(group.last_time, when)
+        self._groups.move_to_end(key)
+        escalated = False
+        if group.count in self.config.escalate_at:
+            level = min(_LEVELS.index(group.severity) + 1, len(_LEVELS) - 1)
+            escalated = _LEVELS[level] != group.severity
+            group.severity = _LEVELS[level]
+        if _LEVELS.index(alert.severity) > _LEVELS.index(group.severity):
+            group.severity = alert.severity
+        self.updates += 1
+        self.escalations += escalated
+        update = dataclasses.replace(
+            alert,
+            id=group.id,
+            count=group.count,
+            severity=group.severity,
+            first_event_time=group.first_event_time,
+        )
+        return update, True, escalated
+
+    def _expire(self, now: float) -> None:
+        groups = self._groups
+        horizon = now - self.config.cooldown_seconds
+        while groups and next(iter(groups.values())).last_time < horizon:
+            groups.popitem(last=False)
+        while len(groups) > self.config.max_keys:
+            groups.popitem(last=False)
+
+    @property
+    def size(self) -> int:
+        return len(self._groups)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "groups": [[list(k), dataclasses.astuple(g)] for k, g in self._groups.items()],
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        if data.get("version") != 1:
+            raise ValueError("unknown throttle state version")
+        self._groups = OrderedDict((tuple(k), _Group(*g)) for k, g in data["groups"])
