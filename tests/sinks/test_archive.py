@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import orjson
+
+from sinks.archive import ArchiveStats, EventArchive, iter_lines
+
+
+def _fill(archive: EventArchive, ids: range) -> None:
+    for i in ids:
+        archive.append(f"[{i}]", f"id-{i}", b'{"meta": {"id": "id-%d"}}' % i, i)
+
+
+def _ids(directory: Path) -> list[str]:
+    return [
+        orjson.loads(line)["event_id"]
+        for f in sorted(directory.glob("*.gz"))
+        for line in iter_lines(f)
+    ]
+
+
+def test_lines_are_capture_wrappers_readable_by_gzip(tmp_path: Path) -> None:
+    a = EventArchive(tmp_path)
+    a.start()
+    a.append('[{"offset": 1}]', "e1", '{"meta": {"id": "e1"}, "t": "é"}'.encode(), 5)
+    a.close()
+    [f] = a.files()
+    [line] = gzip.decompress(f.read_bytes()).splitlines()
+    d = orjson.loads(line)
+    assert d == {
+        "event_id": "e1",
+        "id": '[{"offset": 1}]',
+        "recv_ns": 5,
+        "data": '{"meta": {"id": "e1"}, "t": "é"}',
+    }
+
+
+def test_rotation_and_retention(tmp_path: Path) -> None:
+    a = EventArchive(tmp_path, rotate_bytes=2000, keep_files=3)
+    a.start()
+    for start in range(0, 200, 20):
+        _fill(a, range(start, start + 20))
+        a.flush()
+    a.close()
+    files = a.files()
+    assert len(files) == 3 and a.files_opened > 3
+    assert _ids(tmp_path)[-1] == "id-199"
+
+
+def test_restart_skips_events_already_archived(tmp_path: Path) -> None:
+    a = EventArchive(tmp_path)
+    a.start()
+    _fill(a, range(10))
+    a.flush()
+    # a crash mid-write leaves a torn member after the good ones
+    path = a.current_path
+    assert path is not None
+    _fill(a, range(10, 20))
+    a._buf, pending = [], a._buf
+    with path.open("ab") as f:
+        member = gzip.compress(b"".join(pending))
+        f.write(member[: len(member) // 2])
+    b = EventArchive(tmp_path)
+    b.start()
+    _fill(b, range(0, 20))  # the restart re-receives everything after its checkpoint
+    assert b.duplicates == 10
+    b.close()
+    ids = _ids(tmp_path)
+    assert sorted(ids) == sorted(f"id-{i}" for i in range(20))
+
+
+def test_torn_member_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "x.gz"
+    # a torn member: its complete lines are kept, its partial last line is not
+    path.write_bytes(gzip.compress(b"a\nb\n") + gzip.compress(b"c\nd\n")[:-8])
+    stats = ArchiveStats()
+    assert list(iter_lines(path, stats)) == [b"a", b"b", b"c", b"d"]
+    assert stats.truncated
+    body = b"".join(b"line %d\n" % i for i in range(5000))
+    path.write_bytes(gzip.compress(b"a\n") + gzip.compress(body)[:200])
+    stats = ArchiveStats()
+    got = list(iter_lines(path, stats))
+    assert stats.truncated and got[0] == b"a" and 1 < len(got) < 5001
+    assert got[1:] == [b"line %d" % i for i in range(len(got) - 1)]
+
+
+def test_plain_file_without_final_newline(tmp_path: Path) -> None:
+    path = tmp_path / "x.ndjson"
+    path.write_bytes(b"a\r\n\nb")
+    assert list(iter_lines(path)) == [b"a", b"b"]

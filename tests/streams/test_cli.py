@@ -1,0 +1,243 @@
+"""The command line as users and external checks call it, in real subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams.checkpoint import CheckpointStore
+from streams.sse_server import EventStreamsServer
+from tests.harness import TEST_UA, alert_ids, archived_ids, event_ids, expected_alert_ids
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def rcwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streams", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        (
+            "run",
+            [
+                "--config",
+                "--stream-url",
+                "--since",
+                "--state-dir",
+                "--archive",
+                "--alerts-jsonl",
+                "--metrics-addr",
+                "--user-agent",
+                "--reset-checkpoint",
+            ],
+        ),
+        ("replay", ["--config", "--speed", "--alerts-jsonl"]),
+        ("demo", ["--speed", "--hold"]),
+    ],
+)
+def test_help_names_every_option(command: str, options: list[str]) -> None:
+    out = rcwatch(command, "--help")
+    assert out.returncode == 0
+    for option in options:
+        assert option in out.stdout
+
+
+def test_config_errors_exit_2_and_list_every_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stream:\n  urll: x\nscope:\n  types: 5\n")
+    out = rcwatch("run", "--config", str(bad))
+    assert out.returncode == 2
+    assert f"{bad}:2: stream.urll: unknown key" in out.stderr
+    assert f"{bad}:4: scope.types: expected a list" in out.stderr
+
+
+def test_placeholder_user_agent_is_refused_before_connecting(tmp_path: Path) -> None:
+    out = rcwatch("run", "--state-dir", str(tmp_path))
+    assert out.returncode == 2
+    assert "User-Agent" in out.stderr and "--user-agent" in out.stderr
+
+
+def test_bad_since_is_a_usage_error(tmp_path: Path) -> None:
+    out = rcwatch(
+        "run",
+        "--state-dir",
+        str(tmp_path),
+        "--since",
+        "soonish",
+        "--user-agent",
+        TEST_UA,
+        "--stream-url",
+        "http://127.0.0.1:9/v2/stream/recentchange",
+    )
+    assert out.returncode == 2 and "since" in out.stderr
+
+
+def test_replay_prints_alerts_and_summary(tmp_path: Path) -> None:
+    sample = REPO / "streams" / "data" / "demo-events.ndjson.gz"
+    jsonl = tmp_path / "alerts.jsonl"
+    out = rcwatch("replay", str(sample), "--alerts-jsonl", str(jsonl))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("[MEDIUM] privacy.email") == 3
+    assert "jane.roe" not in out.stdout and "j***@e***.org" in out.stdout
+    assert "events: 612" in out.stderr
+    assert "privacy.email-in-summary: 2" in out.stderr and "privacy.email-in-title: 1" in out.stderr
+    events = [x for x in gzip.decompress(sample.read_bytes()).splitlines() if x]
+    assert set(alert_ids(jsonl)) == expected_alert_ids(events)
+    again = rcwatch("replay", str(sample), "--alerts-jsonl", str(jsonl), "--quiet")
+    assert again.returncode == 0 and again.stdout == ""
+    assert len(alert_ids(jsonl)) == 3, "a second replay must not duplicate alert ids"
+
+
+def test_demo_runs_offline(tmp_path: Path) -> None:
+    out = rcwatch(
+        "demo", "--speed", "50", "--state-dir", str(tmp_path), "--metrics-addr", "127.0.0.1:0"
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("privacy.email") == 3
+    assert "metrics: http://127.0.0.1:" in out.stderr
+    lines = [orjson.loads(x) for x in (tmp_path / "alerts.jsonl").read_bytes().splitlines()]
+    rules = {a["rule"] for a in lines}
+    # metadata rules, and rules on the text fetched from the local API, and a pattern
+    assert {
+        "privacy.email-in-summary",
+        "privacy.email-in-title",
+        "harassment.targeted-insult",
+        "pattern.brigading",
+        "doxxing.i-know-where-you-live",
+        "doxxing.personal-data-on-others-page",
+    } <= rules
+    deliveries = [a["id"] if a["count"] == 1 else f"{a['id']}~{a['count']}" for a in lines]
+    assert len(deliveries) == len(set(deliveries))
+    pile_on = [a for a in lines if a["rule"] == "harassment.targeted-insult"]
+    assert [a["count"] for a in pile_on] == [1, 2, 3] and len({a["id"] for a in pile_on}) == 1
+    assert "7700 900123" not in out.stdout and "7700 900123" not in str(lines)
+    assert CheckpointStore(tmp_path).load() is not None
+
+
+async def test_forbidden_user_agent_exits_3(es_server: EventStreamsServer, tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "streams",
+        "run",
+        "--stream-url",
+        es_server.url,
+        "--state-dir",
+        str(tmp_path),
+        "--user-agent",
+        "python-requests/2.31",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--since",
+        "0",
+        cwd=REPO,
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    _out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 3
+    assert b"HTTP 403" in err and b"User-Agent" in err
+
+
+async def _wait_for(predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.05)
+
+
+async def test_kill_9_and_restart_lose_nothing_and_duplicate_nothing(
+    sample_events: list[bytes], tmp_path: Path
+) -> None:
+    server = EventStreamsServer(sample_events, speed=3.0)  # ~3.5 s of events
+    await server.start()
+    state = tmp_path / "state"
+    # this test is about the stream path; content fetching has its own tests
+    config = tmp_path / "rcwatch.yaml"
+    config.write_text(
+        f"content: {{enabled: false}}\ndetectors: {{rules_paths: [{REPO / 'config' / 'rules'}]}}\n"
+    )
+    args = [
+        sys.executable,
+        "-m",
+        "streams",
+        "run",
+        "--stream-url",
+        server.url,
+        "--state-dir",
+        str(state),
+        "--user-agent",
+        TEST_UA,
+        "--since",
+        "0",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--log-level",
+        "warning",
+        "--config",
+        str(config),
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    store = CheckpointStore(state)
+    try:
+        first = await asyncio.create_subprocess_exec(
+            *args,
+            cwd=REPO,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        # kill -9 in the middle: after a checkpoint and two alerts, well before the end
+        await _wait_for(
+            lambda: store.load() is not None and len(alert_ids(state / "alerts.jsonl")) >= 2, 30
+        )
+        assert server.published_count() < server.total
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+        killed_at = store.load()
+
+        second = await asyncio.create_subprocess_exec(
+            *args,
+            cwd=REPO,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        last = server.event_id(server.total - 1)
+        await _wait_for(lambda: (cp := store.load()) is not None and cp.last_event_id == last, 60)
+        second.send_signal(signal.SIGTERM)
+        _out, err = await asyncio.wait_for(second.communicate(), 30)
+        assert second.returncode == 0, err.decode()
+    finally:
+        await server.stop()
+
+    assert killed_at is not None, "the killed run had written a checkpoint"
+    resumed = [r.get("Last-Event-ID") for r in server.requests]
+    assert any(r is not None for r in resumed), "the restart resumed from the checkpoint"
+    archived = archived_ids(state / "archive")
+    assert sorted(k for k in archived if k) == sorted(event_ids(sample_events))
+    assert max(archived.values()) == 1
+    alerts = alert_ids(state / "alerts.jsonl")
+    assert len(alerts) == len(set(alerts))
+    assert set(alerts) == expected_alert_ids(sample_events)
+    lines = (state / "alerts.jsonl").read_bytes().splitlines()
+    assert all(orjson.loads(x)["evidence"] for x in lines)

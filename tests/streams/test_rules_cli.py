@@ -1,0 +1,95 @@
+"""``rcwatch rules validate|test|backtest|scan`` as maintainers and external checks run them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from tests.conftest import shared_data
+from tests.streams.test_cli import rcwatch
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_validate_shipped_rules() -> None:
+    out = rcwatch("rules", "validate")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.startswith("ok: ")
+
+
+def test_validate_reports_every_problem(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(
+        "rules:\n  - id: x\n    title: X\n    category: privacy\n    severity: low\n"
+        "    match: {field: summary, regex: '(?<=a)b'}\n"
+        "  - id: x\n    title: Y\n    category: privacy\n    severity: low\n"
+        "    match: {field: sumary, regex: 'b'}\n"
+    )
+    out = rcwatch("rules", "validate", "--rules", str(tmp_path))
+    assert out.returncode == 1
+    assert f"{tmp_path}/a.yaml:6: [rule x] rules[0].match.regex: RE2 cannot compile" in out.stdout
+    assert (
+        f"{tmp_path}/a.yaml:11: [rule x] rules[1].match.field: unknown field 'sumary'" in out.stdout
+    )
+    assert "duplicate rule id" in out.stdout
+    assert "needs at least one example" in out.stdout
+
+
+def test_test_runs_every_example(tmp_path: Path) -> None:
+    out = rcwatch("rules", "test")
+    assert out.returncode == 0, out.stdout
+    assert "examples of" in out.stdout and "passed" in out.stdout
+    (tmp_path / "a.yaml").write_text(
+        "rules:\n  - id: x\n    title: X\n    category: harassment\n    severity: low\n"
+        "    match: {field: summary, keywords: [idiot]}\n"
+        "    examples:\n      match:\n        - summary: fine\n      no_match:\n"
+        "        - summary: idiot\n"
+    )
+    bad = rcwatch("rules", "test", "--rules", str(tmp_path))
+    assert bad.returncode == 1
+    assert f"{tmp_path}/a.yaml:9: [rule x] example should match but did not" in bad.stdout
+    assert f"{tmp_path}/a.yaml:11: [rule x] example matched but should not" in bad.stdout
+
+
+def test_backtest_over_recorded_history() -> None:
+    sample = REPO / "streams" / "data" / "demo-events.ndjson.gz"
+    out = rcwatch("rules", "backtest", str(sample), "--json")
+    assert out.returncode == 0, out.stderr
+    report = orjson.loads(out.stdout)
+    assert report["events"] == 612
+    by_id = {r["id"]: r for r in report["rules"]}
+    assert by_id["privacy.email-in-summary"]["hits"] == 2
+    assert by_id["privacy.email-in-title"]["hits"] == 1
+    sample_hit = by_id["privacy.email-in-summary"]["samples"][0]
+    assert "jane.roe" not in out.stdout and "j***@e***.org" in str(sample_hit["evidence"])
+    assert all(r["cost_us_per_event"] is not None for r in report["rules"])
+    table = rcwatch(
+        "rules",
+        "backtest",
+        str(shared_data("recentchange", "rts-recentchange-60s-2026-05-05.ndjson")),
+    )
+    assert table.returncode == 0 and "2,476 events" in table.stdout
+
+
+def test_scan_texts(tmp_path: Path) -> None:
+    inputs = tmp_path / "in.txt"
+    inputs.write_text(
+        "you are a complete idiot\n"
+        "thanks for the source\n"
+        '{"text": "mail me at jane.roe@example.org"}\n'
+        "\n"
+        '{"text": "what a moron", "title": "User talk:Someone"}\n'
+    )
+    out = rcwatch("rules", "scan", str(inputs))
+    assert out.returncode == 0, out.stderr
+    lines = [orjson.loads(x) for x in out.stdout.splitlines()]
+    assert [x["line"] for x in lines] == [1, 2, 3, 5]
+    # the untargeted variant (incivility) is suppressed by the targeted one
+    assert {f["rule"] for f in lines[0]["findings"]} == {"harassment.targeted-insult"}
+    assert lines[1]["findings"] == []
+    assert lines[2]["findings"][0]["spans"][0]["redacted"] == "j***@e***.org"
+    assert "jane.roe" not in out.stdout
+    assert "harassment.targeted-insult" in {f["rule"] for f in lines[3]["findings"]}
+    summary = rcwatch("rules", "scan", "--field", "summary", str(inputs))
+    first = orjson.loads(summary.stdout.splitlines()[0])
+    assert [f["rule"] for f in first["findings"]] == ["harassment.insult-in-summary"]

@@ -1,0 +1,82 @@
+"""Same rule, same target, within the cooldown: one alert, updated, escalating."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from sinks.jsonl import JsonlSink
+from sinks.metrics import Metrics
+from streams.app import build_detection
+from streams.event import RawEvent
+from streams.pipeline import Pipeline
+from streams.settings import Settings
+from streams.throttle import Throttle, ThrottleConfig
+from tests import scenarios as sc
+from tests.sinks.test_jsonl import make_alert
+
+
+def test_repeats_within_cooldown_update_one_alert() -> None:
+    t = Throttle(ThrottleConfig(cooldown_seconds=600, escalate_at=(3, 5)))
+    first = make_alert(1)
+    out = [t.apply(dataclasses.replace(make_alert(n), target="User:X"), when=100.0 * n)
+           for n in range(1, 7)]  # fmt: skip
+    alerts = [a for a, _u, _e in out]
+    assert [a.count for a in alerts] == [1, 2, 3, 4, 5, 6]
+    assert {a.id for a in alerts} == {first.id}, "updates carry the first alert's id"
+    assert len({a.delivery_id for a in alerts}) == 6
+    assert [a.severity for a in alerts] == [
+        "medium",
+        "medium",
+        "high",
+        "high",
+        "critical",
+        "critical",
+    ]
+    assert [u for _a, u, _e in out] == [False, True, True, True, True, True]
+    assert alerts[-1].first_event_time == first.event_time
+
+
+def test_cooldown_and_targets_separate_groups() -> None:
+    t = Throttle(ThrottleConfig(cooldown_seconds=600))
+    a, _, _ = t.apply(dataclasses.replace(make_alert(1), target="User:X"), when=0.0)
+    b, upd, _ = t.apply(dataclasses.replace(make_alert(2), target="User:Y"), when=10.0)
+    assert not upd and b.id != a.id
+    c, upd, _ = t.apply(dataclasses.replace(make_alert(3), target="User:X"), when=700.0)
+    assert not upd and c.count == 1, "a repeat after the cooldown is a new alert"
+    state = t.snapshot()
+    again = Throttle(ThrottleConfig(cooldown_seconds=600))
+    again.restore(state)
+    d, upd, _ = again.apply(dataclasses.replace(make_alert(4), target="User:X"), when=800.0)
+    assert upd and d.id == c.id and d.count == 2
+
+
+async def test_jsonl_sink_keeps_updates_apart_across_restarts(tmp_path: Path) -> None:
+    t = Throttle()
+    alerts = [t.apply(dataclasses.replace(make_alert(n), target="T"), float(n))[0] for n in (1, 2)]
+    sink = JsonlSink("j", tmp_path / "a.jsonl")
+    await sink.start()
+    await sink.send(alerts)
+    await sink.close()
+    again = JsonlSink("j", tmp_path / "a.jsonl")
+    await again.start()
+    assert list(again.delivered_ids()) == [alerts[0].delivery_id, alerts[1].delivery_id]
+    assert alerts[1].delivery_id == f"{alerts[0].id}~2"
+
+
+def test_a_pile_on_pages_once_and_escalates() -> None:
+    metrics = Metrics()
+    p = Pipeline(Settings().scope.build(), build_detection(Settings(), metrics), metrics)
+    attacks = [
+        sc.event(title="User talk:Victim", user=f"Troll{i}", added=f"you {w}")
+        for i, w in enumerate(["idiot", "moron", "imbecile"])
+    ]
+    result = p.process([RawEvent(None, d, 0, c) for d, c in attacks])
+    insults = [a for a in result.alerts if a.rule == "harassment.targeted-insult"]
+    assert [a.count for a in insults] == [1, 2, 3]
+    assert len({a.id for a in insults}) == 1
+    assert insults[-1].severity == "high" and insults[0].severity == "medium"
+    assert insults[0].target == "User:Victim"
+    value = metrics.registry.get_sample_value
+    assert value("rcwatch_alert_updates_total", {"rule": "harassment.targeted-insult"}) == 2
+    assert value("rcwatch_alert_escalations_total", {"rule": "harassment.targeted-insult"}) == 1
