@@ -1,0 +1,113 @@
+"""Replay throughput of the full pipeline against orjson.loads of the same bytes.
+
+    python -m bench.replay_throughput [--events 200000] [--repeats 3] [--profile]
+
+The recorded recentchange slice (2,476 real events) is repeated to at least ``--events``
+(each copy gets fresh meta.ids and its own titles and summaries, so neither the
+de-duplication step nor the rule engine's memo of repeated texts short-cuts it), written
+once as plain NDJSON and once as capture wrappers (the format of ../shared/data and of the
+archive). Each is replayed through source -> decode -> dedup -> scope -> detectors ->
+alert builder -> JSONL sink, and compared with the baseline of ``orjson.loads`` over the
+same lines in the same process. Printed: events/s for both and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import tempfile
+from pathlib import Path
+
+import orjson
+
+from bench.common import RECORDED, best_of, require
+from sinks.metrics import Metrics
+from streams.app import build_monitor
+from streams.replay import ReplaySource
+from streams.settings import JsonlSinkConfig, Settings
+
+
+def build_inputs(target: int, workdir: Path) -> tuple[Path, Path, list[bytes], list[bytes]]:
+    recorded = [orjson.loads(line)["data"] for line in require(RECORDED).read_bytes().splitlines()]
+    plain: list[bytes] = []
+    wrapped: list[bytes] = []
+    copy = 0
+    while len(plain) < target:
+        for data in recorded:
+            event = orjson.loads(data)
+            event["meta"]["id"] = f"{event['meta']['id']}-{copy}"
+            # distinct texts per copy, so the engine's memo of repeated summaries and
+            # titles does not flatter the figure (live streams repeat about half of them)
+            if copy:
+                event["title"] = f"{event.get('title', '')} {copy}"
+                event["comment"] = f"{event.get('comment', '')} {copy}"
+            raw = orjson.dumps(event)
+            plain.append(raw)
+            wrapped.append(orjson.dumps({"data": raw.decode(), "recv_ns": len(wrapped)}))
+        copy += 1
+    plain_path = workdir / "plain.ndjson"
+    wrapped_path = workdir / "wrapped.ndjson"
+    plain_path.write_bytes(b"\n".join(plain) + b"\n")
+    wrapped_path.write_bytes(b"\n".join(wrapped) + b"\n")
+    return plain_path, wrapped_path, plain, wrapped
+
+
+def replay(path: Path, workdir: Path) -> int:
+    alerts = workdir / "alerts.jsonl"
+    alerts.unlink(missing_ok=True)
+    settings = Settings(sinks=(JsonlSinkConfig(path=str(alerts)),))
+    monitor = build_monitor(settings, ReplaySource([path]), metrics=Metrics(), archive=False)
+    summary = asyncio.run(monitor.run())
+    return summary.events
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="cProfile one plain replay")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="rcwatch-bench-") as tmp:
+        workdir = Path(tmp)
+        plain_path, wrapped_path, plain, wrapped = build_inputs(args.events, workdir)
+        n = len(plain)
+        print(f"events: {n:,} ({n // 2476} copies of the recorded slice)")
+
+        if args.profile:
+            cProfile.runctx("replay(plain_path, workdir)", globals(), locals(), "replay.prof")
+            pstats.Stats("replay.prof").sort_stats("cumulative").print_stats(25)
+            return
+
+        def loads_plain() -> None:
+            for line in plain:
+                orjson.loads(line)
+
+        def loads_wrapped() -> None:  # what it takes just to get the event out
+            for line in wrapped:
+                orjson.loads(orjson.loads(line)["data"])
+
+        rows = []
+        counted: list[int] = []
+        for name, path, baseline in (
+            ("plain NDJSON", plain_path, loads_plain),
+            ("capture wrappers", wrapped_path, loads_wrapped),
+        ):
+            base_s = best_of(args.repeats, baseline)
+            pipe_s = best_of(
+                args.repeats,
+                lambda p=path: counted.append(replay(p, workdir)),  # type: ignore[misc]
+            )
+            assert counted[-1] == n, f"replayed {counted[-1]} of {n} events"
+            rows.append((name, n / base_s, n / pipe_s))
+
+        print(f"{'input':<18} {'orjson.loads/s':>15} {'pipeline/s':>12} {'ratio':>7}")
+        for name, base, pipe in rows:
+            print(f"{name:<18} {base:>15,.0f} {pipe:>12,.0f} {pipe / base:>7.3f}")
+        print("target: >= 50,000 events/s through the full pipeline on one core")
+
+
+if __name__ == "__main__":
+    main()
