@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import orjson
@@ -43,17 +43,52 @@ class Alert:
     target: str | None = None  # who or what it is about: a user, a page, a group key
     count: int = 1  # repeats folded into this alert within its cooldown
     first_event_time: str | None = None  # of the first repeat, when count > 1
+    # the unredacted text of each evidence item (None where it is not private), kept in
+    # memory for sinks a deployment marked private and opted in to full evidence; never
+    # serialized otherwise, never in repr
+    raw_values: tuple[str | None, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def delivery_id(self) -> str:
         """What a sink must not deliver twice: the alert, or one update of it."""
         return self.id if self.count == 1 else f"{self.id}~{self.count}"
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self, *, full_evidence: bool = False) -> dict[str, Any]:
+        """The alert record. Evidence is redacted; ``full_evidence`` (private sinks only)
+        adds each item's unredacted ``value``."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "raw_values":
+                continue
+            out[f.name] = getattr(self, f.name)
+        evidence = []
+        for i, e in enumerate(self.evidence):
+            item = {
+                "field": e.field,
+                "kind": e.kind,
+                "redacted": e.redacted,
+                "confidence": e.confidence,
+            }
+            if full_evidence:
+                item["value"] = self.raw_values[i] if i < len(self.raw_values) else None
+            evidence.append(item)
+        out["evidence"] = evidence
+        return out
 
-    def to_json(self) -> bytes:
-        return orjson.dumps(self)
+    def to_json(self, *, full_evidence: bool = False) -> bytes:
+        return orjson.dumps(self.to_dict(full_evidence=full_evidence))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Alert:
+        """The inverse of ``to_dict`` (for spooled alerts)."""
+        known = {f.name for f in fields(cls)} - {"raw_values", "evidence"}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        items = data.get("evidence") or []
+        evidence = tuple(
+            Evidence(e["field"], e["kind"], e["redacted"], float(e["confidence"])) for e in items
+        )
+        raw = tuple(e.get("value") for e in items) if any("value" in e for e in items) else ()
+        return cls(evidence=evidence, raw_values=raw, **kwargs)
 
     def one_line(self) -> str:
         """The readable form printed to a terminal."""

@@ -14,6 +14,8 @@ import abc
 from collections.abc import Iterable, Sequence
 
 from sinks.alert import Alert
+from sinks.metrics import Metrics
+from sinks.routing import RouteConfig
 
 __all__ = ["Sink", "SinkError"]
 
@@ -31,6 +33,10 @@ class Sink(abc.ABC):
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.route: RouteConfig | None = None  # None: every alert
+
+    def bind_metrics(self, metrics: Metrics) -> None:  # noqa: B027 - optional hook
+        """The runner's metrics, for sinks that report more than the runner counts."""
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open connections and files. Called once before the first ``send``."""

@@ -78,7 +78,7 @@ class JsonlSink(Sink):
     async def send(self, alerts: Sequence[Alert]) -> None:
         if self._fd is None:
             raise SinkError(f"{self.path} is not open", retryable=False)
-        data = b"".join(orjson.dumps(a, option=orjson.OPT_APPEND_NEWLINE) for a in alerts)
+        data = b"".join(a.to_json() + b"\n" for a in alerts)
         try:
             written = os.write(self._fd, data)
             while written < len(data):

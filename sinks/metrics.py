@@ -8,6 +8,7 @@ Never a user, a title or an IP.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +45,12 @@ class Metrics:
             "rcwatch_events_dropped",
             "Events not run through detectors, by reason (canary, malformed, oversized, filtered)",
             ["reason"],
+            registry=r,
+        )
+        self.events_by_family = Counter(
+            "rcwatch_events_by_family",
+            "Events received, by wiki family (wikipedia, wikidata, commons, ...) and type",
+            ["family", "type"],
             registry=r,
         )
         self.events_processed = Counter(
@@ -232,6 +239,49 @@ class Metrics:
         self.sink_failures = Counter(
             "rcwatch_sink_failures", "Failed write or flush attempts", ["sink"], registry=r
         )
+        self.sink_retries = Counter(
+            "rcwatch_sink_retries",
+            "Delivery attempts repeated after a failure (from the spool)",
+            ["sink"],
+            registry=r,
+        )
+        self.sink_dead_letters = Counter(
+            "rcwatch_sink_dead_letters",
+            "Alerts written to a sink's dead-letter file, by reason (attempts, rejected)",
+            ["sink", "reason"],
+            registry=r,
+        )
+        self.sink_spooled = Counter(
+            "rcwatch_sink_spooled",
+            "Alerts written to a sink's on-disk spool because its target was failing",
+            ["sink"],
+            registry=r,
+        )
+        self.sink_spool_entries = Gauge(
+            "rcwatch_sink_spool_entries", "Alerts waiting in a sink's spool", ["sink"], registry=r
+        )
+        self.sink_spool_bytes = Gauge(
+            "rcwatch_sink_spool_bytes", "Bytes held by a sink's spool", ["sink"], registry=r
+        )
+        self.sink_spool_limit_bytes = Gauge(
+            "rcwatch_sink_spool_limit_bytes",
+            "A sink's spool size cap (when reached, the stream waits)",
+            ["sink"],
+            registry=r,
+        )
+        self.sink_up = Gauge(
+            "rcwatch_sink_up",
+            "1 when the last delivery attempt to a sink's target succeeded",
+            ["sink"],
+            registry=r,
+        )
+        self.sink_delivery_seconds = Histogram(
+            "rcwatch_sink_delivery_seconds",
+            "Time of one delivery attempt to a sink's target",
+            ["sink"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
 
         # archive and checkpoint
         self.archive_events = Counter(
@@ -257,9 +307,45 @@ class Metrics:
             registry=r,
         )
 
-    def received(self, stream: str | None, change_type: str | None, n: int = 1) -> None:
+    def received(
+        self, stream: str | None, change_type: str | None, n: int = 1, server: str | None = None
+    ) -> None:
         t = change_type if change_type in _KNOWN_TYPES else "other"
         self.events_received.labels(stream or "unknown", t).inc(n)
+        self.events_by_family.labels(wiki_family(server), t).inc(n)
+
+
+# the label values of rcwatch_events_by_family: a fixed set, whatever the stream carries
+WIKI_FAMILIES = (
+    "wikipedia",
+    "wiktionary",
+    "wikibooks",
+    "wikinews",
+    "wikiquote",
+    "wikisource",
+    "wikiversity",
+    "wikivoyage",
+    "wikidata",
+    "commons",
+    "wikimedia",
+    "mediawiki",
+    "wikifunctions",
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def wiki_family(server_name: str | None) -> str:
+    """``en.wikipedia.org`` -> ``wikipedia``; ``commons.wikimedia.org`` -> ``commons``;
+    anything unknown -> ``other`` (the label set stays bounded)."""
+    if not server_name:
+        return "unknown"
+    parts = server_name.lower().split(".")
+    if len(parts) < 2:
+        return "other"
+    if parts[0] == "commons" and parts[-2] == "wikimedia":
+        return "commons"
+    family = parts[-2]
+    return family if family in WIKI_FAMILIES else "other"
 
 
 Health = Callable[[], tuple[bool, dict[str, Any]]]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from urllib.parse import quote
 
-from detectors.base import DetectionContext, Finding, Severity, field_text
+from detectors.base import DetectionContext, Finding, Severity, Span, field_text
 from detectors.facts import page_owner, same_user
 from sinks.alert import Alert, Evidence, alert_id
 from streams.event import RecentChange
@@ -111,9 +111,9 @@ def build_alerts(
         else:
             target = title
         reasons = list(dict.fromkeys(f.reason for f in group))
-        evidence = tuple(
-            Evidence(s.field, s.kind, s.redacted, s.confidence) for f in group for s in f.spans
-        )
+        spans = [s for f in group for s in f.spans]
+        evidence = tuple(Evidence(s.field, s.kind, s.redacted, s.confidence) for s in spans)
+        raw_values = tuple(_raw(change, ctx, s) for s in spans)
         alerts.append(
             Alert(
                 id=alert_id(rule, change.wiki, key),
@@ -136,6 +136,15 @@ def build_alerts(
                 rev_id=change.rev_new,
                 log_id=change.log_id,
                 target=target,
+                raw_values=raw_values,
             )
         )
     return alerts
+
+
+def _raw(change: RecentChange, ctx: DetectionContext, span: Span) -> str | None:
+    """The unredacted text of a sensitive span (for private sinks that opt in)."""
+    if not span.sensitive:
+        return None
+    text = field_text(change, ctx, span.field)
+    return text[span.start : span.end] if text else None

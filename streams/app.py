@@ -15,8 +15,10 @@ from detectors.rules.loader import load_rules
 from detectors.windows import WindowStore
 from sinks.archive import EventArchive
 from sinks.base import Sink
+from sinks.factory import REMOTE_SINK_CONFIGS, build_remote_sink
 from sinks.jsonl import JsonlSink
 from sinks.metrics import Metrics, MetricsServer
+from sinks.secrets import SecretError
 from sinks.stdout import StdoutSink
 from streams import __version__
 from streams.checkpoint import CheckpointStore
@@ -71,14 +73,33 @@ def build_detection(
     )
 
 
-def build_sinks(settings: Settings, *, ledger_dir: Path | None) -> list[Sink]:
+def build_sinks(
+    settings: Settings, *, ledger_dir: Path | None, metrics: Metrics | None = None
+) -> list[Sink]:
+    """Raises ``UsageError`` when a sink cannot be built (a secret that cannot be read)."""
     sinks: list[Sink] = []
     for cfg in settings.sinks:
+        if isinstance(cfg, REMOTE_SINK_CONFIGS):
+            try:
+                sink: Sink = build_remote_sink(
+                    cfg,
+                    state_dir=Path(settings.state_dir),
+                    user_agent=settings.stream.user_agent,
+                    metrics=metrics,
+                )
+            except (SecretError, ValueError) as exc:
+                raise UsageError(f"sink {cfg.name!r}: {exc}") from exc
+            sinks.append(sink)
+            continue
         if isinstance(cfg, JsonlSinkConfig):
-            sinks.append(JsonlSink(cfg.name, settings.jsonl_path(cfg)))
+            sink = JsonlSink(cfg.name, settings.jsonl_path(cfg))
+            sink.route = cfg.route
+            sinks.append(sink)
         elif isinstance(cfg, StdoutSinkConfig):
             ledger = ledger_dir / f"{cfg.name}.ids" if ledger_dir is not None else None
-            sinks.append(StdoutSink(cfg.name, ledger_path=ledger, fmt=cfg.format))
+            sink = StdoutSink(cfg.name, ledger_path=ledger, fmt=cfg.format)
+            sink.route = cfg.route
+            sinks.append(sink)
     return sinks
 
 
@@ -131,7 +152,9 @@ def build_monitor(
         fetch_content=fetcher is not None,
     )
     if sinks is None:
-        sinks = build_sinks(settings, ledger_dir=Path(settings.state_dir) / "ledger")
+        sinks = build_sinks(
+            settings, ledger_dir=Path(settings.state_dir) / "ledger", metrics=metrics
+        )
     background = []
     reload_job: RulesReloader | None = None
     if reloader:

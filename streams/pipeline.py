@@ -138,7 +138,7 @@ class Pipeline:
         work = BatchWork()
         scope_accepts = self.scope.accepts
         recent_add = self._recent.add
-        received: Counter[tuple[str | None, str | None]] = Counter()
+        received: Counter[tuple[str | None, str | None, str | None]] = Counter()
         dropped = self.dropped
         before = dropped.copy()
         detection = self.detection
@@ -156,7 +156,7 @@ class Pipeline:
             if change.meta_id is not None and not recent_add(change.meta_id):
                 dropped["duplicate"] += 1
                 continue
-            received[(change.stream, change.type)] += 1
+            received[(change.stream, change.type, change.server_name)] += 1
             item = EventWork(raw, change)
             work.events.append(item)
             if change.domain == "canary":
@@ -175,8 +175,8 @@ class Pipeline:
             else:
                 item.findings = detection.detect(change, EMPTY_CONTEXT)
         m = self.metrics
-        for (stream, ctype), n in received.items():
-            m.received(stream, ctype, n)
+        for (stream, ctype, server), n in received.items():
+            m.received(stream, ctype, n, server)
         for reason, n in (dropped - before).items():
             m.events_dropped.labels(reason).inc(n)
         if archived_content:

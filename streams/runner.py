@@ -217,6 +217,7 @@ class Monitor:
 
     async def _start_sinks(self) -> None:
         for h in self._sinks:
+            h.sink.bind_metrics(self.metrics)
             await h.sink.start()
             n = 0
             for delivery_id in h.sink.delivered_ids():
@@ -335,6 +336,11 @@ class Monitor:
     async def _deliver_to(self, h: _SinkHandle, alerts: list[Alert]) -> None:
         m = self.metrics
         name = h.sink.name
+        route = h.sink.route
+        if route is not None:
+            alerts = [a for a in alerts if route.matches(a)]
+            if not alerts:
+                return
         m.sink_received.labels(name).inc(len(alerts))
         fresh = [a for a in alerts if a.delivery_id not in h.seen]
         if len(fresh) < len(alerts):

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from sinks.factory import RemoteSinkConfig
+from sinks.routing import RouteConfig
 from streams.confload import ConfigError, ConfigIssue, NodeLoader, compose_file
 from streams.content import ContentConfig
 from streams.detection import StormGuardConfig
@@ -73,6 +75,7 @@ class JsonlSinkConfig:
     type: Literal["jsonl"] = "jsonl"
     name: str = "alerts-jsonl"
     path: str | None = None  # default: <state_dir>/alerts.jsonl
+    route: RouteConfig = field(default_factory=RouteConfig)
 
 
 @dataclass(frozen=True)
@@ -80,9 +83,11 @@ class StdoutSinkConfig:
     type: Literal["stdout"] = "stdout"
     name: str = "stdout"
     format: Literal["text", "json"] = "text"
+    route: RouteConfig = field(default_factory=RouteConfig)
 
 
-SinkConfig = JsonlSinkConfig | StdoutSinkConfig
+# local sinks, then the remote ones (each with a spool, retries and dead letters)
+SinkConfig = JsonlSinkConfig | StdoutSinkConfig | RemoteSinkConfig
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,171 @@
+"""Kafka transport (aiokafka): the alerts topic, keyed by alert id.
+
+Keying by alert id puts every update of one alert in one partition, in order, and lets a
+compacted topic keep the newest version of each alert. Each record carries the delivery id
+in a ``delivery_id`` header: Kafka producers retry, and without the idempotent producer
+(which some brokers, Tansu among them, do not support) a lost acknowledgement can write a
+record twice; consumers that must see each alert once drop repeated delivery ids.
+
+``acks=all`` by default: an alert counts as delivered only when the in-sync replicas have
+it. The producer connects lazily, so rcwatch starts (and spools) while the broker is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    KafkaError,
+    TopicAuthorizationFailedError,
+)
+
+from sinks.delivery import DeliveryConfig, Transport, TransportError
+from sinks.routing import RouteConfig
+from sinks.secrets import Secret, SecretRef
+
+__all__ = ["KafkaSinkConfig", "KafkaTransport"]
+
+
+@dataclass(frozen=True)
+class KafkaSinkConfig:
+    type: Literal["kafka"] = "kafka"
+    name: str = "kafka"
+    bootstrap_servers: str = "127.0.0.1:9092"  # comma-separated host:port
+    topic: str = "rcwatch-alerts"
+    acks: Literal["all", "1"] = "all"
+    # the idempotent producer removes broker-side repeats; off by default because not
+    # every Kafka-protocol broker supports it (Tansu does not)
+    idempotent: bool = False
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretRef | None = None
+    ca_file: str | None = None  # extra CA for SSL; verification is always on
+    max_batch_bytes: int = field(default=16384, metadata={"min": 1})
+    private: bool = False
+    full_evidence: bool = False
+    route: RouteConfig = field(default_factory=RouteConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+
+    def __post_init__(self) -> None:
+        if self.full_evidence and not self.private:
+            raise ValueError("full_evidence needs the sink marked private: true")
+        if self.security_protocol.startswith("SASL") and not (
+            self.sasl_username and self.sasl_password
+        ):
+            raise ValueError("SASL needs sasl_username and sasl_password: {env: NAME}")
+
+
+class KafkaTransport(Transport):
+    batch_max_alerts = 500
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        *,
+        acks: str = "all",
+        idempotent: bool = False,
+        security_protocol: str = "PLAINTEXT",
+        sasl_mechanism: str = "PLAIN",
+        sasl_username: str | None = None,
+        sasl_password: Secret | None = None,
+        ca_file: str | None = None,
+        max_batch_bytes: int = 16384,
+        timeout_seconds: float = 10.0,
+        client_id: str = "rcwatch",
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self._acks: int | str = "all" if acks == "all" else int(acks)
+        self._idempotent = idempotent
+        self._security_protocol = security_protocol
+        self._sasl_mechanism = sasl_mechanism
+        self._sasl_username = sasl_username
+        self._sasl_password = sasl_password
+        self._ca_file = ca_file
+        self._max_batch_bytes = max_batch_bytes
+        self._timeout_ms = int(timeout_seconds * 1000)
+        self._client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+
+    def describe(self) -> str:
+        return f"kafka {self.bootstrap_servers} topic {self.topic}"
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        kwargs: dict[str, Any] = {}
+        if "SSL" in self._security_protocol:
+            kwargs["ssl_context"] = ssl.create_default_context(cafile=self._ca_file)
+        if self._security_protocol.startswith("SASL"):
+            assert self._sasl_password is not None
+            kwargs.update(
+                sasl_mechanism=self._sasl_mechanism,
+                sasl_plain_username=self._sasl_username,
+                sasl_plain_password=self._sasl_password.reveal(),
+            )
+        return AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self._client_id,
+            acks=self._acks,
+            enable_idempotence=self._idempotent,
+            max_batch_size=self._max_batch_bytes,
+            request_timeout_ms=self._timeout_ms,
+            security_protocol=self._security_protocol,
+            **kwargs,
+        )
+
+    async def _connected(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = self._new_producer()
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def send(self, payloads: Sequence[dict[str, Any]]) -> None:
+        try:
+            producer = await self._connected()
+            futures = []
+            for p in payloads:
+                delivery_id = p["id"] if p.get("count", 1) == 1 else f"{p['id']}~{p['count']}"
+                futures.append(
+                    await producer.send(
+                        self.topic,
+                        value=orjson.dumps(p),
+                        key=str(p["id"]).encode(),
+                        headers=[
+                            ("delivery_id", delivery_id.encode()),
+                            ("severity", str(p["severity"]).encode()),
+                            ("category", str(p["category"]).encode()),
+                        ],
+                    )
+                )
+            # wait for all, so that no failure is left unobserved; then raise the first
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            for r in results:
+                if isinstance(r, BaseException):
+                    raise r
+        except TopicAuthorizationFailedError as exc:
+            raise TransportError("kafka: not authorised for the topic", retryable=False) from exc
+        except (KafkaError, OSError) as exc:
+            await self.reset()
+            raise TransportError(f"kafka: {type(exc).__name__}") from exc
+
+    async def reset(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(KafkaError, OSError):
+                await producer.stop()
+
+    async def close(self) -> None:
+        await self.reset()

@@ -1,0 +1,150 @@
+"""Redis Streams transport: ``XADD`` with an approximate length cap, idempotent by alert id.
+
+Each alert is added by one Lua script together with a marker key
+``<stream>:delivered:<delivery id>`` (``SET NX`` with a TTL): when the marker exists the
+entry is not added again. A retry after a lost answer, a replayed spool or a restart that
+reprocesses events therefore never puts the same alert on the stream twice (within the
+marker's TTL, which should exceed any outage the spool covers).
+
+Stream entry fields: ``id`` (alert id), ``delivery_id``, ``rule``, ``category``,
+``severity``, ``wiki`` and ``alert`` (the JSON record). Consumers read with ``XREAD`` or a
+consumer group (``XREADGROUP``) and route on the plain fields without parsing JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import (
+    AuthenticationError,
+    NoScriptError,
+    RedisError,
+    ResponseError,
+)
+
+from sinks.delivery import DeliveryConfig, Transport, TransportError
+from sinks.routing import RouteConfig
+from sinks.secrets import Secret, SecretRef
+
+__all__ = ["RedisSinkConfig", "RedisStreamsTransport"]
+
+_XADD_ONCE = """
+local added = 0
+for i = 1, #ARGV - 2, 8 do
+  if redis.call('SET', KEYS[1] .. ':delivered:' .. ARGV[i + 1], '1', 'NX', 'EX', ARGV[#ARGV])
+  then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[#ARGV - 1], '*',
+      'id', ARGV[i], 'delivery_id', ARGV[i + 1], 'rule', ARGV[i + 2],
+      'category', ARGV[i + 3], 'severity', ARGV[i + 4], 'wiki', ARGV[i + 5],
+      'alert', ARGV[i + 6])
+    added = added + 1
+  end
+end
+return added
+"""
+
+
+@dataclass(frozen=True)
+class RedisSinkConfig:
+    type: Literal["redis"] = "redis"
+    name: str = "redis"
+    # redis://[user@]host:port/db or rediss:// for TLS; a password goes in `password`
+    url: str = "redis://127.0.0.1:6379/0"
+    password: SecretRef | None = None
+    stream: str = "rcwatch:alerts"
+    maxlen: int = field(default=100_000, metadata={"min": 1})  # approximate (MAXLEN ~)
+    dedup_ttl_seconds: int = field(default=7 * 86_400, metadata={"min": 60})
+    private: bool = False
+    full_evidence: bool = False
+    route: RouteConfig = field(default_factory=RouteConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+
+    def __post_init__(self) -> None:
+        scheme = urlsplit(self.url).scheme
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"url must be redis://, rediss:// or unix://, not {scheme!r}")
+        if urlsplit(self.url).password:
+            raise ValueError("put the Redis password in `password: {env: NAME}`, not the url")
+        if self.full_evidence and not self.private:
+            raise ValueError("full_evidence needs the sink marked private: true")
+
+
+class RedisStreamsTransport(Transport):
+    batch_max_alerts = 200
+
+    def __init__(
+        self,
+        url: str,
+        stream: str,
+        *,
+        maxlen: int = 100_000,
+        dedup_ttl_seconds: int = 7 * 86_400,
+        password: Secret | None = None,
+        timeout_seconds: float = 10.0,
+    ) -> None:
+        self.url = url
+        self.stream = stream
+        self.maxlen = maxlen
+        self.dedup_ttl = dedup_ttl_seconds
+        self._password = password
+        self._timeout = timeout_seconds
+        self._client: aioredis.Redis | None = None
+        self._sha: str | None = None
+
+    def describe(self) -> str:
+        parts = urlsplit(self.url)
+        return f"redis {parts.hostname}:{parts.port or 6379} stream {self.stream}"
+
+    async def start(self) -> None:
+        self._client = aioredis.from_url(
+            self.url,
+            password=self._password.reveal() if self._password else None,
+            socket_timeout=self._timeout,
+            socket_connect_timeout=self._timeout,
+            retry_on_timeout=False,
+        )
+
+    async def send(self, payloads: Sequence[dict[str, Any]]) -> None:
+        assert self._client is not None, "transport not started"
+        args: list[Any] = []
+        for p in payloads:
+            delivery_id = p["id"] if p.get("count", 1) == 1 else f"{p['id']}~{p['count']}"
+            args += [
+                p["id"],
+                delivery_id,
+                p["rule"],
+                p["category"],
+                p["severity"],
+                p.get("wiki") or "",
+                orjson.dumps(p),
+                "",  # padding: 8 values per alert keeps the script's stride simple
+            ]
+        args += [self.maxlen, self.dedup_ttl]
+        try:
+            if self._sha is None:
+                self._sha = await self._client.script_load(_XADD_ONCE)
+            try:
+                await self._client.evalsha(self._sha, 1, self.stream, *args)
+            except NoScriptError:  # the server restarted and lost its script cache
+                self._sha = await self._client.script_load(_XADD_ONCE)
+                await self._client.evalsha(self._sha, 1, self.stream, *args)
+        except AuthenticationError as exc:
+            raise TransportError("redis authentication failed", retryable=False) from exc
+        except ResponseError as exc:
+            # WRONGTYPE (the key is not a stream) will not heal by itself; OOM and
+            # READONLY (a replica) may: retry those
+            message = str(exc).split("\n")[0][:200]
+            permanent = message.startswith("WRONGTYPE")
+            raise TransportError(f"redis: {message}", retryable=not permanent) from exc
+        except (RedisError, OSError) as exc:
+            raise TransportError(f"redis unreachable: {type(exc).__name__}") from exc
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

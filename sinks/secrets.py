@@ -1,0 +1,65 @@
+"""Secrets (webhook URLs, tokens, HMAC keys) named in config, read from the environment or a
+file, never written in the settings file itself and never logged.
+
+``Secret`` hides its value from ``repr``/``str`` so an accidental log line or exception
+message shows ``Secret(env:NAME)`` instead of the token.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Secret", "SecretError", "SecretRef"]
+
+
+class SecretError(Exception):
+    """A secret named in config could not be read (the message names where, not what)."""
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """``{env: NAME}`` or ``{file: PATH}`` in the settings file: exactly one of them."""
+
+    env: str | None = None
+    file: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("a secret is {env: NAME} or {file: PATH}: exactly one of them")
+
+    @property
+    def where(self) -> str:
+        return f"env:{self.env}" if self.env is not None else f"file:{self.file}"
+
+    def resolve(self) -> Secret:
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if not value:
+                raise SecretError(f"environment variable {self.env} is not set or empty")
+        else:
+            assert self.file is not None
+            try:
+                value = Path(self.file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise SecretError(f"cannot read secret file {self.file}: {exc.strerror}") from exc
+            if not value:
+                raise SecretError(f"secret file {self.file} is empty")
+        return Secret(value, self.where)
+
+
+class Secret:
+    __slots__ = ("_value", "where")
+
+    def __init__(self, value: str, where: str = "literal") -> None:
+        self._value = value
+        self.where = where
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({self.where})"
+
+    __str__ = __repr__
