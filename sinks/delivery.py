@@ -44,7 +44,31 @@ from sinks.metrics import Metrics
 from sinks.retry import Backoff
 from sinks.spool import Spool, SpoolFull
 
-__all__ = ["DeliveryConfig", "SpooledSink", "Transport", "TransportError"]
+__all__ = [
+    "DeliveryConfig",
+    "SpooledSink",
+    "Transport",
+    "TransportError",
+    "queue_redrive",
+    "read_dead_letters",
+    "sink_state_dir",
+]
+
+
+def sink_state_dir(state_dir: Path, name: str) -> Path:
+    """Where a remote sink keeps its spool, ledger and dead letters."""
+    return state_dir / "sinks" / name
+
+
+def queue_redrive(sink_dir: Path) -> int:
+    """Queue a sink's dead letters for redelivery at its next start; returns how many."""
+    path = sink_dir / "dead-letter.ndjson"
+    n = len(read_dead_letters(path))
+    if n:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        os.replace(path, sink_dir / f"redrive-{stamp}.ndjson")
+    return n
+
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +173,7 @@ class SpooledSink(Sink):
             raise SinkError(
                 f"cannot open the delivery state in {self.dir}: {exc.strerror}", retryable=False
             ) from exc
+        self._import_redrives()
         await self.transport.start()
         m = self.metrics
         m.sink_spool_limit_bytes.labels(self.name).set(self.config.spool_max_bytes)
@@ -164,6 +189,24 @@ class SpooledSink(Sink):
 
     def delivered_ids(self) -> Iterable[str]:
         return self._known
+
+    def _import_redrives(self) -> None:
+        """Dead letters that ``rcwatch sinks redrive`` queued go back into the spool."""
+        for path in sorted(self.dir.glob("redrive-*.ndjson")):
+            records = [r for r in read_dead_letters(path) if isinstance(r.get("alert"), dict)]
+            try:
+                self.spool.append([{"alert": r["alert"]} for r in records])
+            except SpoolFull:
+                log.error(
+                    "spool full; dead letters stay queued for redelivery",
+                    extra={"fields": {"sink": self.name, "file": path.name}},
+                )
+                return
+            path.unlink()
+            log.info(
+                "dead letters queued for redelivery",
+                extra={"fields": {"sink": self.name, "alerts": len(records)}},
+            )
 
     async def send(self, alerts: Sequence[Alert]) -> None:
         payloads = [a.to_dict(full_evidence=self.full_evidence) for a in alerts]

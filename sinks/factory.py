@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sinks.delivery import SpooledSink, Transport
+from sinks.delivery import SpooledSink, Transport, sink_state_dir
 from sinks.kafka import KafkaSinkConfig, KafkaTransport
 from sinks.metrics import Metrics
 from sinks.redis_streams import RedisSinkConfig, RedisStreamsTransport
@@ -97,7 +97,7 @@ def build_remote_sink(
     sink = SpooledSink(
         cfg.name,
         build_transport(cfg, user_agent=user_agent),
-        state_dir=state_dir / "sinks" / cfg.name,
+        state_dir=sink_state_dir(state_dir, cfg.name),
         config=cfg.delivery,
         full_evidence=full,
         metrics=metrics,

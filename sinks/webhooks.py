@@ -430,7 +430,7 @@ class WebhookTransport(HttpTransport):
     def __init__(self, url: Secret, *, hmac_key: Secret, **http: Any) -> None:
         super().__init__(**http)
         self._url = url
-        self._key = hmac_key.reveal().encode()
+        self._key = hmac_key
         problem = check_http_url(url.reveal())
         if problem:
             raise ValueError(f"webhook url ({url.where}): {problem}")
@@ -445,7 +445,7 @@ class WebhookTransport(HttpTransport):
             timestamp = str(int(time.time()))
             headers = {
                 "X-Rcwatch-Timestamp": timestamp,
-                "X-Rcwatch-Signature": sign(self._key, timestamp, body),
+                "X-Rcwatch-Signature": sign(self._key.reveal().encode(), timestamp, body),
                 "X-Rcwatch-Delivery": hashlib.blake2b(ids.encode(), digest_size=16).hexdigest(),
             }
             await self.post(self._url.reveal(), body, headers)

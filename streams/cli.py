@@ -37,6 +37,7 @@ from streams.settings import (
     parse_host_port,
     validate_for_run,
 )
+from streams.sinks_cli import add_sinks_parser, run_sinks_command
 
 __all__ = ["EXIT_CONFIG", "EXIT_ERROR", "EXIT_OK", "EXIT_STREAM", "UsageError", "main"]
 
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     add_rules_parser(sub, _common)
+    add_sinks_parser(sub, _common)
 
     demo = sub.add_parser(
         "demo",
@@ -313,6 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_cmd_replay(settings, args))
         if args.command == "rules":
             return run_rules_command(settings, args)
+        if args.command == "sinks":
+            return run_sinks_command(settings, args)
         if args.command == "demo":
             if args.metrics_addr:
                 settings = _with_metrics_addr(settings, args.metrics_addr)

@@ -31,7 +31,6 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import generate_latest
 
-from detectors.base import DetectionContext
 from sinks.alert import Alert
 from sinks.base import Sink
 from sinks.delivery import DeliveryConfig, SpooledSink, Transport
@@ -48,10 +47,7 @@ from sinks.webhooks import (
     WebhookTransport,
     sign,
 )
-from streams.alerting import build_alerts
-from streams.app import build_detection
-from streams.event import decode_event
-from streams.settings import Settings
+from tests.privatedata import SECRETS, private_alerts
 from tests.sinks.endpoints import HttpReceiver, TcpProxy, free_port, start_tansu, tansu_binary
 
 UA = "rcwatch-tests/0.1 (https://example.org/rcwatch; tests@example.org)"
@@ -62,64 +58,6 @@ FAST = DeliveryConfig(
     backoff_max_seconds=0.1,
     timeout_seconds=3.0,
 )
-
-# -- the private data injected into the test events -------------------------------------------
-
-SECRETS = (
-    "jane.roe.private@example.org",
-    "+44 20 7946 0321",
-    "4111 1111 1111 1111",
-)
-
-
-def _event(n: int, summary: str) -> bytes:
-    return orjson.dumps(
-        {
-            "$schema": "/mediawiki/recentchange/1.0.0",
-            "meta": {
-                "id": f"contract-{n}",
-                "dt": f"2026-05-05T11:17:{n:02d}Z",
-                "domain": "en.wikipedia.org",
-                "stream": "mediawiki.recentchange",
-            },
-            "id": 1000 + n,
-            "type": "edit",
-            "namespace": 3,
-            "title": f"User talk:Example{n}",
-            "comment": summary,
-            "timestamp": 1778000000 + n,
-            "user": "203.0.113.7" if n % 2 else f"Editor{n}",
-            "bot": False,
-            "minor": False,
-            "length": {"old": 100, "new": 180},
-            "revision": {"old": 50_000 + n, "new": 60_000 + n},
-            "server_url": "https://en.wikipedia.org",
-            "server_name": "en.wikipedia.org",
-            "server_script_path": "/w",
-            "wiki": "enwiki",
-        }
-    )
-
-
-def private_alerts() -> list[Alert]:
-    """Alerts the real detectors and alert builder raise on events carrying ``SECRETS``."""
-    settings = Settings()
-    detection = build_detection(settings, Metrics())
-    summaries = [
-        f"contact me at {SECRETS[0]} please",
-        f"his phone is {SECRETS[1]}, call him",
-        f"card number {SECRETS[2]} exp 12/29",
-        f"you can write to {SECRETS[0]} or ring {SECRETS[1]}",
-    ]
-    out: list[Alert] = []
-    for n, summary in enumerate(summaries):
-        change = decode_event(_event(n, summary))
-        findings = detection.detect(change, DetectionContext())
-        out += build_alerts(change, DetectionContext(), findings, "2026-05-05T11:18:00Z")
-    assert len(out) >= 4, [a.rule for a in out]
-    assert any(v for a in out for v in a.raw_values), "the alerts must carry the raw values"
-    return out
-
 
 ALERTS = private_alerts()
 

@@ -5,14 +5,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from sinks.alert import Alert
 from sinks.base import Sink, SinkError
+from sinks.delivery import DeliveryConfig, SpooledSink
+from sinks.memory import MemoryTransport
 from sinks.metrics import Metrics
+from sinks.routing import RouteConfig
 from streams.app import build_monitor
 from streams.checkpoint import CheckpointStore
 from streams.event import RawEvent
 from streams.settings import PipelineConfig, Settings
+from tests.harness import metric_total
+from tests.privatedata import SECRETS, pii_event
 
 
 class ListSource:
@@ -147,3 +155,104 @@ async def test_stop_finishes_what_was_received(sample_events: list[bytes], tmp_p
     assert summary.events == source.produced, "every batch taken from the source is processed"
     cp = CheckpointStore(tmp_path).load()
     assert cp is not None and cp.last_event_id == f"[{summary.events - 1}]"
+
+
+# -- remote sinks: routing, spool backpressure, checkpoint ---------------------------------
+
+
+def _private_stream(sample_events: list[bytes], n: int = 24) -> list[bytes]:
+    """The recorded events with ``n`` edits carrying private data spread among them."""
+    summaries = [
+        f"contact me at {SECRETS[0]} please",
+        f"his phone is {SECRETS[1]}, call him",
+        f"card number {SECRETS[2]} exp 12/29",
+    ]
+    out = list(sample_events[:600])
+    step = len(out) // n
+    for i in range(n):
+        out.insert(i * (step + 1), pii_event(i, summaries[i % len(summaries)]))
+    return out
+
+
+def _remote(tmp_path: Path, name: str, route: RouteConfig, **delivery: Any) -> SpooledSink:
+    transport = MemoryTransport()
+    cfg = DeliveryConfig(backoff_initial_seconds=0.01, backoff_max_seconds=0.05, **delivery)
+    sink = SpooledSink(name, transport, state_dir=tmp_path / "sinks" / name, config=cfg)
+    sink.route = route
+    return sink
+
+
+def _got(sink: SpooledSink) -> list[dict[str, Any]]:
+    assert isinstance(sink.transport, MemoryTransport)
+    return sink.transport.received
+
+
+async def test_alerts_are_routed_by_category_and_severity(
+    sample_events: list[bytes], tmp_path: Path
+) -> None:
+    events = _private_stream(sample_events)
+    pager = _remote(
+        tmp_path, "pager", RouteConfig(categories=("privacy",), min_severity="critical")
+    )
+    queue = _remote(tmp_path, "queue", RouteConfig())
+    phones = _remote(tmp_path, "phones", RouteConfig(rules=("privacy.phone-*",)))
+    monitor = build_monitor(
+        _settings(tmp_path),
+        ListSource(events),
+        metrics=Metrics(),
+        sinks=[pager, queue, phones],
+        archive=False,
+        checkpoint=CheckpointStore(tmp_path),
+    )
+    await monitor.run()
+    everything = _got(queue)
+    assert len(everything) >= 24
+    assert {a["severity"] for a in _got(pager)} == {"critical"}
+    assert [a["id"] for a in _got(pager)] == [
+        a["id"] for a in everything if a["severity"] == "critical" and a["category"] == "privacy"
+    ]
+    assert {a["rule"] for a in _got(phones)} == {"privacy.phone-in-summary"}
+
+
+async def test_checkpoint_never_passes_alerts_neither_delivered_nor_spooled(
+    sample_events: list[bytes], tmp_path: Path
+) -> None:
+    """The target is down and the spool fills: the stream waits (nothing dropped) and the
+    checkpoint stays before the first alert the sink could not take. When the target
+    returns, everything is delivered once and the checkpoint reaches the end."""
+    events = _private_stream(sample_events)
+    sink = _remote(tmp_path, "queue", RouteConfig(), spool_max_bytes=4096)
+    transport = sink.transport
+    assert isinstance(transport, MemoryTransport)
+    transport.down = True
+    metrics = Metrics()
+    source = ListSource(events, batch=10)
+    monitor = build_monitor(
+        _settings(tmp_path),
+        source,
+        metrics=metrics,
+        sinks=[sink],
+        archive=False,
+        checkpoint=CheckpointStore(tmp_path),
+        streams_name="recentchange",
+    )
+    task = asyncio.create_task(monitor.run())
+    while metric_total(metrics, "rcwatch_sink_failures", sink="queue") < 3:
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)
+    # stalled: the spool is full, so the sink has not accepted every alert
+    accepted = {r["alert"]["event_id"] for r in sink.spool.peek(10_000)}
+    private = {i: orjson.loads(e)["meta"]["id"] for i, e in enumerate(events) if b"private-" in e}
+    assert set(private.values()) - accepted, "the spool should be full by now"
+    cp = CheckpointStore(tmp_path).load()
+    assert cp is not None
+    position = int(cp.last_event_id.strip("[]"))
+    # every alert at or before the checkpoint is in the spool
+    assert all(eid in accepted for i, eid in private.items() if i <= position)
+    assert position < len(events) - 1
+    transport.down = False
+    await asyncio.wait_for(task, 30)
+    ids = [a["id"] for a in transport.received]
+    assert len(ids) == len(set(ids)) >= 24
+    cp = CheckpointStore(tmp_path).load()
+    assert cp is not None and cp.last_event_id == f"[{len(events) - 1}]"

@@ -75,3 +75,115 @@ def test_values_are_typed(tmp_path: Path) -> None:
 def test_live_url_needs_a_real_user_agent() -> None:
     with pytest.raises(ConfigError, match=r"stream\.user_agent"):
         validate_for_run(Settings())
+
+
+REMOTE_SINKS = """\
+state_dir: {state}
+sinks:
+  - type: redis
+    name: queue
+    url: redis://127.0.0.1:6379/0
+    stream: rcwatch:alerts
+    maxlen: 5000
+  - type: kafka
+    name: kafka
+    bootstrap_servers: 127.0.0.1:9092
+    topic: alerts
+  - type: alertmanager
+    name: am
+    url: http://127.0.0.1:9093
+    route:
+      min_severity: medium
+  - type: pagerduty
+    name: pager
+    routing_key: {{env: RCWATCH_TEST_PD_KEY}}
+    route:
+      categories: [privacy]
+      min_severity: critical
+  - type: slack
+    name: chat
+    webhook_url: {{file: {slack_file}}}
+    route:
+      exclude_rules: ["harassment.*"]
+  - type: webhook
+    name: hook
+    url: https://hooks.example.org/rcwatch
+    hmac_key: {{env: RCWATCH_TEST_HMAC}}
+    private: true
+    full_evidence: true
+    delivery:
+      max_attempts: 3
+      spool_max_bytes: 1048576
+"""
+
+
+def test_every_remote_sink_type_loads_and_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sinks.delivery import SpooledSink
+    from streams.app import build_sinks
+
+    slack_file = tmp_path / "slack-url"
+    slack_file.write_text("https://hooks.slack.example/services/T/B/XYZ\n")
+    monkeypatch.setenv("RCWATCH_TEST_PD_KEY", "pd-key-value")
+    monkeypatch.setenv("RCWATCH_TEST_HMAC", "hmac-key-value")
+    settings = _load(tmp_path, REMOTE_SINKS.format(state=tmp_path, slack_file=slack_file))
+    assert [s.type for s in settings.sinks] == [
+        "redis", "kafka", "alertmanager", "pagerduty", "slack", "webhook"
+    ]  # fmt: skip
+    sinks = build_sinks(settings, ledger_dir=None)
+    assert all(isinstance(s, SpooledSink) for s in sinks)
+    by_name = {s.name: s for s in sinks}
+    assert by_name["pager"].route is not None
+    assert by_name["pager"].route.min_severity == "critical"
+    hook = by_name["hook"]
+    assert isinstance(hook, SpooledSink) and hook.full_evidence and hook.config.max_attempts == 3
+    assert not any(isinstance(s, SpooledSink) and s.full_evidence for s in sinks if s is not hook)
+    # a secret's value is nowhere in the settings' or the sinks' printable forms
+    printable = repr(settings) + "".join(repr(vars(s)) for s in sinks)
+    printable += "".join(repr(vars(s.transport)) for s in sinks if isinstance(s, SpooledSink))
+    for secret in ("pd-key-value", "hmac-key-value", "XYZ"):
+        assert secret not in printable
+
+
+@pytest.mark.parametrize(
+    ("sink", "message"),
+    [
+        ("{type: pagerduty, routing_key: abc}", "expected a mapping"),
+        ("{type: pagerduty}", "routing_key is required"),
+        ("{type: slack, webhook_url: {env: A, file: b}}", "exactly one of them"),
+        ("{type: webhook, url: 'ftp://x.example/h', hmac_key: {env: K}}", "only http and https"),
+        ("{type: webhook, url: 'https://x.example/h'}", "hmac_key is required"),
+        (
+            "{type: webhook, url: 'https://x.example', hmac_key: {env: K}, full_evidence: true}",
+            "needs the sink marked private",
+        ),
+        ("{type: alertmanager, url: 'file:///etc/passwd'}", "only http and https"),
+        ("{type: redis, url: 'redis://:hunter2@h:6379/0'}", "not the url"),
+        ("{type: redis, route: {min_severity: urgent}}", "min_severity"),
+        ("{type: kafka, delivery: {max_atempts: 3}}", "did you mean 'max_attempts'"),
+    ],
+)
+def test_bad_sink_settings_are_named(tmp_path: Path, sink: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, f"sinks:\n  - {sink}\n")
+    assert message in str(err.value)
+    assert "s.yaml:2" in str(err.value)
+    assert "hunter2" not in str(err.value)
+
+
+def test_unreadable_secret_is_a_usage_error_naming_where_not_what(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streams.app import UsageError, build_sinks
+
+    monkeypatch.delenv("RCWATCH_TEST_NOPE", raising=False)
+    settings = _load(
+        tmp_path, "sinks:\n  - {type: pagerduty, routing_key: {env: RCWATCH_TEST_NOPE}}\n"
+    )
+    with pytest.raises(UsageError, match="RCWATCH_TEST_NOPE is not set"):
+        build_sinks(settings, ledger_dir=None)
+    missing = tmp_path / "nope"
+    settings = _load(tmp_path, f"sinks:\n  - {{type: slack, webhook_url: {{file: {missing}}}}}\n")
+    with pytest.raises(UsageError, match="cannot read secret file"):
+        build_sinks(settings, ledger_dir=None)
