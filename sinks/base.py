@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sinks.alert import Alert
 from sinks.metrics import Metrics
@@ -37,6 +38,10 @@ class Sink(abc.ABC):
 
     def bind_metrics(self, metrics: Metrics) -> None:  # noqa: B027 - optional hook
         """The runner's metrics, for sinks that report more than the runner counts."""
+
+    def status(self) -> dict[str, Any]:
+        """A few figures for ``/healthz`` (never a secret or an alert's text)."""
+        return {"type": self.kind}
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open connections and files. Called once before the first ``send``."""

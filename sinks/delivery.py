@@ -159,6 +159,7 @@ class SpooledSink(Sink):
         self._lock = asyncio.Lock()  # one attempt at a time keeps the target's order
         self.delivered = 0
         self.dead_lettered = 0
+        self._up = True
 
     def bind_metrics(self, metrics: Metrics) -> None:
         self.metrics = metrics
@@ -189,6 +190,15 @@ class SpooledSink(Sink):
 
     def delivered_ids(self) -> Iterable[str]:
         return self._known
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "target": self.transport.describe(),
+            "up": self._up,
+            "spooled": len(self.spool),
+            "dead_lettered": self.dead_lettered,
+        }
 
     def _import_redrives(self) -> None:
         """Dead letters that ``rcwatch sinks redrive`` queued go back into the spool."""
@@ -280,12 +290,14 @@ class SpooledSink(Sink):
         finally:
             m.sink_delivery_seconds.labels(self.name).observe(time.perf_counter() - started)
         m.sink_up.labels(self.name).set(1)
+        self._up = True
         self.delivered += len(payloads)
 
     def _failed(self, exc: TransportError, n: int, *, spooling: bool) -> None:
         m = self.metrics
         m.sink_failures.labels(self.name).inc()
         m.sink_up.labels(self.name).set(0)
+        self._up = False
         log.warning(
             "sink target failing; alerts are spooled and retried"
             if spooling

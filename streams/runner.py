@@ -152,6 +152,8 @@ class Monitor:
             "in_flight": self._held,
             "content_pending": self._fetching,
             "checkpoint": self._committed is not None,
+            # a failing sink spools and is alerted on by its metrics; health stays ok
+            "sinks": {h.sink.name: h.sink.status() for h in self._sinks},
         }
         if self._last_event_wall is not None:
             details["last_event_age_seconds"] = round(time.time() - self._last_event_wall, 3)

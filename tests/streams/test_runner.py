@@ -250,6 +250,9 @@ async def test_checkpoint_never_passes_alerts_neither_delivered_nor_spooled(
     # every alert at or before the checkpoint is in the spool
     assert all(eid in accepted for i, eid in private.items() if i <= position)
     assert position < len(events) - 1
+    _, details = monitor.health()
+    assert details["sinks"]["queue"]["up"] is False
+    assert details["sinks"]["queue"]["spooled"] == len(sink.spool) > 0
     transport.down = False
     await asyncio.wait_for(task, 30)
     ids = [a["id"] for a in transport.received]
