@@ -85,6 +85,7 @@ def ours(
     engine: RuleEngine, min_severity: Severity = Severity.LOW
 ) -> Callable[[Sequence[str]], list[bool]]:
     def predict(texts: Sequence[str]) -> list[bool]:
+        engine.clear_memo()  # texts/s of texts the engine has not seen
         out = []
         for text in texts:
             change, ctx = example_change(Example(title="Talk:Example page", added_text=text))

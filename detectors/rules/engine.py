@@ -490,6 +490,11 @@ class RuleEngine:
             return out
         return []
 
+    def clear_memo(self) -> None:
+        """Forget memoised scans (benchmarks: measure cold texts, not the memo)."""
+        self._scan_cache.clear()
+        self._scope_cache.clear()
+
     def evaluate(
         self,
         change: RecentChange,
