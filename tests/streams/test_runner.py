@@ -18,6 +18,7 @@ from sinks.routing import RouteConfig
 from streams.app import build_monitor
 from streams.checkpoint import CheckpointStore
 from streams.event import RawEvent
+from streams.runner import Monitor
 from streams.settings import PipelineConfig, Settings
 from tests.harness import metric_total
 from tests.privatedata import SECRETS, pii_event
@@ -70,18 +71,18 @@ def _settings(tmp_path: Path) -> Settings:
     )
 
 
-def _monitor(tmp_path: Path, source: ListSource, sink: FlakySink, metrics: Metrics):  # type: ignore[no-untyped-def]
-    m = build_monitor(
+def _monitor(
+    tmp_path: Path, source: ListSource, sink: Sink | list[Sink], metrics: Metrics
+) -> Monitor:
+    return build_monitor(
         _settings(tmp_path),
         source,
         metrics=metrics,
-        sinks=[sink],
+        sinks=sink if isinstance(sink, list) else [sink],
         archive=False,
         checkpoint=CheckpointStore(tmp_path),
         streams_name="recentchange",
     )
-    m._sinks[0].sink  # noqa: B018 - the handle exists
-    return m
 
 
 async def test_retryable_failures_are_retried_and_delivered_once(
@@ -196,14 +197,7 @@ async def test_alerts_are_routed_by_category_and_severity(
     )
     queue = _remote(tmp_path, "queue", RouteConfig())
     phones = _remote(tmp_path, "phones", RouteConfig(rules=("privacy.phone-*",)))
-    monitor = build_monitor(
-        _settings(tmp_path),
-        ListSource(events),
-        metrics=Metrics(),
-        sinks=[pager, queue, phones],
-        archive=False,
-        checkpoint=CheckpointStore(tmp_path),
-    )
+    monitor = _monitor(tmp_path, ListSource(events), [pager, queue, phones], Metrics())
     await monitor.run()
     everything = _got(queue)
     assert len(everything) >= 24
@@ -227,15 +221,7 @@ async def test_checkpoint_never_passes_alerts_neither_delivered_nor_spooled(
     transport.down = True
     metrics = Metrics()
     source = ListSource(events, batch=10)
-    monitor = build_monitor(
-        _settings(tmp_path),
-        source,
-        metrics=metrics,
-        sinks=[sink],
-        archive=False,
-        checkpoint=CheckpointStore(tmp_path),
-        streams_name="recentchange",
-    )
+    monitor = _monitor(tmp_path, source, sink, metrics)
     task = asyncio.create_task(monitor.run())
     while metric_total(metrics, "rcwatch_sink_failures", sink="queue") < 3:
         await asyncio.sleep(0.02)
