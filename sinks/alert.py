@@ -78,18 +78,6 @@ class Alert:
     def to_json(self, *, full_evidence: bool = False) -> bytes:
         return orjson.dumps(self.to_dict(full_evidence=full_evidence))
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Alert:
-        """The inverse of ``to_dict`` (for spooled alerts)."""
-        known = {f.name for f in fields(cls)} - {"raw_values", "evidence"}
-        kwargs = {k: v for k, v in data.items() if k in known}
-        items = data.get("evidence") or []
-        evidence = tuple(
-            Evidence(e["field"], e["kind"], e["redacted"], float(e["confidence"])) for e in items
-        )
-        raw = tuple(e.get("value") for e in items) if any("value" in e for e in items) else ()
-        return cls(evidence=evidence, raw_values=raw, **kwargs)
-
     def one_line(self) -> str:
         """The readable form printed to a terminal."""
         where = f"{self.wiki or '?'} {self.title or '?'}"

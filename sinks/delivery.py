@@ -74,22 +74,35 @@ log = logging.getLogger(__name__)
 
 
 class TransportError(Exception):
-    """A delivery attempt failed. The message must never carry a secret or alert text."""
+    """A delivery attempt failed. The message must never carry a secret or alert text.
+
+    ``delivered``: how many of the batch's leading alerts the target did take before the
+    failure (a per-alert API that failed on the third message delivered two); they are
+    not sent again. ``retryable=False``: the target refused the alert at that position
+    for good (it is dead-lettered; the rest are tried again)."""
 
     def __init__(
-        self, message: str, *, retryable: bool = True, retry_after_seconds: float | None = None
+        self,
+        message: str,
+        *,
+        retryable: bool = True,
+        retry_after_seconds: float | None = None,
+        delivered: int = 0,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after_seconds = retry_after_seconds
+        self.delivered = delivered
 
 
 class Transport(abc.ABC):
-    """One remote target. ``send`` delivers the whole batch or raises ``TransportError``."""
+    """One remote target. ``send`` delivers the whole batch or raises ``TransportError``
+    saying how many leading alerts it delivered."""
 
-    # the most alerts one ``send`` may carry (per-alert APIs such as PagerDuty still take
-    # batches; they loop inside and must be idempotent per alert)
+    # the most alerts one ``send`` may carry
     batch_max_alerts: int = 100
+    # one request per alert (PagerDuty, Slack): an attempt's time limit scales with it
+    request_per_alert: bool = False
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Prepare clients. Must not fail when the target is down (connect lazily)."""
@@ -113,14 +126,15 @@ class Transport(abc.ABC):
 class DeliveryConfig:
     """Retries, spool and dead letters of one remote sink."""
 
-    # a spooled batch is tried this many times, then dead-lettered
+    # an alert is tried this many times from the spool, then dead-lettered
     max_attempts: int = field(default=12, metadata={"min": 1})
     backoff_initial_seconds: float = field(default=1.0, metadata={"gt": 0})
+    # also the longest a target's Retry-After is honoured
     backoff_max_seconds: float = field(default=300.0, metadata={"gt": 0})
     # when the spool reaches either cap the stream waits (backpressure), nothing is dropped
     spool_max_bytes: int = field(default=256 << 20, metadata={"min": 4096})
     spool_max_entries: int = field(default=1_000_000, metadata={"min": 1})
-    # one attempt (connect, send, answer)
+    # one request (per-alert APIs: per alert)
     timeout_seconds: float = field(default=10.0, metadata={"gt": 0})
     # delivery ids remembered on disk so a restart does not send them again
     ledger_entries: int = field(default=100_000, metadata={"min": 100})
@@ -157,6 +171,10 @@ class SpooledSink(Sink):
         self._drainer: asyncio.Task[None] | None = None
         self._closing = False
         self._lock = asyncio.Lock()  # one attempt at a time keeps the target's order
+        self._not_before = 0.0  # monotonic time before which the target asked not to retry
+        self._backoff = Backoff(
+            self.config.backoff_initial_seconds, self.config.backoff_max_seconds
+        )
         self.delivered = 0
         self.dead_lettered = 0
         self._up = True
@@ -170,11 +188,11 @@ class SpooledSink(Sink):
         try:
             self.spool.open()
             self._known = self.ledger.open()
+            self._import_redrives()
         except OSError as exc:
             raise SinkError(
                 f"cannot open the delivery state in {self.dir}: {exc.strerror}", retryable=False
             ) from exc
-        self._import_redrives()
         await self.transport.start()
         m = self.metrics
         m.sink_spool_limit_bytes.labels(self.name).set(self.config.spool_max_bytes)
@@ -212,6 +230,7 @@ class SpooledSink(Sink):
                     extra={"fields": {"sink": self.name, "file": path.name}},
                 )
                 return
+            self.spool.sync()
             path.unlink()
             log.info(
                 "dead letters queued for redelivery",
@@ -221,25 +240,34 @@ class SpooledSink(Sink):
     async def send(self, alerts: Sequence[Alert]) -> None:
         payloads = [a.to_dict(full_evidence=self.full_evidence) for a in alerts]
         async with self._lock:
-            if not len(self.spool):
+            rest = list(payloads)
+            if not len(self.spool) and time.monotonic() >= self._not_before:
                 try:
-                    await self._attempt(payloads)
+                    await self._attempt(rest)
                 except TransportError as exc:
+                    done = rest[: exc.delivered]
+                    rest = rest[exc.delivered :]
                     if not exc.retryable:
-                        self._dead_letter(payloads, "rejected", str(exc), 1)
+                        self._dead_letter(rest[:1], "rejected", str(exc), [1])
+                        rest = rest[1:]
+                    else:
+                        self._failed(exc, len(rest), spooling=True)
+                    self._record_payloads(done)
+                    if not rest:
                         self._record(alerts)
                         return
-                    self._failed(exc, len(payloads), spooling=True)
                 else:
                     self._record(alerts)
                     return
             try:
-                self.spool.append([{"alert": p} for p in payloads])
+                self.spool.append([{"alert": p} for p in rest])
+                # the ledger must never reach the disk ahead of the spooled alerts it names
+                self.spool.sync()
             except SpoolFull as exc:
                 raise SinkError(f"{exc}; waiting for the target to come back") from exc
             except OSError as exc:
                 raise SinkError(f"cannot write the spool: {exc.strerror}") from exc
-            self.metrics.sink_spooled.labels(self.name).inc(len(payloads))
+            self.metrics.sink_spooled.labels(self.name).inc(len(rest))
             self._record(alerts)
             self._gauges()
             self._wake.set()
@@ -263,9 +291,21 @@ class SpooledSink(Sink):
                 "sink closed with alerts still spooled; they are delivered on the next start",
                 extra={"fields": {"sink": self.name, "alerts": len(self.spool)}},
             )
-        self.spool.close()
-        self.ledger.close()
-        await self.transport.close()
+        try:
+            self.spool.close()
+            self.ledger.close()
+        except OSError as exc:
+            log.error(
+                "cannot sync the delivery state at close",
+                extra={"fields": {"sink": self.name, "error": exc.strerror}},
+            )
+        try:
+            await self.transport.close()
+        except Exception as exc:  # closing must not stop the other sinks' close
+            log.error(
+                "transport close failed",
+                extra={"fields": {"sink": self.name, "error": type(exc).__name__}},
+            )
 
     async def wait_drained(self, timeout_seconds: float = 10.0) -> bool:
         """For tests and shutdown: wait until the spool is empty."""
@@ -277,27 +317,61 @@ class SpooledSink(Sink):
     # -- internals ------------------------------------------------------------------------
 
     async def _attempt(self, payloads: Sequence[dict[str, Any]]) -> None:
+        """Send in chunks, each under its own time limit; a failure says how many of
+        ``payloads`` were delivered before it. Any exception becomes a TransportError."""
         m = self.metrics
-        m.sink_writes.labels(self.name).inc()
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(self.config.timeout_seconds):
-                for i in range(0, len(payloads), self.transport.batch_max_alerts):
-                    await self.transport.send(payloads[i : i + self.transport.batch_max_alerts])
-        except TimeoutError as exc:
-            await self.transport.reset()
-            raise TransportError(f"no answer within {self.config.timeout_seconds:g} s") from exc
-        finally:
-            m.sink_delivery_seconds.labels(self.name).observe(time.perf_counter() - started)
+        step = self.transport.batch_max_alerts
+        done = 0
+        for i in range(0, len(payloads), step):
+            chunk = payloads[i : i + step]
+            limit = self.config.timeout_seconds * (
+                len(chunk) if self.transport.request_per_alert else 1
+            )
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(limit):
+                    await self.transport.send(chunk)
+            except TransportError as exc:
+                exc.delivered += done
+                raise
+            except TimeoutError as exc:
+                await self._reset_transport()
+                raise TransportError(f"no answer within {limit:g} s", delivered=done) from exc
+            except Exception as exc:  # a transport bug or library surprise: retry, say what
+                log.error(
+                    "unexpected error from the sink's transport; retrying",
+                    extra={"fields": {"sink": self.name, "error": type(exc).__name__}},
+                )
+                await self._reset_transport()
+                raise TransportError(f"unexpected {type(exc).__name__}", delivered=done) from exc
+            finally:
+                m.sink_delivery_seconds.labels(self.name).observe(time.perf_counter() - started)
+            done += len(chunk)
+            self.delivered += len(chunk)
         m.sink_up.labels(self.name).set(1)
         self._up = True
-        self.delivered += len(payloads)
+        self._backoff.reset()
+
+    async def _reset_transport(self) -> None:
+        try:
+            async with asyncio.timeout(self.config.timeout_seconds):
+                await self.transport.reset()
+        except Exception as exc:
+            log.warning(
+                "transport reset failed",
+                extra={"fields": {"sink": self.name, "error": type(exc).__name__}},
+            )
 
     def _failed(self, exc: TransportError, n: int, *, spooling: bool) -> None:
         m = self.metrics
         m.sink_failures.labels(self.name).inc()
         m.sink_up.labels(self.name).set(0)
         self._up = False
+        delay = self._backoff.next_delay()
+        if exc.retry_after_seconds is not None:
+            # honour the target's Retry-After, up to our own longest backoff
+            delay = max(delay, min(exc.retry_after_seconds, self.config.backoff_max_seconds))
+        self._not_before = time.monotonic() + delay
         log.warning(
             "sink target failing; alerts are spooled and retried"
             if spooling
@@ -308,13 +382,22 @@ class SpooledSink(Sink):
                     "target": self.transport.describe(),
                     "alerts": n,
                     "error": str(exc),
+                    "retry_in_s": round(delay, 2),
                 }
             },
         )
 
     def _record(self, alerts: Sequence[Alert]) -> None:
+        self._record_ids([a.delivery_id for a in alerts])
+
+    def _record_payloads(self, payloads: Sequence[dict[str, Any]]) -> None:
+        self._record_ids([_delivery_id(p) for p in payloads])
+
+    def _record_ids(self, ids: list[str]) -> None:
+        if not ids:
+            return
         try:
-            self.ledger.record(a.delivery_id for a in alerts)
+            self.ledger.record(ids)
         except OSError as exc:  # the alerts are delivered or spooled: only repeats at risk
             log.error(
                 "cannot record delivered ids; a restart may deliver them again",
@@ -331,17 +414,21 @@ class SpooledSink(Sink):
             self._drained.set()
 
     def _dead_letter(
-        self, payloads: Sequence[dict[str, Any]], reason: str, error: str, attempts: int
+        self,
+        payloads: Sequence[dict[str, Any]],
+        reason: str,
+        error: str,
+        attempts: Sequence[int],
     ) -> None:
+        if not payloads:
+            return
         now = datetime.now(UTC).isoformat(timespec="seconds")
         data = b"".join(
-            orjson.dumps(
-                {"alert": p, "reason": reason, "error": error, "attempts": attempts, "at": now}
-            )
+            orjson.dumps({"alert": p, "reason": reason, "error": error, "attempts": n, "at": now})
             + b"\n"
-            for p in payloads
+            for p, n in zip(payloads, attempts, strict=True)
         )
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(self.dead_letter_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, data)
@@ -357,7 +444,6 @@ class SpooledSink(Sink):
                     "sink": self.name,
                     "alerts": len(payloads),
                     "reason": reason,
-                    "attempts": attempts,
                     "error": error,
                     "file": str(self.dead_letter_path),
                 }
@@ -365,43 +451,59 @@ class SpooledSink(Sink):
         )
 
     async def _drain(self) -> None:
-        backoff = Backoff(self.config.backoff_initial_seconds, self.config.backoff_max_seconds)
-        m = self.metrics
         while not self._closing:
             await self._wake.wait()
             self._wake.clear()
             while len(self.spool) and not self._closing:
-                delay = 0.0
-                async with self._lock:
-                    records = self.spool.peek(self.transport.batch_max_alerts)
-                    payloads = [r["alert"] for r in records]
-                    try:
-                        await self._attempt(payloads)
-                    except TransportError as exc:
-                        if not exc.retryable:
-                            self._dead_letter(
-                                payloads, "rejected", str(exc), self.spool.head_attempts + 1
-                            )
-                            self.spool.pop(len(records))
-                        else:
-                            attempts = self.spool.record_failure()
-                            m.sink_retries.labels(self.name).inc()
-                            if attempts >= self.config.max_attempts:
-                                self._dead_letter(payloads, "attempts", str(exc), attempts)
-                                self.spool.pop(len(records))
-                            else:
-                                self._failed(exc, len(payloads), spooling=False)
-                                delay = backoff.next_delay()
-                                if exc.retry_after_seconds is not None:
-                                    delay = max(delay, exc.retry_after_seconds)
-                    else:
-                        self.spool.pop(len(records))
-                        backoff.reset()
-                    self._gauges()
-                if delay:
-                    with contextlib.suppress(TimeoutError):
-                        # a new send does not wake the retry early: the target is down
-                        await asyncio.sleep(delay)
+                wait = self._not_before - time.monotonic()
+                if wait > 0:
+                    # a new send does not wake the retry early: the target asked us to wait
+                    await asyncio.sleep(wait)
+                try:
+                    async with self._lock:
+                        await self._drain_once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the drainer must outlive any one failure
+                    self.metrics.sink_failures.labels(self.name).inc()
+                    log.error(
+                        "sink drain step failed; retrying",
+                        extra={"fields": {"sink": self.name, "error": type(exc).__name__}},
+                    )
+                    self._not_before = time.monotonic() + self._backoff.next_delay()
+
+    async def _drain_once(self) -> None:
+        m = self.metrics
+        records = self.spool.peek(self.transport.batch_max_alerts)
+        payloads = [r["alert"] for r in records]
+        try:
+            await self._attempt(payloads)
+        except TransportError as exc:
+            if exc.delivered:
+                self.spool.pop(exc.delivered)
+            rest = payloads[exc.delivered :]
+            if not exc.retryable:
+                tries = self.spool.attempts(1)
+                self._dead_letter(rest[:1], "rejected", str(exc), [t + 1 for t in tries])
+                self.spool.pop(1)
+            else:
+                tries = self.spool.record_failure(len(rest))
+                m.sink_retries.labels(self.name).inc()
+                spent = 0
+                while spent < len(tries) and tries[spent] >= self.config.max_attempts:
+                    spent += 1
+                if spent:
+                    self._dead_letter(rest[:spent], "attempts", str(exc), tries[:spent])
+                    self.spool.pop(spent)
+                if spent < len(rest):
+                    self._failed(exc, len(rest) - spent, spooling=False)
+        else:
+            self.spool.pop(len(records))
+        self._gauges()
+
+
+def _delivery_id(p: dict[str, Any]) -> str:
+    return str(p["id"]) if p.get("count", 1) == 1 else f"{p['id']}~{p['count']}"
 
 
 def read_dead_letters(path: Path) -> list[dict[str, Any]]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -29,6 +28,7 @@ from aiokafka.errors import (
 from sinks.delivery import DeliveryConfig, Transport, TransportError
 from sinks.routing import RouteConfig
 from sinks.secrets import Secret, SecretRef
+from sinks.webhooks import tls_context
 
 __all__ = ["KafkaSinkConfig", "KafkaTransport"]
 
@@ -57,10 +57,18 @@ class KafkaSinkConfig:
     def __post_init__(self) -> None:
         if self.full_evidence and not self.private:
             raise ValueError("full_evidence needs the sink marked private: true")
+        if self.idempotent and self.acks != "all":
+            raise ValueError("idempotent: true needs acks: all")
         if self.security_protocol.startswith("SASL") and not (
             self.sasl_username and self.sasl_password
         ):
             raise ValueError("SASL needs sasl_username and sasl_password: {env: NAME}")
+
+
+class _Partial(Exception):
+    def __init__(self, delivered: int) -> None:
+        super().__init__(delivered)
+        self.delivered = delivered
 
 
 class KafkaTransport(Transport):
@@ -95,6 +103,7 @@ class KafkaTransport(Transport):
         self._timeout_ms = int(timeout_seconds * 1000)
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
+        self._tls = tls_context(ca_file) if "SSL" in security_protocol else None
 
     def describe(self) -> str:
         return f"kafka {self.bootstrap_servers} topic {self.topic}"
@@ -102,7 +111,7 @@ class KafkaTransport(Transport):
     def _new_producer(self) -> AIOKafkaProducer:
         kwargs: dict[str, Any] = {}
         if "SSL" in self._security_protocol:
-            kwargs["ssl_context"] = ssl.create_default_context(cafile=self._ca_file)
+            kwargs["ssl_context"] = self._tls
         if self._security_protocol.startswith("SASL"):
             assert self._sasl_password is not None
             kwargs.update(
@@ -150,13 +159,23 @@ class KafkaTransport(Transport):
                         ],
                     )
                 )
-            # wait for all, so that no failure is left unobserved; then raise the first
+            # wait for all, so that no failure is left unobserved; then report how many
+            # leading records the broker acknowledged and raise the first failure
             results = await asyncio.gather(*futures, return_exceptions=True)
-            for r in results:
-                if isinstance(r, BaseException):
-                    raise r
+            failed = next((i for i, r in enumerate(results) if isinstance(r, BaseException)), None)
+            if failed is not None:
+                first = results[failed]
+                assert isinstance(first, BaseException)
+                raise _Partial(failed) from first
+        except _Partial as partial:
+            cause = partial.__cause__
+            await self.reset()
+            raise TransportError(
+                f"kafka: {type(cause).__name__}", delivered=partial.delivered
+            ) from cause
         except TopicAuthorizationFailedError as exc:
-            raise TransportError("kafka: not authorised for the topic", retryable=False) from exc
+            # an ACL change: spool and retry until an operator fixes it
+            raise TransportError("kafka: not authorised for the topic; fix the ACL") from exc
         except (KafkaError, OSError) as exc:
             await self.reset()
             raise TransportError(f"kafka: {type(exc).__name__}") from exc
@@ -164,8 +183,10 @@ class KafkaTransport(Transport):
     async def reset(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
-            with contextlib.suppress(KafkaError, OSError):
-                await producer.stop()
+            # stopping flushes; with the broker gone that could wait for request_timeout
+            with contextlib.suppress(KafkaError, OSError, TimeoutError):
+                async with asyncio.timeout(5):
+                    await producer.stop()
 
     async def close(self) -> None:
         await self.reset()

@@ -1,10 +1,10 @@
 """Redis Streams transport: ``XADD`` with an approximate length cap, idempotent by alert id.
 
 Each alert is added by one Lua script together with a marker key
-``<stream>:delivered:<delivery id>`` (``SET NX`` with a TTL): when the marker exists the
-entry is not added again. A retry after a lost answer, a replayed spool or a restart that
-reprocesses events therefore never puts the same alert on the stream twice (within the
-marker's TTL, which should exceed any outage the spool covers).
+``<stream>:delivered:<delivery id>`` (set with a TTL after the ``XADD`` succeeded): when
+the marker exists the entry is not added again. A retry after a lost answer, a replayed
+spool or a restart that reprocesses events therefore never puts the same alert on the
+stream twice (within the marker's TTL, which should exceed any outage the spool covers).
 
 Stream entry fields: ``id`` (alert id), ``delivery_id``, ``rule``, ``category``,
 ``severity``, ``wiki`` and ``alert`` (the JSON record). Consumers read with ``XREAD`` or a
@@ -36,12 +36,14 @@ __all__ = ["RedisSinkConfig", "RedisStreamsTransport"]
 _XADD_ONCE = """
 local added = 0
 for i = 1, #ARGV - 2, 8 do
-  if redis.call('SET', KEYS[1] .. ':delivered:' .. ARGV[i + 1], '1', 'NX', 'EX', ARGV[#ARGV])
-  then
+  local marker = KEYS[1] .. ':delivered:' .. ARGV[i + 1]
+  if redis.call('EXISTS', marker) == 0 then
+    -- XADD first: if it fails (WRONGTYPE, OOM) no marker is left to hide a later retry
     redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[#ARGV - 1], '*',
       'id', ARGV[i], 'delivery_id', ARGV[i + 1], 'rule', ARGV[i + 2],
       'category', ARGV[i + 3], 'severity', ARGV[i + 4], 'wiki', ARGV[i + 5],
       'alert', ARGV[i + 6])
+    redis.call('SET', marker, '1', 'EX', ARGV[#ARGV])
     added = added + 1
   end
 end
@@ -98,6 +100,8 @@ class RedisStreamsTransport(Transport):
 
     def describe(self) -> str:
         parts = urlsplit(self.url)
+        if parts.scheme == "unix":
+            return f"redis unix:{parts.path} stream {self.stream}"
         return f"redis {parts.hostname}:{parts.port or 6379} stream {self.stream}"
 
     async def start(self) -> None:
@@ -134,7 +138,8 @@ class RedisStreamsTransport(Transport):
                 self._sha = await self._client.script_load(_XADD_ONCE)
                 await self._client.evalsha(self._sha, 1, self.stream, *args)
         except AuthenticationError as exc:
-            raise TransportError("redis authentication failed", retryable=False) from exc
+            # a rotated password: spool and retry until an operator fixes the secret
+            raise TransportError("redis authentication failed; fix the password") from exc
         except ResponseError as exc:
             # WRONGTYPE (the key is not a stream) will not heal by itself; OOM and
             # READONLY (a replica) may: retry those

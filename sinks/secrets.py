@@ -35,7 +35,7 @@ class SecretRef:
 
     def resolve(self) -> Secret:
         if self.env is not None:
-            value = os.environ.get(self.env)
+            value = (os.environ.get(self.env) or "").strip()
             if not value:
                 raise SecretError(f"environment variable {self.env} is not set or empty")
         else:
@@ -46,6 +46,9 @@ class SecretRef:
                 raise SecretError(f"cannot read secret file {self.file}: {exc.strerror}") from exc
             if not value:
                 raise SecretError(f"secret file {self.file} is empty")
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            # it would end up in a header or URL; say where, never what
+            raise SecretError(f"secret {self.where} contains control characters")
         return Secret(value, self.where)
 
 

@@ -1,20 +1,24 @@
 """A bounded, ordered, on-disk queue of alert records for one sink whose target is failing.
 
-Layout, in the sink's own directory:
+Layout, in the sink's own directory (mode 0700; files 0600):
 
-- ``spool.ndjson``: one record per line, appended (each append is one ``write``; ``sync``
-  adds an fsync, which the runner's commit calls before it moves the checkpoint);
-- ``spool.state``: ``{"offset": bytes consumed, "attempts": failed tries of the head}``,
-  replaced atomically after every pop, so a restart resumes at the first record not yet
-  delivered, in order, and a head that keeps failing keeps its attempt count.
+- ``spool.ndjson``: one record per line, appended (a failed or partial append is rolled
+  back, so a full disk never leaves half a record in the middle of the file);
+- ``spool.state``: ``{"offset": bytes consumed, "attempts": [tries of the first records]}``,
+  written to a temporary file, fsynced and renamed after every pop or failure, so a restart
+  resumes at the first record not yet delivered, in order, and records that keep failing
+  keep their attempt counts.
 
-A torn last line (a crash mid-append) is cut off at open: its alerts were never accepted,
-so the checkpoint did not pass them and they are processed again. The file is compacted
-(rewritten from the offset) when the consumed part dominates, and truncated when drained.
+At open a torn last line (a crash mid-append) is cut: its alerts were never accepted, so the
+checkpoint did not pass them and they are processed again. A line that does not decode
+anywhere else is moved to ``spool.corrupt`` (logged) instead of blocking the queue. The file
+is compacted (rewritten from the offset) when the consumed part dominates, and truncated when
+drained. ``inspect`` reads a spool without touching it (for ``rcwatch sinks status``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -34,36 +38,41 @@ class SpoolFull(Exception):
     """The spool is at its size cap: the caller must wait (backpressure), never drop."""
 
 
+def _write_file(path: Path, data: bytes) -> None:
+    """Write ``path`` whole and durable: a 0600 temporary file, fsync, rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        written = 0
+        while written < len(data):
+            written += os.write(fd, data[written:])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
 class Spool:
     def __init__(self, directory: Path, *, max_bytes: int, max_entries: int = 1_000_000) -> None:
         self.dir = directory
         self.path = directory / "spool.ndjson"
         self.state_path = directory / "spool.state"
+        self.corrupt_path = directory / "spool.corrupt"
         self.max_bytes = max_bytes
         self.max_entries = max_entries
         self._fd: int | None = None
         self._offset = 0  # bytes of the file already delivered
         self._size = 0  # bytes in the file
         self._lines: list[int] = []  # length (with newline) of each pending record, in order
-        self.head_attempts = 0
+        self._tries: list[int] = []  # failed attempts of the first records (a prefix)
+        self.corrupt = 0  # records moved aside at open
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def open(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-        offset, attempts = 0, 0
-        try:
-            state = orjson.loads(self.state_path.read_bytes())
-            offset, attempts = int(state["offset"]), int(state.get("attempts", 0))
-        except FileNotFoundError:
-            pass
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, OSError) as exc:
-            log.error(
-                "spool state unreadable; replaying the whole spool (the target may see "
-                "repeats, which carry the same ids)",
-                extra={"fields": {"spool": str(self.dir), "error": type(exc).__name__}},
-            )
+        offset, tries = self._read_state()
         size = os.fstat(self._fd).st_size
         data = os.pread(self._fd, size, 0) if size else b""
         end = data.rfind(b"\n") + 1
@@ -79,17 +88,76 @@ class Spool:
                 "spool offset does not fall on a record; replaying the whole spool",
                 extra={"fields": {"spool": str(self.dir)}},
             )
-            offset, attempts = 0, 0
+            offset, tries = 0, []
+        pending = data[offset:].split(b"\n")[:-1]
+        bad = [i for i, line in enumerate(pending) if not _decodes(line)]
+        if bad:
+            self._quarantine(pending, bad)
+            good = [line for i, line in enumerate(pending) if i not in set(bad)]
+            data = b"".join(line + b"\n" for line in good)
+            _write_file(self.path, data)
+            os.close(self._fd)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND, 0o600)
+            offset, tries, pending = 0, [], good
         self._size = len(data)
         self._offset = offset
-        self._lines = [len(line) + 1 for line in data[offset:].split(b"\n")[:-1]]
-        self.head_attempts = attempts if self._lines else 0
+        self._lines = [len(line) + 1 for line in pending]
+        self._tries = tries[: len(self._lines)]
+        if bad:
+            self._save_state()
+
+    def _read_state(self) -> tuple[int, list[int]]:
+        try:
+            state = orjson.loads(self.state_path.read_bytes())
+            tries = state.get("attempts", [])
+            if isinstance(tries, int):  # an older single head count
+                tries = [tries]
+            return int(state["offset"]), [int(t) for t in tries]
+        except FileNotFoundError:
+            return 0, []
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, OSError) as exc:
+            log.error(
+                "spool state unreadable; replaying the whole spool (the target may see "
+                "repeats, which carry the same ids)",
+                extra={"fields": {"spool": str(self.dir), "error": type(exc).__name__}},
+            )
+            return 0, []
+
+    def _quarantine(self, pending: list[bytes], bad: list[int]) -> None:
+        fd = os.open(self.corrupt_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, b"".join(pending[i] + b"\n" for i in bad))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.corrupt += len(bad)
+        log.error(
+            "spool records that do not decode were moved aside",
+            extra={
+                "fields": {"spool": str(self.dir), "records": len(bad), "file": "spool.corrupt"}
+            },
+        )
 
     def close(self) -> None:
         if self._fd is not None:
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
+
+    @staticmethod
+    def inspect(directory: Path) -> tuple[int, int]:
+        """(records, bytes) pending in a spool, read without changing anything."""
+        path = directory / "spool.ndjson"
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return 0, 0
+        offset = 0
+        with contextlib.suppress(OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            offset = int(orjson.loads((directory / "spool.state").read_bytes())["offset"])
+        pending = data[offset:] if offset <= len(data) else data
+        complete = pending[: pending.rfind(b"\n") + 1]
+        return complete.count(b"\n"), len(complete)
 
     # -- state ----------------------------------------------------------------------------
 
@@ -100,10 +168,19 @@ class Spool:
     def bytes(self) -> int:
         return self._size - self._offset
 
+    @property
+    def head_attempts(self) -> int:
+        return self._tries[0] if self._tries else 0
+
+    def attempts(self, n: int) -> list[int]:
+        """Failed attempts of each of the first ``n`` records."""
+        return [self._tries[i] if i < len(self._tries) else 0 for i in range(n)]
+
     # -- queue ----------------------------------------------------------------------------
 
     def append(self, records: Sequence[dict[str, Any]]) -> None:
-        """Append records in order; raises ``SpoolFull`` (appending nothing) at the cap."""
+        """Append records in order; raises ``SpoolFull`` (appending nothing) at the cap,
+        ``OSError`` (appending nothing) when the disk refuses."""
         assert self._fd is not None, "spool not open"
         lines = [orjson.dumps(r) + b"\n" for r in records]
         size = sum(len(x) for x in lines)
@@ -113,8 +190,13 @@ class Spool:
             raise SpoolFull(f"spool at its cap ({self.bytes} bytes, {len(self._lines)} alerts)")
         data = b"".join(lines)
         written = 0
-        while written < len(data):
-            written += os.write(self._fd, data[written:])
+        try:
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+        except OSError:
+            if written:  # never leave part of a record in the middle of the file
+                os.ftruncate(self._fd, self._size)
+            raise
         self._size += len(data)
         self._lines.extend(len(x) for x in lines)
 
@@ -131,9 +213,11 @@ class Spool:
         """Drop the first ``n`` records (delivered or dead-lettered) and persist that."""
         assert self._fd is not None, "spool not open"
         n = min(n, len(self._lines))
+        if not n:
+            return
         self._offset += sum(self._lines[:n])
         del self._lines[:n]
-        self.head_attempts = 0
+        del self._tries[:n]
         if not self._lines:
             os.ftruncate(self._fd, 0)
             self._offset = self._size = 0
@@ -141,11 +225,15 @@ class Spool:
             self._compact()
         self._save_state()
 
-    def record_failure(self) -> int:
-        """Count a failed attempt at the head; returns the head's attempts so far."""
-        self.head_attempts += 1
+    def record_failure(self, n: int) -> list[int]:
+        """Count a failed attempt on each of the first ``n`` records; returns their counts."""
+        n = min(n, len(self._lines))
+        while len(self._tries) < n:
+            self._tries.append(0)
+        for i in range(n):
+            self._tries[i] += 1
         self._save_state()
-        return self.head_attempts
+        return self._tries[:n]
 
     def sync(self) -> None:
         if self._fd is not None:
@@ -156,21 +244,27 @@ class Spool:
     def _compact(self) -> None:
         assert self._fd is not None
         rest = os.pread(self._fd, self._size - self._offset, self._offset)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_bytes(rest)
-        tmp.chmod(0o600)
         # the state must never name an offset meant for the old file once the new one is
         # in place (that could skip records): record offset 0 first, then swap the file.
         # A crash in between replays delivered records, which carry the same ids.
         offset, self._offset = self._offset, 0
         self._save_state()
         self._offset = offset
-        os.replace(tmp, self.path)
+        _write_file(self.path, rest)
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND, 0o600)
         self._offset, self._size = 0, len(rest)
 
     def _save_state(self) -> None:
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps({"offset": self._offset, "attempts": self.head_attempts}))
-        os.replace(tmp, self.state_path)
+        tries = self._tries[: len(self._lines)]
+        while tries and not tries[-1]:
+            tries.pop()
+        _write_file(self.state_path, orjson.dumps({"offset": self._offset, "attempts": tries}))
+
+
+def _decodes(line: bytes) -> bool:
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(record, dict) and isinstance(record.get("alert"), dict)

@@ -53,15 +53,19 @@ __all__ = [
 ]
 
 _RETRY_STATUSES = frozenset({408, 425, 429})
+_CREDENTIAL_STATUSES = frozenset({401, 403, 404, 410})
 _READ_LIMIT = 64 << 10  # of a response body: only ever used to classify, never logged
 
 
 def check_http_url(url: str) -> str | None:
     """None when ``url`` is an absolute http(s) URL with a host; else the problem."""
+    if any(ord(c) < 33 or ord(c) == 127 for c in url):
+        return "the URL contains spaces or control characters"
     try:
         parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
     except ValueError:
-        return "not a URL"
+        return "not a URL (or its port is not a number from 0 to 65535)"
     if parts.scheme not in ("http", "https"):
         return f"only http and https targets are allowed, not {parts.scheme or 'none'!r}"
     if not parts.hostname:
@@ -75,9 +79,23 @@ def _url_check(value: str) -> str | None:
 
 def safe_target(url: str) -> str:
     """``scheme://host:port`` only: paths and queries of webhook URLs carry tokens."""
-    parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}"
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(invalid URL)"
+    return f"{parts.scheme}://{parts.hostname or ''}{port}"
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """The system's trusted CAs, plus ``ca_file`` when given; verification always on."""
+    context = ssl.create_default_context()
+    if ca_file:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot load ca_file {ca_file}: {exc}") from exc
+    return context
 
 
 @dataclass(frozen=True)
@@ -103,14 +121,14 @@ class HttpTransport(Transport):
         self.timeout_seconds = timeout_seconds
         self.max_body_bytes = max_body_bytes
         self.ca_file = ca_file
+        self._tls = tls_context(ca_file)
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        context = ssl.create_default_context(cafile=self.ca_file)
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.timeout_seconds),
             headers={"User-Agent": self.user_agent},
-            connector=aiohttp.TCPConnector(ssl=context, limit=4),
+            connector=aiohttp.TCPConnector(ssl=self._tls, limit=4),
             raise_for_status=False,
         )
 
@@ -146,16 +164,16 @@ class HttpTransport(Transport):
     def split_to_fit(
         self, items: Sequence[Any], render: Any, overhead: int = 64
     ) -> list[list[Any]]:
-        """Greedy groups of ``items`` whose rendered JSON stays under the body cap."""
+        """Greedy groups of ``items`` whose rendered JSON stays under the body cap. An item
+        too large on its own ends the list: the groups before it are returned, and
+        ``send_groups`` refuses it after sending them."""
         groups: list[list[Any]] = []
         current: list[Any] = []
         size = overhead
         for item in items:
             n = len(orjson.dumps(render(item))) + 1
             if n + overhead > self.max_body_bytes:
-                raise TransportError(
-                    f"one alert renders to {n} bytes, over max_body_bytes", retryable=False
-                )
+                break
             if current and size + n > self.max_body_bytes:
                 groups.append(current)
                 current, size = [], overhead
@@ -164,6 +182,27 @@ class HttpTransport(Transport):
         if current:
             groups.append(current)
         return groups
+
+    async def send_groups(
+        self,
+        payloads: Sequence[dict[str, Any]],
+        render_one: Any,
+        post_group: Any,
+    ) -> None:
+        """POST ``payloads`` in capped groups, saying how far it got when one fails."""
+        groups = self.split_to_fit(payloads, render_one)
+        done = 0
+        for group in groups:
+            try:
+                await post_group(group)
+            except TransportError as exc:
+                exc.delivered = done
+                raise
+            done += len(group)
+        if done < len(payloads):
+            raise TransportError(
+                "an alert is over max_body_bytes on its own", retryable=False, delivered=done
+            )
 
 
 def _delivery_id(p: dict[str, Any]) -> str:
@@ -253,9 +292,11 @@ class AlertmanagerTransport(HttpTransport):
 
     async def send(self, payloads: Sequence[dict[str, Any]]) -> None:
         headers = {"Authorization": f"Bearer {self._token.reveal()}"} if self._token else {}
-        for group in self.split_to_fit(payloads, self.render):
-            body = orjson.dumps([self.render(p) for p in group])
-            await self.post(self.endpoint, body, headers)
+
+        async def post_group(group: list[dict[str, Any]]) -> None:
+            await self.post(self.endpoint, orjson.dumps([self.render(p) for p in group]), headers)
+
+        await self.send_groups(payloads, self.render, post_group)
 
 
 # -- PagerDuty --------------------------------------------------------------------------------
@@ -285,6 +326,7 @@ class PagerDutyTransport(HttpTransport):
     re-sent alert (or an update with a higher count) into the same incident."""
 
     batch_max_alerts = 20
+    request_per_alert = True
 
     def __init__(self, url: str, *, routing_key: Secret, **http: Any) -> None:
         super().__init__(**http)
@@ -327,8 +369,12 @@ class PagerDutyTransport(HttpTransport):
         }
 
     async def send(self, payloads: Sequence[dict[str, Any]]) -> None:
-        for p in payloads:
-            await self.post(self.url, orjson.dumps(self.render(p)))
+        for i, p in enumerate(payloads):
+            try:
+                await self.post(self.url, orjson.dumps(self.render(p)))
+            except TransportError as exc:
+                exc.delivered = i
+                raise
 
 
 # -- Slack ----------------------------------------------------------------------------------
@@ -357,6 +403,7 @@ class SlackTransport(HttpTransport):
     No page title, no user name: a channel is a public place."""
 
     batch_max_alerts = 20
+    request_per_alert = True
 
     def __init__(self, *, webhook_url: Secret, **http: Any) -> None:
         super().__init__(**http)
@@ -382,8 +429,12 @@ class SlackTransport(HttpTransport):
         return {"text": text, "unfurl_links": False, "unfurl_media": False}
 
     async def send(self, payloads: Sequence[dict[str, Any]]) -> None:
-        for p in payloads:
-            await self.post(self._url.reveal(), orjson.dumps(self.render(p)))
+        for i, p in enumerate(payloads):
+            try:
+                await self.post(self._url.reveal(), orjson.dumps(self.render(p)))
+            except TransportError as exc:
+                exc.delivered = i
+                raise
 
 
 # -- generic signed webhook ---------------------------------------------------------------------
@@ -439,7 +490,7 @@ class WebhookTransport(HttpTransport):
         return f"webhook {safe_target(self._url.reveal())}"
 
     async def send(self, payloads: Sequence[dict[str, Any]]) -> None:
-        for group in self.split_to_fit(payloads, lambda p: p):
+        async def post_group(group: list[dict[str, Any]]) -> None:
             body = orjson.dumps({"alerts": group})
             ids = "\n".join(_delivery_id(p) for p in group)
             timestamp = str(int(time.time()))
@@ -449,3 +500,5 @@ class WebhookTransport(HttpTransport):
                 "X-Rcwatch-Delivery": hashlib.blake2b(ids.encode(), digest_size=16).hexdigest(),
             }
             await self.post(self._url.reveal(), body, headers)
+
+        await self.send_groups(payloads, lambda p: p, post_group)

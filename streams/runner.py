@@ -353,7 +353,12 @@ class Monitor:
         while True:
             m.sink_writes.labels(name).inc()
             try:
-                await h.sink.send(fresh)
+                try:
+                    await h.sink.send(fresh)
+                except SinkError:
+                    raise
+                except Exception as exc:  # a sink bug must not stop the stream: retry it
+                    raise SinkError(f"unexpected {type(exc).__name__} in the sink") from exc
                 break
             except SinkError as exc:
                 m.sink_failures.labels(name).inc()
@@ -469,7 +474,8 @@ class Monitor:
         for h in self._sinks:
             try:
                 await h.sink.close()
-            except SinkError as exc:
+            except Exception as exc:  # every sink gets its close, whatever one of them does
                 log.error(
-                    "sink close failed", extra={"fields": {"sink": h.sink.name, "error": str(exc)}}
+                    "sink close failed",
+                    extra={"fields": {"sink": h.sink.name, "error": type(exc).__name__}},
                 )

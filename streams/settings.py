@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -107,6 +108,7 @@ class PipelineConfig:
     dedup_event_ids: int = field(default=50_000, metadata={"min": 100})
 
 
+_SINK_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 _CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
 
@@ -167,6 +169,12 @@ class Settings:
     base_dir: str = field(default=str(_CONFIG_DIR), metadata={"internal": True}, compare=False)
 
     def __post_init__(self) -> None:
+        for sink in self.sinks:
+            if not _SINK_NAME.fullmatch(sink.name):
+                raise ValueError(
+                    f"sink name {sink.name!r}: use letters, digits, '-', '_' and '.' (it names "
+                    "a directory and a metric label), not starting with '.'"
+                )
         names = [s.name for s in self.sinks]
         dups = sorted({n for n in names if names.count(n) > 1})
         if dups:

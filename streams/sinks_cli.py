@@ -4,8 +4,8 @@
   alerts and bytes, dead letters, delivered ids remembered.
 - ``rcwatch sinks test NAME``: one synthetic low-severity alert (rule ``rcwatch.test``,
   no private data) sent straight to the target, to check a URL, key or route end to end.
-- ``rcwatch sinks redrive NAME``: queue the sink's dead letters for redelivery; the
-  running or next ``rcwatch run`` puts them back in the spool when the sink starts.
+- ``rcwatch sinks redrive NAME``: queue the sink's dead letters for redelivery; the next
+  start of ``rcwatch run`` puts them back in the spool (restart a running one).
 """
 
 from __future__ import annotations
@@ -114,12 +114,8 @@ def _status(settings: Settings, *, as_json: bool) -> int:
         }
         if isinstance(cfg, REMOTE_SINK_CONFIGS):
             d = sink_state_dir(Path(settings.state_dir), cfg.name)
-            spool = Spool(d, max_bytes=cfg.delivery.spool_max_bytes)
-            if d.exists():
-                spool.open()
-                spool.close()
-            row["spooled"] = len(spool)
-            row["spool_bytes"] = spool.bytes
+            # read-only: a running rcwatch may be appending to this spool right now
+            row["spooled"], row["spool_bytes"] = Spool.inspect(d)
             row["dead_letters"] = len(read_dead_letters(d / "dead-letter.ndjson"))
             row["redrive_queued"] = sum(
                 len(read_dead_letters(p)) for p in sorted(d.glob("redrive-*.ndjson"))

@@ -34,19 +34,25 @@ class Request:
 @dataclass
 class HttpReceiver:
     """Records every POST. ``faults`` are consumed one per request: an HTTP status to
-    answer with, or ``"drop"`` to cut the connection; ``down`` answers 503 to everything."""
+    answer with, ``0`` to answer normally, or ``"drop"`` to cut the connection; ``down``
+    answers 503 to everything; ``delay_seconds`` before every answer."""
 
     requests: list[Request] = field(default_factory=list)
     faults: list[int | str] = field(default_factory=list)
     down: bool = False
     retry_after: str | None = None
+    delay_seconds: float = 0.0
+    arrivals: list[float] = field(default_factory=list)  # monotonic time of every request
     port: int = 0
     _runner: web.AppRunner | None = None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        if self.faults:
-            fault = self.faults.pop(0)
+        self.arrivals.append(time.monotonic())
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
+        fault = self.faults.pop(0) if self.faults else 0
+        if fault:
             if fault == "drop":
                 assert request.transport is not None
                 request.transport.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import logging
 import os
 import re
@@ -20,7 +21,7 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -52,6 +53,9 @@ from tests.sinks.endpoints import HttpReceiver, TcpProxy, free_port, start_tansu
 
 UA = "rcwatch-tests/0.1 (https://example.org/rcwatch; tests@example.org)"
 HMAC_KEY = "contract-test-key"
+PD_KEY = "pd-routing-key-123"
+SLACK_TOKEN = "XXXXSECRET"
+CREDENTIALS = (HMAC_KEY, PD_KEY, SLACK_TOKEN)
 FAST = DeliveryConfig(
     max_attempts=10_000,
     backoff_initial_seconds=0.02,
@@ -332,14 +336,14 @@ http_targets = {
     "pagerduty": _http_target(
         "pagerduty",
         lambda base: PagerDutyTransport(
-            base + "/v2/enqueue", routing_key=Secret("pd-routing-key-123"), user_agent=UA
+            base + "/v2/enqueue", routing_key=Secret(PD_KEY), user_agent=UA
         ),
         _pd_ids,
     ),
     "slack": _http_target(
         "slack",
         lambda base: SlackTransport(
-            webhook_url=Secret(base + "/services/T000/B000/XXXXSECRET"), user_agent=UA
+            webhook_url=Secret(base + "/services/T000/B000/" + SLACK_TOKEN), user_agent=UA
         ),
         _slack_ids,
     ),
@@ -541,7 +545,8 @@ async def test_private_data_never_leaves_unredacted(
         again.bind_metrics(metrics)
         refuse()
         await again.send(ALERTS[:2])
-        assert isinstance(again, SpooledSink) and again.dead_lettered == 2
+        assert isinstance(again, SpooledSink)
+        await wait_for(lambda: _true(again.dead_lettered == 2))
         await again.close()
         target.recover()
 
@@ -549,6 +554,10 @@ async def test_private_data_never_leaves_unredacted(
     files = _all_bytes(tmp_path)
     logs = "\n".join(r.getMessage() + repr(getattr(r, "fields", "")) for r in caplog.records)
     exposition = generate_latest(metrics.registry)
+    status = repr(sink.status())
+    for credential in CREDENTIALS:  # the sink's own secrets: never logged or exposed
+        assert credential not in logs and credential not in status
+        assert credential.encode() not in exposition and credential.encode() not in files
     for secret in SECRETS:
         for form in {secret, secret.replace(" ", ""), secret.replace(" ", "_")}:
             assert form.encode() not in seen, f"{form!r} reached {target.name}"
@@ -587,8 +596,8 @@ async def test_webhook_signature_verifies_and_rejects_tampering() -> None:
     assert sign(b"k", "1700000000", body + b" ") != good
     assert sign(b"k", "1700000001", body) != good
     assert sign(b"other", "1700000000", body) != good
-    expected = "sha256=" + hashlib.sha256(b"").hexdigest()
-    assert good != expected
+    expected = hmac.new(b"k", b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert good == "sha256=" + expected
 
 
 async def test_http_targets_are_capped_and_time_out(tmp_path: Path) -> None:
@@ -648,3 +657,156 @@ def test_redis_cli_sees_the_stream_fields() -> None:
     assert fields[b"rule"].decode() == ALERTS[0].rule
     assert fields[b"severity"].decode() == ALERTS[0].severity
     assert orjson.loads(fields[b"alert"])["id"] == ALERTS[0].id
+
+
+# -- failures part-way, Retry-After, time limits, surprises -----------------------------------
+
+
+def _slack(base: str) -> SlackTransport:
+    return SlackTransport(
+        webhook_url=Secret(base + "/services/T0/B0/" + SLACK_TOKEN), user_agent=UA
+    )
+
+
+async def test_failure_part_way_through_a_batch_resends_nothing(tmp_path: Path) -> None:
+    """Slack takes one message per alert: a 429 on the third must not re-post the first two,
+    and a refusal of the third dead-letters that one alert only."""
+    receiver = HttpReceiver()
+    base = await receiver.start()
+    try:
+        receiver.faults = [0, 0, 429]
+        receiver.retry_after = "0"
+        sink = SpooledSink("chat", _slack(base), state_dir=tmp_path / "a", config=FAST)
+        await sink.start()
+        await sink.send(ALERTS)
+        await settle(sink)
+        await sink.close()
+        assert _slack_ids(receiver) == delivery_ids(ALERTS)  # each once, in order
+
+        receiver.requests.clear()
+        receiver.faults = [0, 0, 400]
+        sink = SpooledSink("chat2", _slack(base), state_dir=tmp_path / "b", config=FAST)
+        await sink.start()
+        await sink.send(ALERTS)
+        await settle(sink)
+        await sink.close()
+        expected = delivery_ids(ALERTS)
+        assert _slack_ids(receiver) == expected[:2] + expected[3:]
+        dead = [orjson.loads(x) for x in sink.dead_letter_path.read_bytes().splitlines()]
+        assert [d["alert"]["id"] for d in dead] == [ALERTS[2].id]
+        assert dead[0]["reason"] == "rejected"
+    finally:
+        await receiver.stop()
+
+
+async def test_retry_after_is_honoured_and_capped(tmp_path: Path) -> None:
+    receiver = HttpReceiver()
+    base = await receiver.start()
+    try:
+        receiver.faults = [429]
+        receiver.retry_after = "1"
+        transport = WebhookTransport(Secret(base + "/h"), hmac_key=Secret("k"), user_agent=UA)
+        patient = DeliveryConfig(backoff_initial_seconds=0.01, backoff_max_seconds=5)
+        sink = SpooledSink("hook", transport, state_dir=tmp_path / "a", config=patient)
+        await sink.start()
+        await sink.send(ALERTS[:1])
+        await settle(sink)
+        assert len(receiver.arrivals) == 2
+        assert receiver.arrivals[1] - receiver.arrivals[0] >= 0.9, "retried before Retry-After"
+        await sink.close()
+        # a day-long Retry-After is capped at backoff_max_seconds
+        receiver.faults = [503]
+        receiver.retry_after = "86400"
+        capped = DeliveryConfig(backoff_initial_seconds=0.01, backoff_max_seconds=0.2)
+        sink = SpooledSink("hook2", transport, state_dir=tmp_path / "b", config=capped)
+        await sink.start()
+        await sink.send(ALERTS[1:2])
+        assert await sink.wait_drained(5), "a huge Retry-After parked the spool"
+        await sink.close()
+    finally:
+        await receiver.stop()
+
+
+async def test_time_limit_is_per_request_not_per_batch(tmp_path: Path) -> None:
+    receiver = HttpReceiver(delay_seconds=0.3)
+    base = await receiver.start()
+    try:
+        cfg = DeliveryConfig(timeout_seconds=1.0, backoff_initial_seconds=0.01)
+        sink = SpooledSink("chat", _slack(base), state_dir=tmp_path / "s", config=cfg)
+        await sink.start()
+        await sink.send(ALERTS)  # 5 messages x 0.3 s: over 1 s in all, under it each
+        await settle(sink)
+        await sink.close()
+        assert _slack_ids(receiver) == delivery_ids(ALERTS)
+        assert sink.metrics.sink_failures.labels("chat")._value.get() == 0
+    finally:
+        await receiver.stop()
+
+
+class SurprisingTransport(MemoryTransport):
+    """Raises what a library might (not a TransportError) for its first ``n`` attempts."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.surprises = n
+
+    async def send(self, payloads: Sequence[dict[str, Any]]) -> None:
+        if self.surprises:
+            self.surprises -= 1
+            raise ValueError("Forbidden control character detected in headers")
+        await super().send(payloads)
+
+
+async def test_unexpected_errors_are_retried_not_fatal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    transport = SurprisingTransport(3)
+    sink = SpooledSink("odd", transport, state_dir=tmp_path / "s", config=FAST)
+    await sink.start()
+    await sink.send(ALERTS[:2])
+    await sink.send(ALERTS[2:])
+    await settle(sink)
+    await sink.close()
+    assert _ids_from_payloads(transport.received) == delivery_ids(ALERTS)
+    logged = repr([(r.getMessage(), getattr(r, "fields", None)) for r in caplog.records])
+    assert "ValueError" in logged
+    assert "control character" not in logged  # the type is logged, not the text
+
+
+async def test_redis_refusal_then_fix_and_redrive_loses_nothing(tmp_path: Path) -> None:
+    """WRONGTYPE (the stream key holds a string) is a refusal: dead letters. After the key
+    is fixed, a redrive delivers every alert: no marker was left behind by the failures."""
+    import redis as sync_redis
+
+    from sinks.delivery import queue_redrive
+
+    stream = f"rcwatch-test:{uuid.uuid4().hex}"
+    client = sync_redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    client.set(stream, "not a stream")
+    state = tmp_path / "s"
+    try:
+        transport = RedisStreamsTransport("redis://127.0.0.1:6379/0", stream)
+        sink = SpooledSink("queue", transport, state_dir=state, config=FAST)
+        await sink.start()
+        await sink.send(ALERTS)
+        await settle(sink)
+        await sink.close()
+        assert sink.dead_lettered == len(ALERTS)
+        assert sink.metrics.sink_dead_letters.labels("queue", "rejected")._value.get() == 5
+        client.delete(stream)
+        assert queue_redrive(state) == len(ALERTS)
+        again = SpooledSink(
+            "queue",
+            RedisStreamsTransport("redis://127.0.0.1:6379/0", stream),
+            state_dir=state,
+            config=FAST,
+        )
+        await again.start()
+        await settle(again)
+        await again.close()
+        entries: list[Any] = cast(list[Any], client.xrange(stream))
+        assert [e[1][b"delivery_id"].decode() for e in entries] == delivery_ids(ALERTS)
+    finally:
+        for key in client.scan_iter(match=f"{stream}*"):
+            client.delete(key)
+        client.close()

@@ -245,3 +245,33 @@ async def test_checkpoint_never_passes_alerts_neither_delivered_nor_spooled(
     assert len(ids) == len(set(ids)) >= 24
     cp = CheckpointStore(tmp_path).load()
     assert cp is not None and cp.last_event_id == f"[{len(events) - 1}]"
+
+
+class BuggySink(FlakySink):
+    """Raises a plain exception (a bug, not a SinkError) on its first sends."""
+
+    def __init__(self, bugs: int) -> None:
+        super().__init__()
+        self.bugs = bugs
+
+    async def send(self, alerts: Sequence[Alert]) -> None:
+        if self.bugs:
+            self.bugs -= 1
+            raise KeyError("unexpected")
+        await super().send(alerts)
+
+    async def close(self) -> None:
+        raise RuntimeError("close bug")
+
+
+async def test_a_sink_bug_is_retried_and_does_not_stop_the_others(
+    sample_events: list[bytes], tmp_path: Path
+) -> None:
+    events = _private_stream(sample_events, n=6)
+    buggy, healthy = BuggySink(2), FlakySink()
+    healthy.name = "healthy"
+    metrics = Metrics()
+    summary = await _monitor(tmp_path, ListSource(events), [buggy, healthy], metrics).run()
+    assert summary.fatal is None
+    assert buggy.got == healthy.got and len(healthy.got) >= 6
+    assert metric_total(metrics, "rcwatch_sink_failures", sink="flaky") == 2

@@ -72,7 +72,8 @@ async def test_status_and_redrive_bring_dead_letters_back(
     transport.reject = True
     sink = SpooledSink("hook", transport, state_dir=state, config=DeliveryConfig())
     await sink.start()
-    await sink.send(alerts)
+    await sink.send(alerts)  # the first is refused at once, the rest from the spool
+    assert await sink.wait_drained(5)
     await sink.close()
     assert sink.dead_lettered == len(alerts)
 
