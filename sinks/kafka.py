@@ -26,7 +26,7 @@ from aiokafka.errors import (
 )
 
 from sinks.delivery import DeliveryConfig, Transport, TransportError
-from sinks.routing import RouteConfig
+from sinks.routing import RouteConfig, check_sink_name
 from sinks.secrets import Secret, SecretRef
 from sinks.webhooks import tls_context
 
@@ -36,7 +36,7 @@ __all__ = ["KafkaSinkConfig", "KafkaTransport"]
 @dataclass(frozen=True)
 class KafkaSinkConfig:
     type: Literal["kafka"] = "kafka"
-    name: str = "kafka"
+    name: str = field(default="kafka", metadata={"check": check_sink_name})
     bootstrap_servers: str = "127.0.0.1:9092"  # comma-separated host:port
     topic: str = "rcwatch-alerts"
     acks: Literal["all", "1"] = "all"

@@ -28,7 +28,7 @@ from redis.exceptions import (
 )
 
 from sinks.delivery import DeliveryConfig, Transport, TransportError
-from sinks.routing import RouteConfig
+from sinks.routing import RouteConfig, check_sink_name
 from sinks.secrets import Secret, SecretRef
 
 __all__ = ["RedisSinkConfig", "RedisStreamsTransport"]
@@ -54,7 +54,7 @@ return added
 @dataclass(frozen=True)
 class RedisSinkConfig:
     type: Literal["redis"] = "redis"
-    name: str = "redis"
+    name: str = field(default="redis", metadata={"check": check_sink_name})
     # redis://[user@]host:port/db or rediss:// for TLS; a password goes in `password`
     url: str = "redis://127.0.0.1:6379/0"
     password: SecretRef | None = None

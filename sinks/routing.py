@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 from sinks.alert import Alert
 
-__all__ = ["SEVERITY_RANK", "RouteConfig"]
+__all__ = ["SEVERITY_RANK", "RouteConfig", "check_sink_name"]
+
+_SINK_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
+
+
+def check_sink_name(name: str) -> str | None:
+    """A sink name names a directory and a metric label: keep it plain."""
+    if _SINK_NAME.fullmatch(name):
+        return None
+    return "use up to 64 letters, digits, '-', '_' and '.', not starting with '.'"
+
 
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 

@@ -35,7 +35,7 @@ import orjson
 
 from sinks.delivery import DeliveryConfig, Transport, TransportError
 from sinks.retry import parse_retry_after
-from sinks.routing import RouteConfig
+from sinks.routing import RouteConfig, check_sink_name
 from sinks.secrets import Secret, SecretRef
 
 __all__ = [
@@ -226,7 +226,7 @@ def _headline(p: dict[str, Any]) -> str:
 @dataclass(frozen=True)
 class AlertmanagerSinkConfig:
     type: Literal["alertmanager"] = "alertmanager"
-    name: str = "alertmanager"
+    name: str = field(default="alertmanager", metadata={"check": check_sink_name})
     url: str = field(default="http://127.0.0.1:9093", metadata={"check": _url_check})
     bearer_token: SecretRef | None = None
     # Alertmanager resolves an alert not re-sent before endsAt: how long one stays open
@@ -307,7 +307,7 @@ _PD_SEVERITY = {"low": "info", "medium": "warning", "high": "error", "critical":
 @dataclass(frozen=True)
 class PagerDutySinkConfig:
     type: Literal["pagerduty"] = "pagerduty"
-    name: str = "pagerduty"
+    name: str = field(default="pagerduty", metadata={"check": check_sink_name})
     routing_key: SecretRef | None = None  # the integration key: {env: NAME} or {file: PATH}
     url: str = field(
         default="https://events.pagerduty.com/v2/enqueue", metadata={"check": _url_check}
@@ -383,7 +383,7 @@ class PagerDutyTransport(HttpTransport):
 @dataclass(frozen=True)
 class SlackSinkConfig:
     type: Literal["slack"] = "slack"
-    name: str = "slack"
+    name: str = field(default="slack", metadata={"check": check_sink_name})
     webhook_url: SecretRef | None = None  # the URL is the secret: {env: NAME} or {file: PATH}
     http: HttpOptions = field(default_factory=HttpOptions)
     route: RouteConfig = field(default_factory=RouteConfig)
@@ -452,7 +452,7 @@ def sign(key: bytes, timestamp: str, body: bytes) -> str:
 @dataclass(frozen=True)
 class WebhookSinkConfig:
     type: Literal["webhook"] = "webhook"
-    name: str = "webhook"
+    name: str = field(default="webhook", metadata={"check": check_sink_name})
     url: str | None = field(default=None, metadata={"check": _url_check})
     url_secret: SecretRef | None = None  # instead of url, when the URL carries a token
     hmac_key: SecretRef | None = None  # required: {env: NAME} or {file: PATH}

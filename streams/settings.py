@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from sinks.factory import RemoteSinkConfig
-from sinks.routing import RouteConfig
+from sinks.routing import RouteConfig, check_sink_name
 from streams.confload import ConfigError, ConfigIssue, NodeLoader, compose_file
 from streams.content import ContentConfig
 from streams.detection import StormGuardConfig
@@ -74,7 +73,7 @@ class ArchiveConfig:
 @dataclass(frozen=True)
 class JsonlSinkConfig:
     type: Literal["jsonl"] = "jsonl"
-    name: str = "alerts-jsonl"
+    name: str = field(default="alerts-jsonl", metadata={"check": check_sink_name})
     path: str | None = None  # default: <state_dir>/alerts.jsonl
     route: RouteConfig = field(default_factory=RouteConfig)
 
@@ -82,7 +81,7 @@ class JsonlSinkConfig:
 @dataclass(frozen=True)
 class StdoutSinkConfig:
     type: Literal["stdout"] = "stdout"
-    name: str = "stdout"
+    name: str = field(default="stdout", metadata={"check": check_sink_name})
     format: Literal["text", "json"] = "text"
     route: RouteConfig = field(default_factory=RouteConfig)
 
@@ -108,7 +107,6 @@ class PipelineConfig:
     dedup_event_ids: int = field(default=50_000, metadata={"min": 100})
 
 
-_SINK_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 _CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
 
@@ -169,12 +167,6 @@ class Settings:
     base_dir: str = field(default=str(_CONFIG_DIR), metadata={"internal": True}, compare=False)
 
     def __post_init__(self) -> None:
-        for sink in self.sinks:
-            if not _SINK_NAME.fullmatch(sink.name):
-                raise ValueError(
-                    f"sink name {sink.name!r}: use letters, digits, '-', '_' and '.' (it names "
-                    "a directory and a metric label), not starting with '.'"
-                )
         names = [s.name for s in self.sinks]
         dups = sorted({n for n in names if names.count(n) > 1})
         if dups:

@@ -162,6 +162,9 @@ def test_every_remote_sink_type_loads_and_builds(
         ("{type: redis, url: 'redis://:hunter2@h:6379/0'}", "not the url"),
         ("{type: redis, route: {min_severity: urgent}}", "min_severity"),
         ("{type: kafka, delivery: {max_atempts: 3}}", "did you mean 'max_attempts'"),
+        ("{type: kafka, acks: '1', idempotent: true}", "needs acks: all"),
+        ("{type: alertmanager, url: 'http://am.example:99999'}", "port"),
+        ("{type: jsonl, name: ../escape}", "not starting with '.'"),
     ],
 )
 def test_bad_sink_settings_are_named(tmp_path: Path, sink: str, message: str) -> None:
