@@ -123,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--hold", action="store_true", help="keep running after the sample (until Ctrl-C)"
     )
+    demo.add_argument(
+        "--keep-sinks",
+        action="store_true",
+        help="also deliver to the remote sinks of the settings file (Redis, Kafka, webhooks...)",
+    )
     return parser
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import orjson
 
+from sinks.factory import REMOTE_SINK_CONFIGS
 from sinks.metrics import Metrics
 from streams import __version__
 from streams.app import UsageError, build_monitor, run_monitor, serve_metrics
@@ -29,7 +30,7 @@ from streams.pipeline import BatchResult
 from streams.progress import format_summary
 from streams.replay import parse_speed
 from streams.runner import Monitor
-from streams.settings import JsonlSinkConfig, Settings, StdoutSinkConfig
+from streams.settings import JsonlSinkConfig, Settings, SinkConfig, StdoutSinkConfig
 from streams.sse_server import EventStreamsServer
 
 __all__ = ["load_sample", "run_demo"]
@@ -75,7 +76,7 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
             stall_timeout_seconds=30.0,
         ),
         state_dir=str(state_dir),
-        sinks=(StdoutSinkConfig(), JsonlSinkConfig()),
+        sinks=_demo_sinks(settings, keep=args.keep_sinks),
         archive=dataclasses.replace(settings.archive, enabled=True, dir=None),
         content=dataclasses.replace(
             settings.content, enabled=True, api_url=api.api_url_template, max_wait_seconds=5.0
@@ -133,4 +134,16 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     print("\n" + format_summary(summary), file=sys.stderr)
     jsonl = settings.jsonl_path(JsonlSinkConfig())
     print(f"alerts (JSONL): {jsonl}\nraw-event archive: {settings.archive_dir}", file=sys.stderr)
+    remote = [s.name for s in settings.sinks if isinstance(s, REMOTE_SINK_CONFIGS)]
+    if remote:
+        print(f"also delivered to: {', '.join(remote)} (rcwatch sinks status)", file=sys.stderr)
     return 0
+
+
+def _demo_sinks(settings: Settings, *, keep: bool) -> tuple[SinkConfig, ...]:
+    """The terminal and a JSONL file; with ``keep``, also the settings' remote sinks (Redis,
+    Kafka, Alertmanager, ...), so a stack can be tried end to end offline."""
+    local: tuple[SinkConfig, ...] = (StdoutSinkConfig(), JsonlSinkConfig())
+    if not keep:
+        return local
+    return local + tuple(s for s in settings.sinks if isinstance(s, REMOTE_SINK_CONFIGS))

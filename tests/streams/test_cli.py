@@ -21,7 +21,9 @@ from tests.harness import TEST_UA, alert_ids, archived_ids, event_ids, expected_
 REPO = Path(__file__).resolve().parents[2]
 
 
-def rcwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def rcwatch(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "streams", *args],
         capture_output=True,
@@ -29,6 +31,7 @@ def rcwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
         timeout=timeout,
         cwd=REPO,
         check=False,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -241,3 +244,38 @@ async def test_kill_9_and_restart_lose_nothing_and_duplicate_nothing(
     assert set(alerts) == expected_alert_ids(sample_events)
     lines = (state / "alerts.jsonl").read_bytes().splitlines()
     assert all(orjson.loads(x)["evidence"] for x in lines)
+
+
+async def test_demo_can_deliver_to_the_configured_remote_sinks(tmp_path: Path) -> None:
+    """`rcwatch demo --keep-sinks`: a stack's queues and webhooks tried end to end offline."""
+    import asyncio
+
+    from tests.sinks.endpoints import HttpReceiver
+
+    receiver = HttpReceiver()
+    base = await receiver.start()
+    try:
+        config = tmp_path / "rcwatch.yaml"
+        rules = REPO / "config" / "rules"
+        config.write_text(
+            f"detectors: {{rules_paths: [{rules}]}}\n"
+            "sinks:\n"
+            f"  - {{type: webhook, name: hook, url: '{base}/hook', hmac_key: {{env: DEMO_KEY}},"
+            " route: {min_severity: high}}\n"
+        )
+        out = await asyncio.to_thread(
+            rcwatch,
+            "demo", "--speed", "max", "--keep-sinks", "--config", str(config),
+            "--state-dir", str(tmp_path / "state"), "--metrics-addr", "127.0.0.1:0",
+            env={"DEMO_KEY": "k"},
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert "also delivered to: hook" in out.stderr
+        lines = [
+            orjson.loads(x) for x in (tmp_path / "state" / "alerts.jsonl").read_bytes().splitlines()
+        ]
+        high = [a["id"] for a in lines if a["severity"] in ("high", "critical")]
+        got = [a["id"] for r in receiver.requests for a in orjson.loads(r.body)["alerts"]]
+        assert high and got == high  # routed by severity, each once
+    finally:
+        await receiver.stop()
