@@ -39,7 +39,7 @@ import orjson
 
 from sinks.alert import Alert
 from sinks.base import Sink, SinkError
-from sinks.dedup import Ledger
+from sinks.dedup import Ledger, RecentIds
 from sinks.metrics import Metrics
 from sinks.retry import Backoff
 from sinks.spool import Spool, SpoolFull
@@ -79,7 +79,8 @@ class TransportError(Exception):
     ``delivered``: how many of the batch's leading alerts the target did take before the
     failure (a per-alert API that failed on the third message delivered two); they are
     not sent again. ``retryable=False``: the target refused the alert at that position
-    for good (it is dead-lettered; the rest are tried again)."""
+    for good (it is dead-lettered; the rest are tried again). Only the ``attempted`` alerts
+    after the delivered ones count a failed try."""
 
     def __init__(
         self,
@@ -88,11 +89,15 @@ class TransportError(Exception):
         retryable: bool = True,
         retry_after_seconds: float | None = None,
         delivered: int = 0,
+        attempted: int | None = None,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after_seconds = retry_after_seconds
         self.delivered = delivered
+        # how many alerts after the delivered ones this attempt actually tried (a per-alert
+        # API stops at the failing one: 1); None: all the rest of its chunk
+        self.attempted = attempted
 
 
 class Transport(abc.ABC):
@@ -172,6 +177,10 @@ class SpooledSink(Sink):
         self._closing = False
         self._lock = asyncio.Lock()  # one attempt at a time keeps the target's order
         self._not_before = 0.0  # monotonic time before which the target asked not to retry
+        self._stopping = asyncio.Event()  # set by close(): sleeps end, no new attempt starts
+        # delivery ids accepted (delivered, spooled or dead-lettered) so a retried send
+        # never offers them again, also within one run
+        self._accepted = RecentIds(self.config.ledger_entries)
         self._backoff = Backoff(
             self.config.backoff_initial_seconds, self.config.backoff_max_seconds
         )
@@ -188,6 +197,8 @@ class SpooledSink(Sink):
         try:
             self.spool.open()
             self._known = self.ledger.open()
+            for known in self._known:
+                self._accepted.add(known)
             self._import_redrives()
         except OSError as exc:
             raise SinkError(
@@ -238,27 +249,30 @@ class SpooledSink(Sink):
             )
 
     async def send(self, alerts: Sequence[Alert]) -> None:
-        payloads = [a.to_dict(full_evidence=self.full_evidence) for a in alerts]
+        # a retry of a send that failed part-way must not offer what was accepted already
+        todo = [a for a in alerts if a.delivery_id not in self._accepted]
+        payloads = [a.to_dict(full_evidence=self.full_evidence) for a in todo]
         async with self._lock:
             rest = list(payloads)
-            if not len(self.spool) and time.monotonic() >= self._not_before:
+            tried = 0  # alerts at the head of ``rest`` that just failed one try
+            if rest and not len(self.spool) and time.monotonic() >= self._not_before:
                 try:
                     await self._attempt(rest)
                 except TransportError as exc:
-                    done = rest[: exc.delivered]
+                    self._record_payloads(rest[: exc.delivered])  # before anything can fail
                     rest = rest[exc.delivered :]
                     if not exc.retryable:
                         self._dead_letter(rest[:1], "rejected", str(exc), [1])
+                        self._record_payloads(rest[:1])
                         rest = rest[1:]
                     else:
+                        tried = len(rest) if exc.attempted is None else exc.attempted
                         self._failed(exc, len(rest), spooling=True)
-                    self._record_payloads(done)
-                    if not rest:
-                        self._record(alerts)
-                        return
                 else:
-                    self._record(alerts)
-                    return
+                    self._record_payloads(rest)
+                    rest = []
+            if not rest:
+                return
             try:
                 self.spool.append([{"alert": p} for p in rest])
                 # the ledger must never reach the disk ahead of the spooled alerts it names
@@ -268,7 +282,10 @@ class SpooledSink(Sink):
             except OSError as exc:
                 raise SinkError(f"cannot write the spool: {exc.strerror}") from exc
             self.metrics.sink_spooled.labels(self.name).inc(len(rest))
-            self._record(alerts)
+            self._record_payloads(rest)
+            if tried and len(self.spool) == len(rest):  # they head the spool: count that try
+                with contextlib.suppress(OSError):
+                    self.spool.record_failure(min(tried, len(rest)))
             self._gauges()
             self._wake.set()
 
@@ -280,12 +297,27 @@ class SpooledSink(Sink):
             raise SinkError(f"cannot sync the delivery state: {exc.strerror}") from exc
 
     async def close(self) -> None:
+        """Let an attempt in flight finish (so what the target took is not sent again on
+        the next start), then stop the drainer and sync the delivery state."""
         self._closing = True
-        if self._drainer is not None:
-            self._drainer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._drainer
-            self._drainer = None
+        self._stopping.set()
+        self._wake.set()
+        drainer, self._drainer = self._drainer, None
+        if drainer is not None:
+            limit = self.config.timeout_seconds * (
+                self.transport.batch_max_alerts if self.transport.request_per_alert else 1
+            )
+            try:
+                await asyncio.wait_for(asyncio.shield(drainer), limit + 1)
+            except TimeoutError:
+                drainer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await drainer
+            except Exception as exc:  # the drainer should never fail; close anyway
+                log.error(
+                    "sink drainer had failed",
+                    extra={"fields": {"sink": self.name, "error": type(exc).__name__}},
+                )
         if len(self.spool):
             log.warning(
                 "sink closed with alerts still spooled; they are delivered on the next start",
@@ -332,18 +364,24 @@ class SpooledSink(Sink):
                 async with asyncio.timeout(limit):
                     await self.transport.send(chunk)
             except TransportError as exc:
+                if exc.attempted is None:
+                    exc.attempted = len(chunk) - exc.delivered
                 exc.delivered += done
                 raise
             except TimeoutError as exc:
                 await self._reset_transport()
-                raise TransportError(f"no answer within {limit:g} s", delivered=done) from exc
+                raise TransportError(
+                    f"no answer within {limit:g} s", delivered=done, attempted=len(chunk)
+                ) from exc
             except Exception as exc:  # a transport bug or library surprise: retry, say what
                 log.error(
                     "unexpected error from the sink's transport; retrying",
                     extra={"fields": {"sink": self.name, "error": type(exc).__name__}},
                 )
                 await self._reset_transport()
-                raise TransportError(f"unexpected {type(exc).__name__}", delivered=done) from exc
+                raise TransportError(
+                    f"unexpected {type(exc).__name__}", delivered=done, attempted=len(chunk)
+                ) from exc
             finally:
                 m.sink_delivery_seconds.labels(self.name).observe(time.perf_counter() - started)
             done += len(chunk)
@@ -387,15 +425,14 @@ class SpooledSink(Sink):
             },
         )
 
-    def _record(self, alerts: Sequence[Alert]) -> None:
-        self._record_ids([a.delivery_id for a in alerts])
-
     def _record_payloads(self, payloads: Sequence[dict[str, Any]]) -> None:
         self._record_ids([_delivery_id(p) for p in payloads])
 
     def _record_ids(self, ids: list[str]) -> None:
         if not ids:
             return
+        for i in ids:
+            self._accepted.add(i)
         try:
             self.ledger.record(ids)
         except OSError as exc:  # the alerts are delivered or spooled: only repeats at risk
@@ -457,10 +494,15 @@ class SpooledSink(Sink):
             while len(self.spool) and not self._closing:
                 wait = self._not_before - time.monotonic()
                 if wait > 0:
-                    # a new send does not wake the retry early: the target asked us to wait
-                    await asyncio.sleep(wait)
+                    # new sends do not cut this short (the target asked us to wait); close
+                    # does
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), wait)
+                    continue
                 try:
                     async with self._lock:
+                        if self._closing:
+                            break
                         await self._drain_once()
                 except asyncio.CancelledError:
                     raise
@@ -487,7 +529,8 @@ class SpooledSink(Sink):
                 self._dead_letter(rest[:1], "rejected", str(exc), [t + 1 for t in tries])
                 self.spool.pop(1)
             else:
-                tries = self.spool.record_failure(len(rest))
+                attempted = len(rest) if exc.attempted is None else max(1, exc.attempted)
+                tries = self.spool.record_failure(min(attempted, len(rest)))
                 m.sink_retries.labels(self.name).inc()
                 spent = 0
                 while spent < len(tries) and tries[spent] >= self.config.max_attempts:

@@ -22,6 +22,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     KafkaError,
+    MessageSizeTooLargeError,
     TopicAuthorizationFailedError,
 )
 
@@ -65,10 +66,17 @@ class KafkaSinkConfig:
             raise ValueError("SASL needs sasl_username and sasl_password: {env: NAME}")
 
 
-class _Partial(Exception):
-    def __init__(self, delivered: int) -> None:
-        super().__init__(delivered)
-        self.delivered = delivered
+def _record(p: dict[str, Any]) -> dict[str, Any]:
+    delivery_id = p["id"] if p.get("count", 1) == 1 else f"{p['id']}~{p['count']}"
+    return {
+        "value": orjson.dumps(p),
+        "key": str(p["id"]).encode(),
+        "headers": [
+            ("delivery_id", delivery_id.encode()),
+            ("severity", str(p["severity"]).encode()),
+            ("category", str(p["category"]).encode()),
+        ],
+    }
 
 
 class KafkaTransport(Transport):
@@ -142,43 +150,47 @@ class KafkaTransport(Transport):
         return self._producer
 
     async def send(self, payloads: Sequence[dict[str, Any]]) -> None:
+        """Queue every record, then wait for all acknowledgements. Reports the leading run
+        the broker acknowledged as delivered; a record acknowledged after an earlier one
+        failed is sent again on the retry (consumers drop repeated ``delivery_id``s; the
+        idempotent producer, where the broker has it, avoids that)."""
         try:
             producer = await self._connected()
-            futures = []
-            for p in payloads:
-                delivery_id = p["id"] if p.get("count", 1) == 1 else f"{p['id']}~{p['count']}"
-                futures.append(
-                    await producer.send(
-                        self.topic,
-                        value=orjson.dumps(p),
-                        key=str(p["id"]).encode(),
-                        headers=[
-                            ("delivery_id", delivery_id.encode()),
-                            ("severity", str(p["severity"]).encode()),
-                            ("category", str(p["category"]).encode()),
-                        ],
-                    )
-                )
-            # wait for all, so that no failure is left unobserved; then report how many
-            # leading records the broker acknowledged and raise the first failure
-            results = await asyncio.gather(*futures, return_exceptions=True)
-            failed = next((i for i, r in enumerate(results) if isinstance(r, BaseException)), None)
-            if failed is not None:
-                first = results[failed]
-                assert isinstance(first, BaseException)
-                raise _Partial(failed) from first
-        except _Partial as partial:
-            cause = partial.__cause__
-            await self.reset()
-            raise TransportError(
-                f"kafka: {type(cause).__name__}", delivered=partial.delivered
-            ) from cause
-        except TopicAuthorizationFailedError as exc:
-            # an ACL change: spool and retry until an operator fixes it
-            raise TransportError("kafka: not authorised for the topic; fix the ACL") from exc
         except (KafkaError, OSError) as exc:
             await self.reset()
-            raise TransportError(f"kafka: {type(exc).__name__}") from exc
+            raise TransportError(f"kafka: {type(exc).__name__}", attempted=0) from exc
+        futures = []
+        refused: tuple[int, BaseException, bool] | None = None
+        for i, p in enumerate(payloads):
+            try:
+                futures.append(await producer.send(self.topic, **_record(p)))
+            except MessageSizeTooLargeError as exc:  # this record can never be sent
+                refused = (i, exc, False)
+                break
+            except (KafkaError, OSError) as exc:
+                refused = (i, exc, True)
+                break
+        # wait for all, so that no failure is left unobserved
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        failed = next((i for i, r in enumerate(results) if isinstance(r, BaseException)), None)
+        if failed is not None:
+            cause = results[failed]
+            assert isinstance(cause, BaseException)
+            await self.reset()
+            if isinstance(cause, TopicAuthorizationFailedError):
+                message = "kafka: not authorised for the topic; fix the ACL"
+            else:
+                message = f"kafka: {type(cause).__name__}"
+            raise TransportError(
+                message, delivered=failed, attempted=len(futures) - failed
+            ) from cause
+        if refused is not None:
+            i, cause, retryable = refused
+            if retryable:
+                await self.reset()
+            raise TransportError(
+                f"kafka: {type(cause).__name__}", retryable=retryable, delivered=i, attempted=1
+            ) from cause
 
     async def reset(self) -> None:
         producer, self._producer = self._producer, None

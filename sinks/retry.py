@@ -28,8 +28,11 @@ class Backoff:
         self._rng = rng or random.Random()
 
     def next_delay(self) -> float:
-        step = min(self.maximum, self.initial * self.multiplier**self.attempt)
-        self.attempt += 1
+        # the exponent stops growing once the step reached the maximum (no overflow after
+        # days of an outage)
+        step = min(self.maximum, self.initial * self.multiplier ** min(self.attempt, 64))
+        if step < self.maximum:
+            self.attempt += 1
         return self._rng.uniform(step / 2, step)
 
     def reset(self) -> None:

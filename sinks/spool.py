@@ -43,12 +43,16 @@ def _write_file(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        written = 0
-        while written < len(data):
-            written += os.write(fd, data[written:])
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 
@@ -93,12 +97,15 @@ class Spool:
         bad = [i for i, line in enumerate(pending) if not _decodes(line)]
         if bad:
             self._quarantine(pending, bad)
-            good = [line for i, line in enumerate(pending) if i not in set(bad)]
-            data = b"".join(line + b"\n" for line in good)
+            skip = set(bad)
+            good = [line for i, line in enumerate(pending) if i not in skip]
+            # keep the consumed part as it is, so the saved offset stays valid whether or
+            # not a crash comes before the new state is written
+            data = data[:offset] + b"".join(line + b"\n" for line in good)
             _write_file(self.path, data)
             os.close(self._fd)
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND, 0o600)
-            offset, tries, pending = 0, [], good
+            tries, pending = [], good
         self._size = len(data)
         self._offset = offset
         self._lines = [len(line) + 1 for line in pending]
@@ -222,7 +229,13 @@ class Spool:
             os.ftruncate(self._fd, 0)
             self._offset = self._size = 0
         elif self._offset >= _COMPACT_MIN_BYTES and self._offset * 2 >= self._size:
-            self._compact()
+            try:
+                self._compact()
+            except OSError as exc:  # a full disk: keep the longer file, compact later
+                log.warning(
+                    "spool compaction failed; continuing without it",
+                    extra={"fields": {"spool": str(self.dir), "error": exc.strerror}},
+                )
         self._save_state()
 
     def record_failure(self, n: int) -> list[int]:
@@ -247,10 +260,12 @@ class Spool:
         # the state must never name an offset meant for the old file once the new one is
         # in place (that could skip records): record offset 0 first, then swap the file.
         # A crash in between replays delivered records, which carry the same ids.
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        _write_file(tmp, rest)  # on a full disk this fails before anything changed
         offset, self._offset = self._offset, 0
         self._save_state()
         self._offset = offset
-        _write_file(self.path, rest)
+        os.replace(tmp, self.path)
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND, 0o600)
         self._offset, self._size = 0, len(rest)

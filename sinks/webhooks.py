@@ -154,10 +154,18 @@ class HttpTransport(Transport):
                 answer = await resp.content.read(_READ_LIMIT)
                 status = resp.status
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-        except (aiohttp.ClientError, OSError) as exc:
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            # the exception's text can hold the URL (a token): only its type is kept
             raise TransportError(f"request failed: {type(exc).__name__}") from exc
         if 200 <= status < 300:
             return answer
+        if status in _CREDENTIAL_STATUSES:
+            # a revoked or rotated key, a removed hook: an operator fixes it, so spool and
+            # retry (up to max_attempts) rather than dead-letter the whole flow at once
+            raise TransportError(
+                f"HTTP {status}: the target refused our credentials or URL; fix the secret",
+                retry_after_seconds=retry_after,
+            )
         retryable = status in _RETRY_STATUSES or status >= 500
         raise TransportError(f"HTTP {status}", retryable=retryable, retry_after_seconds=retry_after)
 
@@ -196,12 +204,15 @@ class HttpTransport(Transport):
             try:
                 await post_group(group)
             except TransportError as exc:
-                exc.delivered = done
+                exc.delivered, exc.attempted = done, len(group)
                 raise
             done += len(group)
         if done < len(payloads):
             raise TransportError(
-                "an alert is over max_body_bytes on its own", retryable=False, delivered=done
+                "an alert is over max_body_bytes on its own",
+                retryable=False,
+                delivered=done,
+                attempted=1,
             )
 
 
@@ -373,7 +384,7 @@ class PagerDutyTransport(HttpTransport):
             try:
                 await self.post(self.url, orjson.dumps(self.render(p)))
             except TransportError as exc:
-                exc.delivered = i
+                exc.delivered, exc.attempted = i, 1
                 raise
 
 
@@ -433,7 +444,7 @@ class SlackTransport(HttpTransport):
             try:
                 await self.post(self._url.reveal(), orjson.dumps(self.render(p)))
             except TransportError as exc:
-                exc.delivered = i
+                exc.delivered, exc.attempted = i, 1
                 raise
 
 

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import orjson
 
+from sinks.delivery import read_dead_letters, sink_state_dir
 from sinks.factory import REMOTE_SINK_CONFIGS
 from sinks.metrics import Metrics
+from sinks.spool import Spool
 from streams import __version__
 from streams.app import UsageError, build_monitor, run_monitor, serve_metrics
 from streams.checkpoint import CheckpointStore
@@ -134,10 +136,21 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     print("\n" + format_summary(summary), file=sys.stderr)
     jsonl = settings.jsonl_path(JsonlSinkConfig())
     print(f"alerts (JSONL): {jsonl}\nraw-event archive: {settings.archive_dir}", file=sys.stderr)
-    remote = [s.name for s in settings.sinks if isinstance(s, REMOTE_SINK_CONFIGS)]
-    if remote:
-        print(f"also delivered to: {', '.join(remote)} (rcwatch sinks status)", file=sys.stderr)
+    for sink in settings.sinks:
+        if isinstance(sink, REMOTE_SINK_CONFIGS):
+            print(_remote_report(sink.name, sink_state_dir(state_dir, sink.name)), file=sys.stderr)
     return 0
+
+
+def _remote_report(name: str, directory: Path) -> str:
+    spooled, _ = Spool.inspect(directory)
+    dead = len(read_dead_letters(directory / "dead-letter.ndjson"))
+    if not spooled and not dead:
+        return f"sink {name}: every routed alert delivered"
+    return (
+        f"sink {name}: {spooled} alerts still spooled, {dead} dead-lettered, in {directory} "
+        "(run again with the same --state-dir to deliver the spool)"
+    )
 
 
 def _demo_sinks(settings: Settings, *, keep: bool) -> tuple[SinkConfig, ...]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -33,7 +34,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import generate_latest
 
 from sinks.alert import Alert
-from sinks.base import Sink
+from sinks.base import Sink, SinkError
 from sinks.delivery import DeliveryConfig, SpooledSink, Transport
 from sinks.jsonl import JsonlSink
 from sinks.kafka import KafkaTransport
@@ -541,7 +542,7 @@ async def test_private_data_never_leaves_unredacted(
     assert Counter(await target.received()) == Counter(delivery_ids(ALERTS))
     refuse = target.refuse
     if refuse is not None and target.recover is not None:  # and through the dead letters
-        again = await target.make(state, FAST, False)
+        again = await target.make(tmp_path / "refused", FAST, False)
         again.bind_metrics(metrics)
         refuse()
         await again.send(ALERTS[:2])
@@ -618,9 +619,10 @@ async def test_http_targets_are_capped_and_time_out(tmp_path: Path) -> None:
         receiver.retry_after = "0"
         receiver.faults = [429, "drop", 503]
         receiver.requests.clear()
-        await sink.send(ALERTS[:1])
+        fresh = [dataclasses.replace(ALERTS[0], id="f" * 24)]
+        await sink.send(fresh)
         await settle(sink)
-        assert _webhook_ids_plain(receiver) == delivery_ids(ALERTS[:1])
+        assert _webhook_ids_plain(receiver) == delivery_ids(fresh)
         assert sink.metrics.sink_retries.labels("capped")._value.get() >= 2
         await sink.close()
     finally:
@@ -714,14 +716,17 @@ async def test_retry_after_is_honoured_and_capped(tmp_path: Path) -> None:
         assert len(receiver.arrivals) == 2
         assert receiver.arrivals[1] - receiver.arrivals[0] >= 0.9, "retried before Retry-After"
         await sink.close()
-        # a day-long Retry-After is capped at backoff_max_seconds
+        # a day-long Retry-After is honoured only up to backoff_max_seconds
         receiver.faults = [503]
         receiver.retry_after = "86400"
-        capped = DeliveryConfig(backoff_initial_seconds=0.01, backoff_max_seconds=0.2)
+        receiver.arrivals.clear()
+        capped = DeliveryConfig(backoff_initial_seconds=0.01, backoff_max_seconds=0.5)
         sink = SpooledSink("hook2", transport, state_dir=tmp_path / "b", config=capped)
         await sink.start()
         await sink.send(ALERTS[1:2])
         assert await sink.wait_drained(5), "a huge Retry-After parked the spool"
+        gap = receiver.arrivals[1] - receiver.arrivals[0]
+        assert 0.4 <= gap < 3, "Retry-After was ignored or not capped"
         await sink.close()
     finally:
         await receiver.stop()
@@ -810,3 +815,97 @@ async def test_redis_refusal_then_fix_and_redrive_loses_nothing(tmp_path: Path) 
         for key in client.scan_iter(match=f"{stream}*"):
             client.delete(key)
         client.close()
+
+
+async def test_refused_credentials_are_retried_not_dead_lettered(tmp_path: Path) -> None:
+    """A rotated token (401/403) or a removed hook (404/410) is fixed by an operator: the
+    alerts wait in the spool instead of all going to the dead-letter file."""
+    receiver = HttpReceiver()
+    base = await receiver.start()
+    try:
+        receiver.faults = [401, 403, 404, 410]
+        sink = SpooledSink("chat", _slack(base), state_dir=tmp_path / "s", config=FAST)
+        await sink.start()
+        await sink.send(ALERTS)
+        await settle(sink)
+        await sink.close()
+        assert sink.dead_lettered == 0
+        assert _slack_ids(receiver) == delivery_ids(ALERTS)
+    finally:
+        await receiver.stop()
+
+
+async def test_a_local_failure_after_a_partial_delivery_resends_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two of five messages went out, then the spool could not be written (a full disk,
+    simulated): the runner retries the send, and only the other three go out."""
+    from sinks.spool import Spool
+
+    receiver = HttpReceiver()
+    base = await receiver.start()
+    try:
+        receiver.faults = [0, 0, 503]
+        sink = SpooledSink("chat", _slack(base), state_dir=tmp_path / "s", config=FAST)
+        await sink.start()
+        real_append = Spool.append
+        calls = {"n": 0}
+
+        def full_once(self: Spool, records: Any) -> None:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise OSError(28, "No space left on device")
+            real_append(self, records)
+
+        monkeypatch.setattr(Spool, "append", full_once)
+        with pytest.raises(SinkError):
+            await sink.send(ALERTS)
+        await sink.send(ALERTS)  # what the runner does next
+        await settle(sink)
+        await sink.close()
+        assert _slack_ids(receiver) == delivery_ids(ALERTS)
+    finally:
+        await receiver.stop()
+
+
+async def test_close_lets_the_attempt_in_flight_finish(tmp_path: Path) -> None:
+    receiver = HttpReceiver(delay_seconds=0.15)
+    base = await receiver.start()
+    try:
+        receiver.down = True
+        state = tmp_path / "s"
+        sink = SpooledSink("chat", _slack(base), state_dir=state, config=FAST)
+        await sink.start()
+        await sink.send(ALERTS)  # spooled
+        receiver.down = False
+        while len(receiver.requests) < 2:
+            await asyncio.sleep(0.01)
+        await sink.close()  # mid-batch: the message being posted completes and counts
+        again = SpooledSink("chat", _slack(base), state_dir=state, config=FAST)
+        await again.start()
+        await settle(again)
+        await again.close()
+        assert _slack_ids(receiver) == delivery_ids(ALERTS)
+    finally:
+        await receiver.stop()
+
+
+async def test_only_the_alerts_tried_count_an_attempt(tmp_path: Path) -> None:
+    """A per-alert API failing on the third message: the third is the one tried (and given
+    up on after max_attempts); the fourth and fifth were never tried and are delivered."""
+    receiver = HttpReceiver()
+    base = await receiver.start()
+    try:
+        receiver.faults = [0, 0, 503, 503]
+        cfg = DeliveryConfig(max_attempts=2, backoff_initial_seconds=0.01, timeout_seconds=2)
+        sink = SpooledSink("chat", _slack(base), state_dir=tmp_path / "s", config=cfg)
+        await sink.start()
+        await sink.send(ALERTS)
+        await settle(sink)
+        await sink.close()
+        expected = delivery_ids(ALERTS)
+        assert _slack_ids(receiver) == expected[:2] + expected[3:]
+        dead = [orjson.loads(x) for x in sink.dead_letter_path.read_bytes().splitlines()]
+        assert [(d["alert"]["id"], d["attempts"]) for d in dead] == [(ALERTS[2].id, 2)]
+    finally:
+        await receiver.stop()

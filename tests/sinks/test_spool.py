@@ -118,3 +118,18 @@ def test_inspect_reads_without_changing_anything(tmp_path: Path) -> None:
     assert Spool.inspect(tmp_path) == (2, len(orjson.dumps(_records(1, pad=10)[0])) * 2 + 2)
     assert spool.path.read_bytes() == before
     assert Spool.inspect(tmp_path / "nothing-here") == (0, 0)
+
+
+def test_a_crash_while_moving_corrupt_records_aside_loses_nothing(tmp_path: Path) -> None:
+    """The rewrite keeps the consumed part, so the old state still points at the right
+    record if the process dies before the new state is saved."""
+    spool = _open(tmp_path)
+    spool.append(_records(6, pad=10))
+    spool.pop(3)
+    spool.close()
+    lines = spool.path.read_bytes().splitlines(keepends=True)
+    spool.path.write_bytes(b"".join(lines[:4]) + b"garbage\n" + b"".join(lines[4:]))
+    old_state = spool.state_path.read_bytes()
+    _open(tmp_path).close()  # quarantines, rewrites, saves a new state...
+    spool.state_path.write_bytes(old_state)  # ...which the crash lost
+    assert _ids(_open(tmp_path).peek(10)) == ["a3", "a4", "a5"]

@@ -270,7 +270,7 @@ async def test_demo_can_deliver_to_the_configured_remote_sinks(tmp_path: Path) -
             env={"DEMO_KEY": "k"},
         )  # fmt: skip
         assert out.returncode == 0, out.stderr
-        assert "also delivered to: hook" in out.stderr
+        assert "sink hook: every routed alert delivered" in out.stderr
         lines = [
             orjson.loads(x) for x in (tmp_path / "state" / "alerts.jsonl").read_bytes().splitlines()
         ]
