@@ -35,7 +35,7 @@ from prometheus_client import generate_latest
 
 from sinks.alert import Alert
 from sinks.base import Sink, SinkError
-from sinks.delivery import DeliveryConfig, SpooledSink, Transport
+from sinks.delivery import DeliveryConfig, SpooledSink, Transport, read_dead_letters
 from sinks.jsonl import JsonlSink
 from sinks.kafka import KafkaTransport
 from sinks.memory import MemoryTransport
@@ -409,6 +409,14 @@ async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) 
         await asyncio.sleep(0.05)
 
 
+async def deliver_all(sink: Sink, alerts: Sequence[Alert]) -> None:
+    """Start, send, let the spool drain, close: one run of a sink."""
+    await sink.start()
+    await sink.send(alerts)
+    await settle(sink)
+    await sink.close()
+
+
 async def settle(sink: Sink) -> None:
     await sink.flush()
     if isinstance(sink, SpooledSink):
@@ -501,7 +509,7 @@ async def test_dead_letters_after_max_attempts(target: Target, tmp_path: Path) -
     await settle(sink)
     m = sink.metrics
     await sink.close()
-    dead = [orjson.loads(x) for x in sink.dead_letter_path.read_bytes().splitlines()]
+    dead = read_dead_letters(sink.dead_letter_path)
     assert [d["alert"]["id"] for d in dead] == [a.id for a in ALERTS[:2]]
     assert all(d["reason"] == "attempts" and d["attempts"] == 2 for d in dead)
     assert m.sink_dead_letters.labels(sink.name, "attempts")._value.get() == 2
@@ -679,22 +687,16 @@ async def test_failure_part_way_through_a_batch_resends_nothing(tmp_path: Path) 
         receiver.faults = [0, 0, 429]
         receiver.retry_after = "0"
         sink = SpooledSink("chat", _slack(base), state_dir=tmp_path / "a", config=FAST)
-        await sink.start()
-        await sink.send(ALERTS)
-        await settle(sink)
-        await sink.close()
+        await deliver_all(sink, ALERTS)
         assert _slack_ids(receiver) == delivery_ids(ALERTS)  # each once, in order
 
         receiver.requests.clear()
         receiver.faults = [0, 0, 400]
         sink = SpooledSink("chat2", _slack(base), state_dir=tmp_path / "b", config=FAST)
-        await sink.start()
-        await sink.send(ALERTS)
-        await settle(sink)
-        await sink.close()
+        await deliver_all(sink, ALERTS)
         expected = delivery_ids(ALERTS)
         assert _slack_ids(receiver) == expected[:2] + expected[3:]
-        dead = [orjson.loads(x) for x in sink.dead_letter_path.read_bytes().splitlines()]
+        dead = read_dead_letters(sink.dead_letter_path)
         assert [d["alert"]["id"] for d in dead] == [ALERTS[2].id]
         assert dead[0]["reason"] == "rejected"
     finally:
@@ -792,10 +794,7 @@ async def test_redis_refusal_then_fix_and_redrive_loses_nothing(tmp_path: Path) 
     try:
         transport = RedisStreamsTransport("redis://127.0.0.1:6379/0", stream)
         sink = SpooledSink("queue", transport, state_dir=state, config=FAST)
-        await sink.start()
-        await sink.send(ALERTS)
-        await settle(sink)
-        await sink.close()
+        await deliver_all(sink, ALERTS)
         assert sink.dead_lettered == len(ALERTS)
         assert sink.metrics.sink_dead_letters.labels("queue", "rejected")._value.get() == 5
         client.delete(stream)
@@ -825,10 +824,7 @@ async def test_refused_credentials_are_retried_not_dead_lettered(tmp_path: Path)
     try:
         receiver.faults = [401, 403, 404, 410]
         sink = SpooledSink("chat", _slack(base), state_dir=tmp_path / "s", config=FAST)
-        await sink.start()
-        await sink.send(ALERTS)
-        await settle(sink)
-        await sink.close()
+        await deliver_all(sink, ALERTS)
         assert sink.dead_lettered == 0
         assert _slack_ids(receiver) == delivery_ids(ALERTS)
     finally:
@@ -899,13 +895,10 @@ async def test_only_the_alerts_tried_count_an_attempt(tmp_path: Path) -> None:
         receiver.faults = [0, 0, 503, 503]
         cfg = DeliveryConfig(max_attempts=2, backoff_initial_seconds=0.01, timeout_seconds=2)
         sink = SpooledSink("chat", _slack(base), state_dir=tmp_path / "s", config=cfg)
-        await sink.start()
-        await sink.send(ALERTS)
-        await settle(sink)
-        await sink.close()
+        await deliver_all(sink, ALERTS)
         expected = delivery_ids(ALERTS)
         assert _slack_ids(receiver) == expected[:2] + expected[3:]
-        dead = [orjson.loads(x) for x in sink.dead_letter_path.read_bytes().splitlines()]
+        dead = read_dead_letters(sink.dead_letter_path)
         assert [(d["alert"]["id"], d["attempts"]) for d in dead] == [(ALERTS[2].id, 2)]
     finally:
         await receiver.stop()
