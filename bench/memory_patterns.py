@@ -23,7 +23,7 @@ import orjson
 
 from bench.common import RECORDED, require
 from sinks.metrics import Metrics
-from streams.app import build_detection
+from streams.app import build_detection, tune_gc
 from streams.event import RawEvent
 from streams.pipeline import Pipeline
 from streams.settings import Settings
@@ -77,6 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
     args = parser.parse_args()
+    tune_gc()  # the collector settings `rcwatch run` uses
     settings = Settings()
     metrics = Metrics()
     pipeline = Pipeline(

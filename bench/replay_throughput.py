@@ -24,7 +24,7 @@ import orjson
 
 from bench.common import RECORDED, best_of, require
 from sinks.metrics import Metrics
-from streams.app import build_monitor
+from streams.app import build_monitor, tune_gc
 from streams.replay import ReplaySource
 from streams.settings import JsonlSinkConfig, Settings
 
@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="cProfile one plain replay")
     args = parser.parse_args()
+    tune_gc()  # as `rcwatch replay` runs
 
     with tempfile.TemporaryDirectory(prefix="rcwatch-bench-") as tmp:
         workdir = Path(tmp)

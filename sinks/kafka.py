@@ -16,20 +16,20 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import (
-    KafkaError,
-    MessageSizeTooLargeError,
-    TopicAuthorizationFailedError,
-)
 
 from sinks.delivery import DeliveryConfig, Transport, TransportError
 from sinks.routing import RouteConfig, check_sink_name
 from sinks.secrets import Secret, SecretRef
 from sinks.webhooks import tls_context
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
+
+# aiokafka (~11 MB of imports) is loaded when a Kafka sink first connects, not with the
+# settings
 
 __all__ = ["KafkaSinkConfig", "KafkaTransport"]
 
@@ -117,6 +117,8 @@ class KafkaTransport(Transport):
         return f"kafka {self.bootstrap_servers} topic {self.topic}"
 
     def _new_producer(self) -> AIOKafkaProducer:
+        from aiokafka import AIOKafkaProducer
+
         kwargs: dict[str, Any] = {}
         if "SSL" in self._security_protocol:
             kwargs["ssl_context"] = self._tls
@@ -154,6 +156,12 @@ class KafkaTransport(Transport):
         the broker acknowledged as delivered; a record acknowledged after an earlier one
         failed is sent again on the retry (consumers drop repeated ``delivery_id``s; the
         idempotent producer, where the broker has it, avoids that)."""
+        from aiokafka.errors import (
+            KafkaError,
+            MessageSizeTooLargeError,
+            TopicAuthorizationFailedError,
+        )
+
         try:
             producer = await self._connected()
         except (KafkaError, OSError) as exc:
@@ -196,6 +204,8 @@ class KafkaTransport(Transport):
         producer, self._producer = self._producer, None
         if producer is not None:
             # stopping flushes; with the broker gone that could wait for request_timeout
+            from aiokafka.errors import KafkaError
+
             with contextlib.suppress(KafkaError, OSError, TimeoutError):
                 async with asyncio.timeout(5):
                     await producer.stop()

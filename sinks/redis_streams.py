@@ -15,21 +15,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import orjson
-import redis.asyncio as aioredis
-from redis.exceptions import (
-    AuthenticationError,
-    NoScriptError,
-    RedisError,
-    ResponseError,
-)
 
 from sinks.delivery import DeliveryConfig, Transport, TransportError
 from sinks.routing import RouteConfig, check_sink_name
 from sinks.secrets import Secret, SecretRef
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+# the redis client (~16 MB of imports) is loaded when a Redis sink starts, not with the
+# settings: most deployments never configure one
 
 __all__ = ["RedisSinkConfig", "RedisStreamsTransport"]
 
@@ -105,6 +104,8 @@ class RedisStreamsTransport(Transport):
         return f"redis {parts.hostname}:{parts.port or 6379} stream {self.stream}"
 
     async def start(self) -> None:
+        import redis.asyncio as aioredis
+
         self._client = aioredis.from_url(
             self.url,
             password=self._password.reveal() if self._password else None,
@@ -114,6 +115,13 @@ class RedisStreamsTransport(Transport):
         )
 
     async def send(self, payloads: Sequence[dict[str, Any]]) -> None:
+        from redis.exceptions import (
+            AuthenticationError,
+            NoScriptError,
+            RedisError,
+            ResponseError,
+        )
+
         assert self._client is not None, "transport not started"
         args: list[Any] = []
         for p in payloads:

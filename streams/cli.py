@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sinks.metrics import Metrics
 from streams import __version__
-from streams.app import UsageError, build_monitor, build_sinks, run_monitor, serve_metrics
+from streams.app import UsageError, build_monitor, build_sinks, run_monitor, serve_metrics, tune_gc
 from streams.checkpoint import CheckpointError, CheckpointStore, StateDirLock
 from streams.confload import ConfigError
 from streams.demo import run_demo
@@ -310,6 +310,7 @@ async def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    tune_gc()
     try:
         settings, source_name = _load(args)
         setup_logging(settings.logging.level, settings.logging.format)

@@ -240,6 +240,28 @@ def decode_event(data: bytes | str) -> RecentChange:
     return decode_object(d)
 
 
+# the expected type of each field read from a recentchange event (absent or null is fine)
+_TOP_TYPES: dict[str, type] = {
+    "user": str, "title": str, "comment": str, "type": str, "server_url": str,
+    "server_name": str, "server_script_path": str, "wiki": str, "log_type": str,
+    "log_action": str, "dt": str, "namespace": int, "timestamp": int, "id": int,
+    "log_id": int, "revision": dict, "length": dict,
+}  # fmt: skip
+_META_TYPES: dict[str, type] = {
+    "id": str, "dt": str, "stream": str, "domain": str, "topic": str, "partition": int,
+    "offset": int,
+}  # fmt: skip
+_TYPE_WORD = {str: "a string", int: "an integer", dict: "an object"}
+
+
+def _check(d: dict[str, Any], types: dict[str, type]) -> None:
+    """One pass over the object: every known field is absent, null or of its type."""
+    for key, value in d.items():
+        want = types.get(key)
+        if want is not None and value is not None and type(value) is not want:
+            raise MalformedEvent(f"field {key!r} is not {_TYPE_WORD[want]}")
+
+
 def decode_object(d: Any) -> RecentChange:
     if type(d) is not dict:
         raise MalformedEvent("not a JSON object")
@@ -248,39 +270,45 @@ def decode_object(d: Any) -> RecentChange:
         raise MalformedEvent("no meta object")
     if "wiki" not in d and "database" in d:
         return _decode_page_stream(d, meta)
-    user = _s(d, "user")
-    bot = d.get("bot") is True
-    rev = _obj(d, "revision")
-    length = _obj(d, "length")
-    title = _s(d, "title")
-    comment = _s(d, "comment") or ""
+    _check(d, _TOP_TYPES)
+    _check(meta, _META_TYPES)
+    get, mget = d.get, meta.get
+    rev = get("revision") or _EMPTY
+    length = get("length") or _EMPTY
+    for name, part in (("revision", rev), ("length", length)):
+        for key in ("old", "new"):
+            v = part.get(key)
+            if v is not None and type(v) is not int:
+                raise MalformedEvent(f"field {name}.{key} is not an integer")
+    user = get("user")
+    bot = get("bot") is True
     return RecentChange(
-        _s(meta, "id"),
-        _s(meta, "dt") or _s(d, "dt"),
-        _s(meta, "stream"),
-        _s(meta, "domain"),
-        _s(meta, "topic"),
-        _i(meta, "partition"),
-        _i(meta, "offset"),
-        _s(d, "type"),
-        _i(d, "namespace"),
-        title,
-        comment,
-        _i(d, "timestamp"),
+        mget("id"),
+        mget("dt") or get("dt"),
+        mget("stream"),
+        mget("domain"),
+        mget("topic"),
+        mget("partition"),
+        mget("offset"),
+        get("type"),
+        get("namespace"),
+        get("title"),
+        get("comment") or "",
+        get("timestamp"),
         user,
         bot,
-        _s(d, "server_url"),
-        _s(d, "server_name"),
-        _s(d, "server_script_path"),
-        _s(d, "wiki"),
-        _i(d, "id"),
-        _i(rev, "old"),
-        _i(rev, "new"),
-        _i(length, "old"),
-        _i(length, "new"),
-        _i(d, "log_id"),
-        _s(d, "log_type"),
-        _s(d, "log_action"),
+        get("server_url"),
+        get("server_name"),
+        get("server_script_path"),
+        get("wiki"),
+        get("id"),
+        rev.get("old"),
+        rev.get("new"),
+        length.get("old"),
+        length.get("new"),
+        get("log_id"),
+        get("log_type"),
+        get("log_action"),
         performer_kind(user, bot),
         d,
     )
