@@ -187,7 +187,7 @@ class RuleEngine:
         self._scan_cache: dict[
             tuple[int, str], tuple[Normalized, frozenset[int], dict[int, list[tuple[int, int]]]]
         ] = {}
-        self._scope_cache: dict[tuple[object, ...], list[_ScopeClass]] = {}
+        self._scope_cache: dict[tuple[object, ...], list[_ScopeClass]] = {}  # see _in_scope
         class_of: dict[tuple[RuleScope, bool], _ScopeClass] = {}
         for rule in self.rules:
             compiled = self._compile_rule(rule)
@@ -503,18 +503,7 @@ class RuleEngine:
         ignore_scope: bool = False,
     ) -> list[Finding]:
         """Findings of the ordinary (non-pattern) rules."""
-        if ignore_scope:
-            classes = self._classes
-        else:
-            sig = (change.type, change.performer_kind, change.bot, change.namespace,
-                   change.wiki, change.log_type, change.log_action)  # fmt: skip
-            cached = self._scope_cache.get(sig)
-            if cached is None:
-                cached = [c for c in self._classes if c.scope.accepts(change)]
-                if len(self._scope_cache) >= _SCAN_CACHE_SIZE:
-                    self._scope_cache.clear()
-                self._scope_cache[sig] = cached
-            classes = cached
+        classes = self._classes if ignore_scope else self._in_scope(change, self._classes)
         return self._run(change, ctx, classes)
 
     def evaluate_patterns(self, change: RecentChange, ctx: DetectionContext) -> list[Finding]:
@@ -522,8 +511,19 @@ class RuleEngine:
         carries the other rules' findings and the runner's page memory."""
         if not self._pattern_classes:
             return []
-        classes = [c for c in self._pattern_classes if c.scope.accepts(change)]
-        return self._run(change, ctx, classes)
+        return self._run(change, ctx, self._in_scope(change, self._pattern_classes))
+
+    def _in_scope(self, change: RecentChange, classes: list[_ScopeClass]) -> list[_ScopeClass]:
+        """The scope classes that accept the change, memoised by what scopes look at."""
+        sig = (id(classes), change.type, change.performer_kind, change.bot, change.namespace,
+               change.wiki, change.log_type, change.log_action)  # fmt: skip
+        cached = self._scope_cache.get(sig)
+        if cached is None:
+            cached = [c for c in classes if c.scope.accepts(change)]
+            if len(self._scope_cache) >= _SCAN_CACHE_SIZE:
+                self._scope_cache.clear()
+            self._scope_cache[sig] = cached
+        return cached
 
     def _run(
         self, change: RecentChange, ctx: DetectionContext, classes: list[_ScopeClass]
