@@ -366,6 +366,7 @@ class SpooledSink(Sink):
             except TransportError as exc:
                 if exc.attempted is None:
                     exc.attempted = len(chunk) - exc.delivered
+                self.delivered += exc.delivered
                 exc.delivered += done
                 raise
             except TimeoutError as exc:
