@@ -14,6 +14,7 @@ from streams.content import ContentConfig
 from streams.fake_mediawiki import ApiFault, FakeMediaWiki
 from streams.pipeline import BatchWork, Pipeline
 from streams.replay import ReplaySource
+from streams.runner import Monitor
 from streams.settings import Settings
 from streams.sse_server import EventStreamsServer
 from tests import scenarios as sc
@@ -60,6 +61,16 @@ def _settings(tmp: Path, url: str, api: FakeMediaWiki, **content: float) -> Sett
     return dataclasses.replace(s, content=dataclasses.replace(fast, **content))  # type: ignore[arg-type]
 
 
+async def _run_to_end(monitor: Monitor, server: EventStreamsServer, api: FakeMediaWiki) -> None:
+    """Run until the last served event is fully processed, then stop both servers."""
+    last = server.event_id(server.total - 1)
+    try:
+        await run_until(monitor, lambda: monitor.tracker.watermark_id == last)
+    finally:
+        await server.stop()
+        await api.stop()
+
+
 async def test_caught_from_the_stream_archived_and_replayed_offline(
     sample_events: list[bytes], tmp_path: Path
 ) -> None:
@@ -71,12 +82,7 @@ async def test_caught_from_the_stream_archived_and_replayed_offline(
     settings = _settings(tmp_path, server.url, api)
     metrics = Metrics()
     monitor, _src, _m = make_monitor(settings, metrics=metrics, fetch_content=True)
-    last = server.event_id(server.total - 1)
-    try:
-        await run_until(monitor, lambda: monitor.tracker.watermark_id == last)
-    finally:
-        await server.stop()
-        await api.stop()
+    await _run_to_end(monitor, server, api)
     lines = [orjson.loads(x) for x in (tmp_path / "alerts.jsonl").read_bytes().splitlines()]
     live = {a["rule"] for a in lines}
     assert {"harassment.targeted-insult", "pattern.brigading", "privacy.email-in-summary"} <= live
@@ -109,12 +115,7 @@ async def test_a_failing_api_costs_content_rules_only(
     settings = _settings(tmp_path, server.url, api, max_attempts=2, max_wait_seconds=1.0)
     metrics = Metrics()
     monitor, _source, _ = make_monitor(settings, metrics=metrics, fetch_content=True)
-    last = server.event_id(server.total - 1)
-    try:
-        await run_until(monitor, lambda: monitor.tracker.watermark_id == last)
-    finally:
-        await server.stop()
-        await api.stop()
+    await _run_to_end(monitor, server, api)
     rules = {orjson.loads(x)["rule"] for x in (tmp_path / "alerts.jsonl").read_bytes().splitlines()}
     assert "privacy.email-in-summary" in rules, "metadata rules still run"
     assert "harassment.targeted-insult" not in rules
@@ -150,12 +151,7 @@ async def test_detection_runs_ahead_of_a_slow_fetch(
         return complete(work)
 
     monitor.pipeline.complete = spy  # type: ignore[method-assign]
-    last = server.event_id(server.total - 1)
-    try:
-        await run_until(monitor, lambda: monitor.tracker.watermark_id == last)
-    finally:
-        await server.stop()
-        await api.stop()
+    await _run_to_end(monitor, server, api)
     [(_seq, prepared)] = prepared_when_released
     assert prepared > 300, "later events were decoded and checked while the fetch hung"
     rules = {orjson.loads(x)["rule"] for x in (tmp_path / "alerts.jsonl").read_bytes().splitlines()}
