@@ -80,13 +80,12 @@ async def lag(copies: int, speed: float, latency: float) -> None:
     metrics = Metrics()
     source = EventStreamsSource(settings.stream, metrics, since="0")
     lags: list[float] = []
-    last = server.event_id(server.total - 1)
     holder: list[Monitor] = []
 
     def on_batch(result: BatchResult) -> None:
         if result.received_ns is not None:
             lags.append(time.time() - result.received_ns / 1e9)
-        if holder[0].tracker.watermark_id == last:
+        if server.caught_up(holder[0].tracker.watermark_id):
             holder[0].request_stop()
 
     monitor = build_monitor(

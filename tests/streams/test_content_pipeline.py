@@ -63,9 +63,8 @@ def _settings(tmp: Path, url: str, api: FakeMediaWiki, **content: float) -> Sett
 
 async def _run_to_end(monitor: Monitor, server: EventStreamsServer, api: FakeMediaWiki) -> None:
     """Run until the last served event is fully processed, then stop both servers."""
-    last = server.event_id(server.total - 1)
     try:
-        await run_until(monitor, lambda: monitor.tracker.watermark_id == last)
+        await run_until(monitor, lambda: server.caught_up(monitor.tracker.watermark_id))
     finally:
         await server.stop()
         await api.stop()
