@@ -1,4 +1,4 @@
-"""Prometheus metrics and the ``/metrics`` + ``/healthz`` HTTP endpoint.
+"""Prometheus metrics and the ``/metrics``, ``/healthz`` (ready) and ``/livez`` endpoints.
 
 Every metric lives in its own ``CollectorRegistry`` (one per monitor, so tests and several
 monitors in one process do not share counters). Label values are bounded: stream names,
@@ -61,6 +61,17 @@ class Metrics:
         )
         self.reconnects = Counter(
             "rcwatch_stream_reconnects", "Stream reconnects, by reason", ["reason"], registry=r
+        )
+        self.stream_consecutive_failures = Gauge(
+            "rcwatch_stream_consecutive_failures",
+            "Failed connection attempts since the last successful connect (0 when connected)",
+            registry=r,
+        )
+        self.stream_bad_positions = Counter(
+            "rcwatch_stream_bad_positions",
+            "Event ids the server sent that cannot be a stream position (kept the last good)",
+            ["reason"],
+            registry=r,
         )
         self.stream_bytes = Counter(
             "rcwatch_stream_bytes", "Bytes read from the event stream", registry=r
@@ -213,6 +224,13 @@ class Metrics:
             ["rule"],
             registry=r,
         )
+        self.alerts_repeated = Counter(
+            "rcwatch_alerts_repeated",
+            "Alerts not sent again: the same rule on the same change was already counted "
+            "(a re-delivered event)",
+            ["rule"],
+            registry=r,
+        )
         self.alert_escalations = Counter(
             "rcwatch_alert_escalations",
             "Alerts whose severity rose with repeats",
@@ -301,6 +319,12 @@ class Metrics:
         self.checkpoint_writes = Counter(
             "rcwatch_checkpoint_writes", "Checkpoint writes", registry=r
         )
+        self.state_corrupt = Counter(
+            "rcwatch_state_corrupt",
+            "Unusable state files or records moved aside at start, by file kind",
+            ["file"],
+            registry=r,
+        )
         self.checkpoint_event_time = Gauge(
             "rcwatch_checkpoint_event_timestamp_seconds",
             "Event time of the checkpointed position",
@@ -365,6 +389,7 @@ class MetricsServer:
         app = web.Application(client_max_size=1024)
         app.router.add_get("/metrics", make_aiohttp_handler(self.metrics.registry))
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/livez", self._livez)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -384,6 +409,10 @@ class MetricsServer:
         ok, details = self._health()
         details = {"status": "ok" if ok else "unhealthy", **details}
         return web.json_response(details, status=200 if ok else 503)
+
+    async def _livez(self, request: web.Request) -> web.Response:
+        # liveness: the process and its event loop answer (readiness is /healthz)
+        return web.json_response({"status": "alive"})
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -1,9 +1,13 @@
-"""Where we are in the stream: the checkpoint file and the commit tracker.
+"""Where we are in the stream: the checkpoint and origin files, and the commit tracker.
 
-The checkpoint holds the SSE id (verbatim, as EventStreams sent it) of the last event whose
-alerts every sink has accepted and made durable. A restart sends it back as
-``Last-Event-ID``. The write is atomic (temp file, fsync, rename, fsync of the directory),
-so a crash leaves either the old or the new checkpoint, never a torn one.
+The checkpoint holds the position (the SSE id, checked and with live-end entries pinned,
+see ``streams.position``) of the last event whose alerts every sink has accepted and made
+durable. A restart sends it back as ``Last-Event-ID``. The origin is written once, before
+the very first connection: the ``since`` that first start used. Until a checkpoint exists,
+every start resumes from it, so a monitor killed (or disconnected) before its first
+checkpoint skips nothing. Writes are atomic (temp file, fsync, rename, fsync of the
+directory), so a crash leaves either the old or the new file, never a torn one. Files are
+created 0600: the pattern state they sit beside is about people.
 
 ``CommitTracker`` lets events finish out of order (content fetching completes whenever the
 wiki answers) while the checkpoint only ever moves past a contiguous prefix of finished
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections import deque
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -21,7 +26,14 @@ from pathlib import Path
 
 import orjson
 
-__all__ = ["Checkpoint", "CheckpointError", "CheckpointStore", "CommitTracker", "StateDirLock"]
+__all__ = [
+    "Checkpoint",
+    "CheckpointError",
+    "CheckpointStore",
+    "CommitTracker",
+    "Origin",
+    "StateDirLock",
+]
 
 
 class CheckpointError(Exception):
@@ -37,12 +49,26 @@ class Checkpoint:
     state_file: str | None = None  # pattern state as of this position (same directory)
 
 
+@dataclass(frozen=True)
+class Origin:
+    since_ms: int  # where the first start began (epoch ms, sent as ``since``)
+    streams: str
+    created_at: str
+    started_from: str  # how it was chosen: "live end" or "--since VALUE"
+
+
+def _utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 class CheckpointStore:
     FILE = "checkpoint.json"
+    ORIGIN = "origin.json"
 
     def __init__(self, state_dir: str | Path) -> None:
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / self.FILE
+        self.origin_path = self.state_dir / self.ORIGIN
         self.writes = 0
 
     def load(self) -> Checkpoint | None:
@@ -85,13 +111,7 @@ class CheckpointStore:
             self.writes += 1
             state_name = f"state-{self.writes:08d}-{os.getpid()}.json"
             self._write_atomic(self.state_dir / state_name, state)
-        cp = Checkpoint(
-            last_event_id,
-            streams,
-            event_time,
-            datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            state_name,
-        )
+        cp = Checkpoint(last_event_id, streams, event_time, _utc_now_iso(), state_name)
         self._write_atomic(self.path, orjson.dumps(asdict(cp), option=orjson.OPT_INDENT_2) + b"\n")
         if state is None:
             self.writes += 1
@@ -99,6 +119,45 @@ class CheckpointStore:
             if old.name != state_name:
                 old.unlink(missing_ok=True)
         return cp
+
+    def load_origin(self) -> Origin | None:
+        """The first start's origin; raises CheckpointError when the file is corrupt."""
+        try:
+            raw = self.origin_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CheckpointError(f"cannot read {self.origin_path}: {exc.strerror}") from exc
+        try:
+            d = orjson.loads(raw)
+            origin = Origin(
+                since_ms=d["since_ms"],
+                streams=d["streams"],
+                created_at=d["created_at"],
+                started_from=d["started_from"],
+            )
+            if not isinstance(origin.since_ms, int) or not isinstance(origin.streams, str):
+                raise TypeError
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{self.origin_path} is not a valid origin") from exc
+        return origin
+
+    def save_origin(self, since_ms: int, streams: str, started_from: str) -> Origin:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        origin = Origin(since_ms, streams, _utc_now_iso(), started_from)
+        self._write_atomic(
+            self.origin_path, orjson.dumps(asdict(origin), option=orjson.OPT_INDENT_2) + b"\n"
+        )
+        return origin
+
+    def quarantine(self, path: Path) -> Path | None:
+        """Move a corrupt state file aside (kept for inspection); returns its new name."""
+        aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+        try:
+            os.replace(path, aside)
+        except OSError:
+            return None
+        return aside
 
     def load_state(self, cp: Checkpoint) -> bytes | None:
         if cp.state_file is None:
@@ -110,7 +169,7 @@ class CheckpointStore:
 
     def _write_atomic(self, path: Path, data: bytes) -> None:
         tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, data)
             os.fsync(fd)
@@ -124,6 +183,8 @@ class CheckpointStore:
             os.close(dir_fd)
 
     def reset(self) -> bool:
+        """Forget the position and the origin; True if there was a checkpoint."""
+        self.origin_path.unlink(missing_ok=True)
         try:
             self.path.unlink()
         except FileNotFoundError:

@@ -21,7 +21,7 @@ from streams.app import UsageError, build_monitor, build_sinks, run_monitor, ser
 from streams.checkpoint import CheckpointError, CheckpointStore, StateDirLock
 from streams.confload import ConfigError
 from streams.demo import run_demo
-from streams.eventstreams import EventStreamsSource, normalize_since, stream_names
+from streams.eventstreams import EventStreamsSource, parse_since, stream_names
 from streams.logs import setup_logging
 from streams.pipeline import BatchResult
 from streams.progress import ProgressBar, format_summary
@@ -38,6 +38,7 @@ from streams.settings import (
     validate_for_run,
 )
 from streams.sinks_cli import add_sinks_parser, run_sinks_command
+from streams.start import resolve_start
 
 __all__ = ["EXIT_CONFIG", "EXIT_ERROR", "EXIT_OK", "EXIT_STREAM", "UsageError", "main"]
 
@@ -75,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--since",
         metavar="TIME",
-        help="start here when there is no checkpoint: ISO-8601, epoch ms, or an age (15m, 2h)",
+        help="where the first start begins (later starts resume from the checkpoint, or "
+        "from this first start's origin): ISO-8601, epoch ms, or an age (15m, 2h, 1d)",
     )
     run.add_argument("--state-dir", metavar="DIR", help="checkpoint, ledgers, default outputs")
     run.add_argument("--archive", metavar="DIR", help="raw-event archive directory")
@@ -86,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--reset-checkpoint",
         action="store_true",
-        help="forget the saved position and start from --since (or the live end)",
+        help="forget the saved position and origin; start from --since (or the live end)",
     )
 
     replay = sub.add_parser(
@@ -162,6 +164,10 @@ def _apply_run_args(settings: Settings, args: argparse.Namespace) -> Settings:
     if args.stream_url:
         stream = dataclasses.replace(stream, url=args.stream_url)
     if args.since:
+        try:
+            parse_since(args.since)
+        except ValueError as exc:
+            raise UsageError(f"--since: {exc}") from None
         stream = dataclasses.replace(stream, since=args.since)
     if args.user_agent:
         stream = dataclasses.replace(stream, user_agent=args.user_agent)
@@ -209,30 +215,19 @@ async def _cmd_run(settings: Settings, source_name: str, reset: bool) -> int:
 
 async def _run_locked(settings: Settings, state: Path, reset: bool) -> int:
     store = CheckpointStore(state)
-    if reset and store.reset():
-        log.info("checkpoint reset: starting from --since or the live end")
-    checkpoint = store.load()
     names = stream_names(settings.stream.url)
-    last_id = None
-    since = None
-    if checkpoint is not None:
-        if checkpoint.streams != names:
-            raise UsageError(
-                f"the checkpoint in {store.path} belongs to stream(s) {checkpoint.streams!r} "
-                f"but the stream URL names {names!r}; use another --state-dir or "
-                "--reset-checkpoint"
-            )
-        last_id = checkpoint.last_event_id
-        log.info(
-            "resuming from checkpoint", extra={"fields": {"event_time": checkpoint.event_time}}
-        )
-    elif settings.stream.since is not None:
-        since = normalize_since(settings.stream.since)
-        log.info("starting from since", extra={"fields": {"since": since}})
-    else:
-        log.info("no checkpoint: starting at the live end of the stream")
     metrics = Metrics(version=__version__)
-    source = EventStreamsSource(settings.stream, metrics, last_event_id=last_id, since=since)
+    start = resolve_start(
+        store,
+        streams=names,
+        since=settings.stream.since,
+        margin_seconds=settings.stream.position_margin_seconds,
+        metrics=metrics,
+        reset=reset,
+    )
+    source = EventStreamsSource(
+        settings.stream, metrics, last_event_id=start.last_event_id, since=start.since
+    )
     monitor = build_monitor(
         settings,
         source,
@@ -242,8 +237,8 @@ async def _run_locked(settings: Settings, state: Path, reset: bool) -> int:
         reloader=True,
         fetch_content=True,
     )
-    if checkpoint is not None:
-        monitor.restore_state(store.load_state(checkpoint))
+    if start.checkpoint is not None:
+        monitor.restore_state(store.load_state(start.checkpoint))
     server = await serve_metrics(settings, metrics, monitor)
     if server is not None:
         log.info("metrics served", extra={"fields": {"url": server.url + "/metrics"}})

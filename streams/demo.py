@@ -34,6 +34,7 @@ from streams.replay import parse_speed
 from streams.runner import Monitor
 from streams.settings import JsonlSinkConfig, Settings, SinkConfig, StdoutSinkConfig
 from streams.sse_server import EventStreamsServer
+from streams.start import resolve_start
 
 __all__ = ["load_sample", "run_demo"]
 
@@ -62,7 +63,9 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     events = load_sample()
-    server = EventStreamsServer(events, speed=speed)
+    # event-time Kafka timestamps: a state directory kept from an earlier demo run resumes
+    # where it stopped, although the server is a new one
+    server = EventStreamsServer(events, speed=speed, clock="event")
     await server.start()
     api = FakeMediaWiki(latency_seconds=0.05)
     await api.start()
@@ -74,7 +77,7 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
             settings.stream,
             url=server.url,
             user_agent=f"rcwatch/{__version__} (offline demo)",
-            since="0",
+            since=None,
             stall_timeout_seconds=30.0,
         ),
         state_dir=str(state_dir),
@@ -86,18 +89,20 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     )
     metrics = Metrics(version=__version__)
     store = CheckpointStore(state_dir)
-    checkpoint = store.load()
+    start = resolve_start(
+        store,
+        streams="recentchange",
+        since="0",  # the whole sample
+        margin_seconds=settings.stream.position_margin_seconds,
+        metrics=metrics,
+    )
     source = EventStreamsSource(
-        settings.stream,
-        metrics,
-        last_event_id=checkpoint.last_event_id if checkpoint else None,
-        since="0",
+        settings.stream, metrics, last_event_id=start.last_event_id, since=start.since
     )
     holder: list[Monitor] = []
-    last = server.event_id(server.total - 1)
 
     def on_batch(_: BatchResult) -> None:
-        if not args.hold and holder[0].tracker.watermark_id == last:
+        if not args.hold and server.caught_up(holder[0].tracker.watermark_id):
             holder[0].request_stop()
 
     monitor = build_monitor(
@@ -110,8 +115,8 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         reloader=True,
         fetch_content=True,
     )
-    if checkpoint is not None:
-        monitor.restore_state(store.load_state(checkpoint))
+    if start.checkpoint is not None:
+        monitor.restore_state(store.load_state(start.checkpoint))
     holder.append(monitor)
     metrics_server = await serve_metrics(settings, metrics, monitor, fallback=True)
     pace = "as fast as possible" if speed is None else f"{speed:g}x real time"
@@ -125,7 +130,7 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print("alerts follow; Ctrl-C stops\n", file=sys.stderr)
-    if checkpoint is not None and checkpoint.last_event_id == last and not args.hold:
+    if server.caught_up(start.last_event_id) and not args.hold:
         print(f"{state_dir} has already seen the whole sample; nothing to do", file=sys.stderr)
         monitor.request_stop()
     try:

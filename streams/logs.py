@@ -9,13 +9,34 @@ reasons only.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from typing import Any
 
 import orjson
 
-__all__ = ["RateLimit", "setup_logging"]
+__all__ = ["RateLimit", "printable", "setup_logging"]
+
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: what a terminal
+# or a line-oriented log reader would act on instead of showing
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return (
+        f"\\x{ord(match.group()):02x}"
+        if ord(match.group()) < 0x100
+        else (f"\\u{ord(match.group()):04x}")
+    )
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """``text`` safe for one line of a terminal or log: control characters escaped
+    (``\\x1b``), and cut to ``limit`` characters with an ellipsis."""
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "…"
+    return _CONTROL.sub(_escape, text)
 
 
 class _TextFormatter(logging.Formatter):
@@ -23,7 +44,7 @@ class _TextFormatter(logging.Formatter):
         ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
         fields: dict[str, Any] = getattr(record, "fields", None) or {}
         extra = " ".join(f"{k}={_text(v)}" for k, v in fields.items())
-        line = f"{ts} {record.levelname} {record.name}: {record.getMessage()}"
+        line = f"{ts} {record.levelname} {record.name}: {printable(record.getMessage())}"
         if extra:
             line += " " + extra
         if record.exc_info:
@@ -32,7 +53,7 @@ class _TextFormatter(logging.Formatter):
 
 
 def _text(v: Any) -> str:
-    s = str(v)
+    s = printable(str(v))
     return repr(s) if (" " in s or not s) else s
 
 

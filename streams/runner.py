@@ -143,26 +143,28 @@ class Monitor:
         return self._stop.is_set()
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        connected = getattr(self.source, "connected", None)
-        since = getattr(self.source, "disconnected_since", None)
-        now = time.monotonic()
-        details: dict[str, Any] = {
-            "connected": connected,
-            "events": self.pipeline.events,
-            "in_flight": self._held,
-            "content_pending": self._fetching,
-            "checkpoint": self._committed is not None,
-            # a failing sink spools and is alerted on by its metrics; health stays ok
-            "sinks": {h.sink.name: h.sink.status() for h in self._sinks},
-        }
+        """Ready (200) or not (503, with a ``reason``): the source's own readiness (a stream
+        never connected, or disconnected for too long, is not ready) and a live pipeline."""
+        source_health = getattr(self.source, "health", None)
+        ok, details = source_health() if callable(source_health) else (True, {})
+        details.update(
+            {
+                "events": self.pipeline.events,
+                "in_flight": self._held,
+                "content_pending": self._fetching,
+                "checkpoint": self._committed is not None,
+                # a failing sink spools and is alerted on by its metrics; health stays ok
+                "sinks": {h.sink.name: h.sink.status() for h in self._sinks},
+            }
+        )
         if self._last_event_wall is not None:
             details["last_event_age_seconds"] = round(time.time() - self._last_event_wall, 3)
-        ok = self._alive == 2 and self._fatal is None
-        if connected is False and since is not None:
-            details["disconnected_seconds"] = round(now - since, 3)
-            # a reconnect normally takes well under a minute (the server closes each
-            # connection every ~15 min; backoff tops out at backoff_max_seconds)
-            ok = ok and now - since < 120
+        if self._fatal is not None:
+            ok = False
+            details["reason"] = "the stream server refused us for good"
+        elif self._alive != 2 and not self._stop.is_set():
+            ok = False
+            details.setdefault("reason", "the pipeline is not running")
         return ok, details
 
     # -- main -----------------------------------------------------------------------------
@@ -388,6 +390,7 @@ class Monitor:
             {
                 "windows": self.pipeline.windows.snapshot(),
                 "throttle": self.pipeline.throttle.snapshot(),
+                "seen": self.pipeline.resume_ids(),
             }
         )
 
@@ -447,6 +450,7 @@ class Monitor:
             data = orjson.loads(state)
             self.pipeline.windows.restore(data["windows"])
             self.pipeline.throttle.restore(data["throttle"])
+            self.pipeline.restore_resume_ids(data.get("seen", []))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             log.error(
                 "pattern state unreadable; starting with empty windows",

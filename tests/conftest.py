@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -35,3 +40,60 @@ async def es_server(sample_events: list[bytes]) -> AsyncIterator[EventStreamsSer
         yield server
     finally:
         await server.stop()
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Processes:
+    """``rcwatch`` child processes owned by one test: every one is killed (and reaped) when
+    the test ends, whatever the outcome. Their stderr goes to a file, not a pipe, so a
+    chatty child can never block on a full pipe."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.started: list[tuple[asyncio.subprocess.Process, Path]] = []
+
+    async def rcwatch(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> asyncio.subprocess.Process:
+        log = self.logs / f"rcwatch-{len(self.started)}.log"
+        with log.open("wb") as err:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "streams", *args,
+                cwd=REPO,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=err,
+            )  # fmt: skip
+        self.started.append((proc, log))
+        return proc
+
+    def stderr(self, proc: asyncio.subprocess.Process) -> str:
+        return next(log for p, log in self.started if p is proc).read_text(errors="replace")
+
+    async def kill_all(self) -> None:
+        for proc, _ in self.started:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+
+
+@pytest.fixture
+async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
+    owned = Processes(tmp_path)
+    try:
+        yield owned
+    finally:
+        await owned.kill_all()
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll a condition (never a fixed sleep); fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)

@@ -18,6 +18,7 @@ from streams.checkpoint import CheckpointStore
 from streams.eventstreams import EventStreamsConfig, EventStreamsSource
 from streams.runner import Monitor, RunSummary
 from streams.settings import ArchiveConfig, JsonlSinkConfig, PipelineConfig, Settings
+from streams.start import resolve_start
 
 TEST_UA = "rcwatch-tests/0.1 (https://example.org/rcwatch; tests@example.org)"
 
@@ -53,12 +54,15 @@ def make_monitor(
 ) -> tuple[Monitor, EventStreamsSource, Metrics]:
     metrics = metrics or Metrics()
     store = CheckpointStore(settings.state_dir)
-    cp = store.load()
+    start = resolve_start(
+        store,
+        streams="recentchange",
+        since=since,
+        margin_seconds=settings.stream.position_margin_seconds,
+        metrics=metrics,
+    )
     source = EventStreamsSource(
-        settings.stream,
-        metrics,
-        last_event_id=cp.last_event_id if cp else None,
-        since=None if cp else since,
+        settings.stream, metrics, last_event_id=start.last_event_id, since=start.since
     )
     monitor = build_monitor(
         settings,
@@ -68,8 +72,8 @@ def make_monitor(
         streams_name="recentchange",
         fetch_content=fetch_content,
     )
-    if cp is not None:
-        monitor.restore_state(store.load_state(cp))
+    if start.checkpoint is not None:
+        monitor.restore_state(store.load_state(start.checkpoint))
     return monitor, source, metrics
 
 

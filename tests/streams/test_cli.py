@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import orjson
@@ -16,6 +15,7 @@ import pytest
 
 from streams.checkpoint import CheckpointStore
 from streams.sse_server import EventStreamsServer
+from tests.conftest import Processes, wait_for
 from tests.harness import TEST_UA, alert_ids, archived_ids, event_ids, expected_alert_ids
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,107 +135,61 @@ def test_demo_runs_offline(tmp_path: Path) -> None:
     assert CheckpointStore(tmp_path).load() is not None
 
 
-async def test_forbidden_user_agent_exits_3(es_server: EventStreamsServer, tmp_path: Path) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "streams",
-        "run",
-        "--stream-url",
-        es_server.url,
-        "--state-dir",
-        str(tmp_path),
-        "--user-agent",
-        "python-requests/2.31",
-        "--metrics-addr",
-        "127.0.0.1:0",
-        "--since",
-        "0",
-        cwd=REPO,
-        stderr=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    _out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 3
-    assert b"HTTP 403" in err and b"User-Agent" in err
-
-
-async def _wait_for(predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.05)
+async def test_forbidden_user_agent_exits_3(
+    es_server: EventStreamsServer, tmp_path: Path, processes: Processes
+) -> None:
+    proc = await processes.rcwatch(
+        "run", "--stream-url", es_server.url, "--state-dir", str(tmp_path), "--user-agent",
+        "python-requests/2.31", "--metrics-addr", "127.0.0.1:0", "--since", "10m",
+    )  # fmt: skip
+    assert await asyncio.wait_for(proc.wait(), 30) == 3
+    err = processes.stderr(proc)
+    assert "HTTP 403" in err and "User-Agent" in err
 
 
 async def test_kill_9_and_restart_lose_nothing_and_duplicate_nothing(
-    sample_events: list[bytes], tmp_path: Path
+    sample_events: list[bytes], tmp_path: Path, processes: Processes
 ) -> None:
-    server = EventStreamsServer(sample_events, speed=3.0)  # ~3.5 s of events
+    server = EventStreamsServer()
     await server.start()
+    half = len(sample_events) // 2
+    server.publish(sample_events[:half])  # the rest only once the first run is dead
     state = tmp_path / "state"
     # this test is about the stream path; content fetching has its own tests
     config = tmp_path / "rcwatch.yaml"
-    config.write_text(
-        f"content: {{enabled: false}}\ndetectors: {{rules_paths: [{REPO / 'config' / 'rules'}]}}\n"
-    )
-    args = [
-        sys.executable,
-        "-m",
-        "streams",
-        "run",
-        "--stream-url",
-        server.url,
-        "--state-dir",
-        str(state),
-        "--user-agent",
-        TEST_UA,
-        "--since",
-        "0",
-        "--metrics-addr",
-        "127.0.0.1:0",
-        "--log-level",
-        "warning",
-        "--config",
-        str(config),
-    ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    config.write_text("content: {enabled: false}\n")
+    args = (
+        "run", "--stream-url", server.url, "--state-dir", str(state), "--user-agent", TEST_UA,
+        "--since", "10m", "--metrics-addr", "127.0.0.1:0", "--log-level", "warning",
+        "--config", str(config),
+    )  # fmt: skip
     store = CheckpointStore(state)
     try:
-        first = await asyncio.create_subprocess_exec(
-            *args,
-            cwd=REPO,
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
+        first = await processes.rcwatch(*args)
+        # kill -9 in the middle: after a checkpoint and two alerts
+        await wait_for(
+            lambda: store.load() is not None and len(alert_ids(state / "alerts.jsonl")) >= 2,
+            60,
+            "a checkpoint and two alerts",
         )
-        # kill -9 in the middle: after a checkpoint and two alerts, well before the end
-        await _wait_for(
-            lambda: store.load() is not None and len(alert_ids(state / "alerts.jsonl")) >= 2, 30
-        )
-        assert server.published_count() < server.total
-        first.send_signal(signal.SIGKILL)
+        first.kill()
         await first.wait()
         killed_at = store.load()
-
-        second = await asyncio.create_subprocess_exec(
-            *args,
-            cwd=REPO,
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
+        server.publish(sample_events[half:])
+        second = await processes.rcwatch(*args)
+        await wait_for(
+            lambda: (cp := store.load()) is not None and server.caught_up(cp.last_event_id),
+            60,
+            "the restarted run to reach the end",
         )
-        last = server.event_id(server.total - 1)
-        await _wait_for(lambda: (cp := store.load()) is not None and cp.last_event_id == last, 60)
         second.send_signal(signal.SIGTERM)
-        _out, err = await asyncio.wait_for(second.communicate(), 30)
-        assert second.returncode == 0, err.decode()
+        assert await asyncio.wait_for(second.wait(), 30) == 0, processes.stderr(second)
     finally:
         await server.stop()
 
     assert killed_at is not None, "the killed run had written a checkpoint"
     resumed = [r.get("Last-Event-ID") for r in server.requests]
-    assert any(r is not None for r in resumed), "the restart resumed from the checkpoint"
+    assert resumed[-1] is not None, "the restart resumed from the checkpoint"
     archived = archived_ids(state / "archive")
     assert sorted(k for k in archived if k) == sorted(event_ids(sample_events))
     assert max(archived.values()) == 1

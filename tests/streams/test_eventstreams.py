@@ -7,6 +7,7 @@ exactly once) and write no alert id twice.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 
@@ -17,11 +18,11 @@ from sinks.metrics import Metrics
 from streams.eventstreams import (
     EventStreamsSource,
     FatalStreamError,
-    normalize_since,
-    resume_id,
+    parse_since,
     stream_names,
     user_agent_problem,
 )
+from streams.position import PositionError
 from streams.sse_server import EventStreamsServer, Fault
 from tests.harness import (
     alert_ids,
@@ -46,8 +47,7 @@ async def _run_to_end(
 ) -> tuple[Metrics, Path]:
     settings = settings_for(tmp_path, fast_stream_config(server.url, **stream_overrides))
     monitor, _source, metrics = make_monitor(settings)
-    last = server.event_id(server.total - 1)
-    await run_until(monitor, lambda: monitor.tracker.watermark_id == last)
+    await run_until(monitor, lambda: server.caught_up(monitor.tracker.watermark_id))
     return metrics, tmp_path
 
 
@@ -105,15 +105,14 @@ async def test_resume_sends_back_the_last_id(
         _metrics, state = await _run_to_end(server, tmp_path)
     finally:
         await server.stop()
-    sent = server.requests[1]["Last-Event-ID"]
-    expected = server.event_id(199)
+    sent = orjson.loads(server.requests[1]["Last-Event-ID"])
+    eqiad, codfw = sent
     if id_mode == "timestamp":  # moved back by the overlap so same-ms events are not lost
-        expected = resume_id(expected, 1)
-        assert (
-            orjson.loads(sent)[0]["timestamp"]
-            == orjson.loads(server.event_id(199))[0]["timestamp"] - 1
-        )
-    assert sent == expected
+        assert eqiad["timestamp"] == server.kafka_timestamp(199) + 1 - 1
+    else:
+        assert eqiad["offset"] == server.base_offset + 200
+    # the idle topic was at its live end: pinned to a time before the first connection
+    assert "offset" not in codfw and codfw["timestamp"] <= server.kafka_timestamp(0)
     assert "?since" not in server.requests[1], "Last-Event-ID must replace since"
     _assert_nothing_lost_or_repeated(sample_events, state)
 
@@ -123,7 +122,6 @@ async def test_refused_connection_is_retried(sample_events: list[bytes], tmp_pat
     await server.start()
     settings = settings_for(tmp_path, fast_stream_config(server.url))
     monitor, _source, metrics = make_monitor(settings)
-    last = server.event_id(server.total - 1)
     paused = False
 
     async def pause_midway() -> None:
@@ -135,7 +133,7 @@ async def test_refused_connection_is_retried(sample_events: list[bytes], tmp_pat
 
     pauser = asyncio.create_task(pause_midway())
     try:
-        await run_until(monitor, lambda: paused and monitor.tracker.watermark_id == last)
+        await run_until(monitor, lambda: paused and server.caught_up(monitor.tracker.watermark_id))
     finally:
         pauser.cancel()
         await server.stop()
@@ -214,7 +212,6 @@ async def test_missing_user_agent_is_fatal(es_server: EventStreamsServer) -> Non
     ("since", "last_id", "status"),
     [
         ("yesterday-ish", None, 400),
-        (None, "not json", 400),
         (None, '[{"topic":"eqiad.mediawiki.page-create","partition":0,"offset":5}]', 404),
     ],
 )
@@ -230,6 +227,16 @@ async def test_unhealable_errors_stop_with_a_message(
     assert err.value.status == status
     assert f"HTTP {status}" in str(err.value)
     assert es_server.connections == 1, "a fatal error must not be retried"
+
+
+@pytest.mark.parametrize(
+    "position",
+    ["not json", '[{"topic":"x","partition":0,"offset":1}]\r\nX-Injected: 1', "[]", "[1]"],
+)
+def test_a_position_that_cannot_be_sent_back_is_refused_before_connecting(position: str) -> None:
+    with pytest.raises(PositionError):
+        EventStreamsSource(fast_stream_config("http://127.0.0.1:9/v2/stream/recentchange"),
+                           Metrics(), last_event_id=position)  # fmt: skip
 
 
 async def test_joined_streams_unknown_to_server_is_fatal(es_server: EventStreamsServer) -> None:
@@ -251,24 +258,151 @@ def test_user_agent_rules() -> None:
 
 
 def test_since_forms() -> None:
-    assert normalize_since("1596207527001") == "1596207527001"
-    assert normalize_since("2026-05-05T11:17:40Z") == "2026-05-05T11:17:40.000Z"
-    assert normalize_since("2026-05-05T13:17:40+02:00") == "2026-05-05T11:17:40.000Z"
     from datetime import UTC, datetime
 
     now = datetime(2026, 5, 5, 12, 0, tzinfo=UTC)
-    assert normalize_since("15m", now) == "2026-05-05T11:45:00.000Z"
-    assert normalize_since("-2h", now) == "2026-05-05T10:00:00.000Z"
+    at = int(now.timestamp() * 1000)
+    assert parse_since(str(at - 5000), now=now) == at - 5000
+    assert parse_since("2026-05-05T11:17:40Z", now=now) == at - 2540 * 1000
+    assert parse_since("2026-05-05T13:17:40+02:00", now=now) == at - 2540 * 1000
+    assert parse_since("2026-05-05T11:17:40", now=now) == at - 2540 * 1000  # no zone: UTC
+    assert parse_since("15m", now=now) == at - 15 * 60_000
+    assert parse_since("-2h", now=now) == at - 2 * 3_600_000
+    assert parse_since("90S", now=now) == at - 90_000
     with pytest.raises(ValueError, match="ISO-8601"):
-        normalize_since("last tuesday")
+        parse_since("last tuesday", now=now)
 
 
-def test_resume_id_moves_only_timestamps() -> None:
-    raw = (
-        '[{"topic":"eqiad.mediawiki.recentchange","partition":0,"timestamp":1000},'
-        '{"topic":"codfw.mediawiki.recentchange","partition":0,"offset":-1}]'
-    )
-    moved = orjson.loads(resume_id(raw, 1))
-    assert moved[0]["timestamp"] == 999 and moved[1]["offset"] == -1
-    assert resume_id(raw, 0) == raw
-    assert resume_id("opaque", 1) == "opaque"
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("1777983460", "looks like seconds"),  # epoch seconds would mean 1970
+        ("99999999999999999999", "too many digits"),
+        ("40d", "EventStreams keeps at most about 31 days"),
+        ("2026-01-01T00:00:00Z", "124 days ago"),
+        ("2026-05-06T00:00:00Z", "in the future"),
+        ("0", "EventStreams keeps"),
+    ],
+)
+def test_since_outside_the_service_retention_is_refused(value: str, message: str) -> None:
+    from datetime import UTC, datetime
+
+    with pytest.raises(ValueError, match=message):
+        parse_since(value, now=datetime(2026, 5, 5, 12, 0, tzinfo=UTC))
+
+
+# -- a position the server can never satisfy, and a stream that cannot be reached --------------
+
+
+async def _fail_a_few_times(source: EventStreamsSource, attempts: int) -> None:
+    """Run the source until it has failed ``attempts`` times in a row, then stop it."""
+
+    async def consume() -> None:
+        async for _ in source.batches():
+            pass
+
+    task = asyncio.create_task(consume())
+    gauge = source.metrics.stream_consecutive_failures
+    deadline = time.monotonic() + 20
+    try:
+        while gauge._value.get() < attempts:
+            assert not task.done(), "the source gave up instead of retrying"
+            assert time.monotonic() < deadline, "the source did not fail as expected"
+            await asyncio.sleep(0.01)
+    finally:
+        source.stop()
+        await asyncio.wait_for(task, 5)
+
+
+async def test_an_unsatisfiable_position_is_reported_and_retried(
+    es_server: EventStreamsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Defect: HTTP 500 "Local: Unknown partition" on every try was retried forever without
+    a word about the server's message or the checkpoint."""
+    position = '[{"topic":"eqiad.mediawiki.recentchange","partition":7,"offset":5}]'
+    config = fast_stream_config(es_server.url, position_failure_hint_after=4)
+    source = EventStreamsSource(config, Metrics(), last_event_id=position)
+    with caplog.at_level(logging.DEBUG, logger="streams.eventstreams"):
+        await _fail_a_few_times(source, 6)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, "the same failure is said once, then summarised"
+    fields = warnings[0].fields  # type: ignore[attr-defined]
+    assert fields["host"] == f"127.0.0.1:{es_server.port}"
+    assert "HTTP 500" in fields["cause"] and "Local: Unknown partition" in fields["cause"]
+    hints = [r for r in caplog.records if "--reset-checkpoint" in r.getMessage()]
+    assert len(hints) == 1 and hints[0].levelno == logging.ERROR
+    assert hints[0].fields["identical_answers"] == 4  # type: ignore[attr-defined]
+    assert es_server.connections >= 6, "a 5xx can be transient: keep retrying"
+
+
+@pytest.mark.parametrize("cause", ["refused", "dns", "tls"])
+async def test_an_unreachable_stream_names_host_and_cause_and_is_not_ready(
+    cause: str, es_server: EventStreamsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Defect: an unreachable host logged ``reason=refused`` forever without the host or the
+    cause, and /healthz said 200 "ok" although it had never connected."""
+    url, expected_host, expected = {
+        "refused": ("http://127.0.0.1:9/v2/stream/recentchange", "127.0.0.1:9", "refused"),
+        "dns": ("http://stream.invalid/v2/stream/recentchange", "stream.invalid:80", "DNS"),
+        # TLS spoken to a plain-HTTP server: the handshake fails
+        "tls": (
+            f"https://127.0.0.1:{es_server.port}/v2/stream/recentchange",
+            f"127.0.0.1:{es_server.port}",
+            "TLS",
+        ),
+    }[cause]
+    metrics = Metrics()
+    source = EventStreamsSource(fast_stream_config(url), metrics, since="0")
+    ready, details = source.health()
+    assert not ready and details["reason"] == "never connected to the stream"
+    with caplog.at_level(logging.DEBUG, logger="streams.eventstreams"):
+        await _fail_a_few_times(source, 3)
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    fields = warnings[0].fields  # type: ignore[attr-defined]
+    assert fields["host"] == expected_host and fields["reason"] == cause
+    assert expected in fields["cause"]
+    ready, details = source.health()
+    assert not ready and expected in details["last_failure"]
+    assert details["consecutive_failures"] >= 3
+    assert metric_total(metrics, "rcwatch_stream_reconnects", reason=cause) >= 3
+
+
+async def test_healthz_is_503_until_connected_then_200(
+    sample_events: list[bytes], tmp_path: Path
+) -> None:
+    import socket
+
+    import aiohttp
+
+    from sinks.metrics import MetricsServer
+
+    with socket.socket() as probe:  # a free port, for a server that starts later
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = EventStreamsServer(port=port)
+    settings = settings_for(tmp_path, fast_stream_config(server.url))
+    monitor, source, metrics = make_monitor(settings)  # the server is not started yet
+    http = MetricsServer(metrics, "127.0.0.1", 0, monitor.health)
+    await http.start()
+
+    async def healthz() -> tuple[int, dict[str, object]]:
+        async with aiohttp.ClientSession() as s, s.get(http.url + "/healthz") as r:
+            return r.status, await r.json()
+
+    task = asyncio.create_task(monitor.run())
+    try:
+        while metric_total(metrics, "rcwatch_stream_reconnects") < 1:
+            await asyncio.sleep(0.01)
+        status, body = await healthz()
+        assert status == 503 and body["reason"] == "never connected to the stream"
+        await server.start()  # same port: the client's retries reach it now
+        while not source.connected:
+            await asyncio.sleep(0.01)
+        status, body = await healthz()
+        assert status == 200 and body["connected"] is True
+    finally:
+        monitor.request_stop()
+        await task
+        await http.stop()
+        await server.stop()
