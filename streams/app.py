@@ -155,6 +155,9 @@ def build_monitor(
         metrics,
         archive=event_archive,
         dedup_capacity=p.dedup_event_ids,
+        # the resume overlap is a millisecond; live-end positions resume by time with the
+        # margin: the ids of events that recent are saved with the checkpoint
+        resume_dedup_seconds=settings.stream.position_margin_seconds + 5.0,
         windows=WindowStore(
             max_keys=pc.max_keys,
             page_memory_seconds=pc.page_memory_seconds,

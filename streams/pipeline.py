@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,6 +45,7 @@ __all__ = ["BatchResult", "BatchWork", "EventWork", "Pipeline"]
 log = logging.getLogger(__name__)
 
 _EXPIRE_EVERY_EVENTS = 10_000
+_RESUME_IDS_MAX = 20_000
 
 
 def utc_now_iso() -> str:
@@ -110,6 +111,7 @@ class Pipeline:
         *,
         archive: EventArchive | None = None,
         dedup_capacity: int = 50_000,
+        resume_dedup_seconds: float = 15.0,
         windows: WindowStore | None = None,
         throttle: Throttle | None = None,
         fetch_content: bool = False,
@@ -123,6 +125,10 @@ class Pipeline:
         self.throttle = throttle or Throttle()
         self.fetch_content = fetch_content
         self._recent = RecentIds(dedup_capacity)
+        # (event id, event time) of completed events, newest last: the ids a resume can
+        # re-deliver are saved with the checkpoint (``resume_ids``)
+        self._completed: deque[tuple[str, float]] = deque(maxlen=_RESUME_IDS_MAX)
+        self.resume_dedup_seconds = resume_dedup_seconds
         self._clock = clock
         self._quiet = RateLimit(5.0)
         self.alerts_by_rule: Counter[str] = Counter()
@@ -197,12 +203,15 @@ class Pipeline:
         archive = self.archive
         windows = self.windows
         last: RecentChange | None = None
+        completed = self._completed
         for item in work.events:
             change = item.change
             if change is None:
                 if archive is not None:
                     archive.append(item.raw.sse_id, None, item.raw.data, item.raw.recv_ns, None)
                 continue
+            if change.meta_id is not None:
+                completed.append((change.meta_id, change.event_time or 0.0))
             if item.in_scope and item.findings is None:  # fetched: detect now, with the text
                 if item.fetch is not None and item.fetch.done() and not item.fetch.cancelled():
                     item.content = item.fetch.result()
@@ -247,7 +256,11 @@ class Pipeline:
                     windows.expire(self.detection.engine.pattern_rules)
             if findings:
                 for alert in build_alerts(change, ctx, findings, self._clock()):
-                    delivered, update, escalated = self.throttle.apply(alert, when)
+                    throttled = self.throttle.apply(alert, when)
+                    if throttled is None:  # this rule on this change was counted already
+                        m.alerts_repeated.labels(alert.rule).inc()
+                        continue
+                    delivered, update, escalated = throttled
                     result.alerts.append(delivered)
                     self.alerts_by_rule[alert.rule] += 1
                     m.alerts.labels(alert.rule, alert.category, delivered.severity).inc()
@@ -265,6 +278,22 @@ class Pipeline:
             result.last_event_dt = last.dt
             result.last_event_time = last.event_time
         return result
+
+    def resume_ids(self) -> list[list[object]]:
+        """[event id, event time] of the completed events a resume may deliver again: those
+        within ``resume_dedup_seconds`` of the newest (the resume overlap, and topics
+        resumed by time from a live-end position). Saved with the checkpoint."""
+        if not self._completed:
+            return []
+        horizon = max(t for _, t in self._completed) - self.resume_dedup_seconds
+        return [[i, t] for i, t in self._completed if t >= horizon]
+
+    def restore_resume_ids(self, entries: Sequence[Sequence[object]]) -> None:
+        for entry in entries:
+            event_id, when = entry[0], entry[1]
+            if isinstance(event_id, str) and isinstance(when, (int, float)):
+                self._recent.add(event_id)
+                self._completed.append((event_id, float(when)))
 
     def process(self, batch: Sequence[RawEvent]) -> BatchResult:
         """Both stages at once, without fetching (tests, benchmarks, simple callers)."""

@@ -6,7 +6,10 @@ The first alert of a group is delivered as it is. Each repeat within ``cooldown_
 ``count``, the newest event's details, and a severity raised one level at each count in
 ``escalate_at`` (repeated patterns escalate). Sinks key updates by ``delivery_id``
 (``<id>~<count>``), so a restart that reprocesses events neither repeats nor loses one.
-Driven by event time and snapshotted with the checkpoint, so replays are deterministic.
+Counting is idempotent: each group remembers which source alerts (rule + change) it has
+counted, and the same change seen again (a resume overlap, a re-delivery) is a repeat, not
+a new count, so it can neither re-page nor escalate. Driven by event time and snapshotted
+with the checkpoint, so replays are deterministic.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from sinks.alert import Alert
 __all__ = ["Throttle", "ThrottleConfig"]
 
 _LEVELS = ("low", "medium", "high", "critical")
+_SOURCES_PER_GROUP = 32  # counted source alerts remembered per group (besides the first)
 
 
 def _check_levels(values: tuple[int, ...]) -> str | None:
@@ -46,6 +50,7 @@ class _Group:
     last_time: float
     first_event_time: str | None
     severity: str
+    sources: dict[str, int] = field(default_factory=dict)  # later source alert id -> count
 
 
 class Throttle:
@@ -55,19 +60,25 @@ class Throttle:
         self.updates = 0
         self.escalations = 0
 
-    def apply(self, alert: Alert, when: float) -> tuple[Alert, bool, bool]:
-        """(alert to deliver, is an update, escalated)."""
+    def apply(self, alert: Alert, when: float) -> tuple[Alert, bool, bool] | None:
+        """(alert to deliver, is an update, escalated); None when this very alert (the same
+        rule on the same change) was counted already."""
         if not self.config.enabled:
             return alert, False, False
         key = (alert.rule, alert.wiki or "", alert.target or alert.title or "")
         cooldown = self.config.cooldown_seconds
         group = self._groups.get(key)
+        if group is not None and (alert.id == group.id or alert.id in group.sources):
+            return None
         if group is None or when - group.last_time > cooldown:
             self._groups[key] = _Group(alert.id, 1, when, when, alert.event_time, alert.severity)
             self._groups.move_to_end(key)
             self._expire(when)
             return alert, False, False
         group.count += 1
+        group.sources[alert.id] = group.count
+        if len(group.sources) > _SOURCES_PER_GROUP:
+            del group.sources[next(iter(group.sources))]
         group.last_time = max(group.last_time, when)
         self._groups.move_to_end(key)
         escalated = False
@@ -102,11 +113,11 @@ class Throttle:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "version": 1,
+            "version": 2,
             "groups": [[list(k), dataclasses.astuple(g)] for k, g in self._groups.items()],
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
-        if data.get("version") != 1:
+        if data.get("version") not in (1, 2):  # 1: before groups remembered their sources
             raise ValueError("unknown throttle state version")
         self._groups = OrderedDict((tuple(k), _Group(*g)) for k, g in data["groups"])
