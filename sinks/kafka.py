@@ -48,7 +48,8 @@ class KafkaSinkConfig:
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
     sasl_username: str | None = None
     sasl_password: SecretRef | None = None
-    ca_file: str | None = None  # extra CA for SSL; verification is always on
+    # extra CA for SSL (verification is always on)
+    ca_file: str | None = field(default=None, metadata={"path": True})
     max_batch_bytes: int = field(default=16384, metadata={"min": 1})
     private: bool = False
     full_evidence: bool = False

@@ -8,7 +8,7 @@ message shows ``Secret(env:NAME)`` instead of the token.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["Secret", "SecretError", "SecretRef"]
@@ -23,7 +23,7 @@ class SecretRef:
     """``{env: NAME}`` or ``{file: PATH}`` in the settings file: exactly one of them."""
 
     env: str | None = None
-    file: str | None = None
+    file: str | None = field(default=None, metadata={"path": True})
 
     def __post_init__(self) -> None:
         if (self.env is None) == (self.file is None):

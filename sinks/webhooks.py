@@ -102,7 +102,7 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
 class HttpOptions:
     timeout_seconds: float = field(default=10.0, metadata={"gt": 0})
     max_body_bytes: int = field(default=1 << 20, metadata={"min": 1024})
-    ca_file: str | None = None
+    ca_file: str | None = field(default=None, metadata={"path": True})
 
 
 # -- transport base ---------------------------------------------------------------------

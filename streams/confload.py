@@ -10,7 +10,11 @@ Field metadata understood by the loader (``dataclasses.field(metadata=...)``):
 - ``min`` / ``max``: inclusive numeric bounds; ``gt``: exclusive lower bound;
 - ``check``: ``callable(value) -> str | None``; a returned string is the error message;
 - ``parse``: ``callable(loader, node, path) -> value`` to take over parsing of the field;
-- ``internal``: set by the program, never read from YAML (an unknown key there).
+- ``internal``: set by the program, never read from YAML (an unknown key there);
+- ``path``: a file or directory name (a string, or a list of them): a relative one is
+  resolved against the directory of the file it is written in, so a settings file means
+  the same wherever it is read from (paths on the command line and built-in defaults are
+  relative to the working directory).
 """
 
 from __future__ import annotations
@@ -115,9 +119,10 @@ def _type_name(tp: Any) -> str:
 class NodeLoader:
     """Builds typed values from YAML nodes, collecting issues instead of raising."""
 
-    def __init__(self, file: str, rule_id: str | None = None) -> None:
+    def __init__(self, file: str, rule_id: str | None = None, base_dir: Path | None = None) -> None:
         self.file = file
         self.rule_id = rule_id
+        self.base_dir = base_dir  # relative ``path`` fields resolve against it
         self.issues: list[ConfigIssue] = []
 
     def error(self, node: yaml.Node | None, path: str, message: str) -> None:
@@ -237,7 +242,7 @@ class NodeLoader:
             return self._tagged(classes, node, path)
         # scalar alternatives: first that fits, without recording trial errors
         for member in members:
-            trial = NodeLoader(self.file, self.rule_id)
+            trial = NodeLoader(self.file, self.rule_id, self.base_dir)
             value = trial._value(member, node, path)
             if not trial.issues:
                 return value
@@ -295,6 +300,8 @@ class NodeLoader:
             if len(self.issues) > n_issues:
                 ok = False
                 continue
+            if f.metadata.get("path") and self.base_dir is not None:
+                value = _resolve_paths(value, self.base_dir)
             message = _check_field(f, value)
             if message:
                 self.error(vnode, fpath, message)
@@ -330,6 +337,14 @@ def _check_field(f: dataclasses.Field[Any], value: Any) -> str | None:
             return f"must be greater than {meta['gt']}, got {value}"
     check: Callable[[Any], str | None] | None = meta.get("check")
     return check(value) if check else None
+
+
+def _resolve_paths(value: Any, base: Path) -> Any:
+    if isinstance(value, str):
+        return str(base / Path(value).expanduser()) if value else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_resolve_paths(v, base) for v in value)
+    return value
 
 
 def _join(path: str, key: str) -> str:

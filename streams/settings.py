@@ -1,13 +1,18 @@
 """Settings: the typed form of ``config/rcwatch.yaml``; every CLI option has a key here.
 
 Each component's section is that component's own config type (``stream`` is
-``EventStreamsConfig``, ``scope`` is ``ScopeConfig``, ...). Relative paths are relative to
-the working directory. Errors name the file, the line and the key, all at once.
+``EventStreamsConfig``, ``scope`` is ``ScopeConfig``, ...). Errors name the file, the line
+and the key, all at once.
+
+Paths: a relative path written in a settings file is relative to that file's directory
+(wherever rcwatch is started from); a path given on the command line, and a default, is
+relative to the working directory. Without ``detectors.rules_paths`` the rule packs that
+ship with rcwatch are used.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +23,7 @@ from sinks.routing import RouteConfig, check_sink_name
 from streams.confload import ConfigError, ConfigIssue, NodeLoader, compose_file
 from streams.content import ContentConfig
 from streams.detection import StormGuardConfig
-from streams.eventstreams import EventStreamsConfig, normalize_since, user_agent_problem
+from streams.eventstreams import EventStreamsConfig, user_agent_problem
 from streams.scope import ScopeConfig
 from streams.throttle import ThrottleConfig
 
@@ -36,6 +41,7 @@ __all__ = [
     "default_config_path",
     "load_settings",
     "parse_host_port",
+    "shipped_config_dir",
 ]
 
 
@@ -64,7 +70,7 @@ class ArchiveConfig:
     """Raw-event archive: rotated NDJSON.gz files of every consumed event."""
 
     enabled: bool = True
-    dir: str | None = None  # default: <state_dir>/archive
+    dir: str | None = field(default=None, metadata={"path": True})  # <state_dir>/archive
     rotate_bytes: int = field(default=64 << 20, metadata={"min": 1024})
     rotate_seconds: float = field(default=3600.0, metadata={"gt": 0})
     keep_files: int | None = field(default=None, metadata={"min": 1})
@@ -74,7 +80,7 @@ class ArchiveConfig:
 class JsonlSinkConfig:
     type: Literal["jsonl"] = "jsonl"
     name: str = field(default="alerts-jsonl", metadata={"check": check_sink_name})
-    path: str | None = None  # default: <state_dir>/alerts.jsonl
+    path: str | None = field(default=None, metadata={"path": True})  # <state_dir>/alerts.jsonl
     route: RouteConfig = field(default_factory=RouteConfig)
 
 
@@ -107,16 +113,38 @@ class PipelineConfig:
     dedup_event_ids: int = field(default=50_000, metadata={"min": 100})
 
 
-_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+def shipped_config_dir() -> Path:
+    """The ``config/`` directory that ships with rcwatch: the repository's in a checkout or
+    an editable install, else the copy a wheel installs as ``rcwatch_config``."""
+    source = Path(__file__).resolve().parent.parent / "config"
+    if (source / "rules").is_dir():
+        return source
+    spec = importlib.util.find_spec("rcwatch_config")
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        if Path(location, "rules").is_dir():
+            return Path(location)
+    return source
+
+
+SHIPPED_RULES = str(shipped_config_dir() / "rules")
+
+
+def _check_rule_paths(paths: tuple[str, ...]) -> str | None:
+    if not paths:
+        return "needs at least one rule file or directory"
+    missing = [p for p in paths if not Path(p).exists()]
+    return f"no such file or directory: {', '.join(missing)}" if missing else None
 
 
 @dataclass(frozen=True)
 class DetectorsConfig:
     """Rule packs and how they are run."""
 
-    # files or directories of rule files; relative paths are relative to the directory of
-    # the settings file (config/rules for the shipped config/rcwatch.yaml)
-    rules_paths: tuple[str, ...] = ("rules",)
+    # files or directories of rule files (relative: to the settings file's directory);
+    # default: the rule packs that ship with rcwatch
+    rules_paths: tuple[str, ...] = field(
+        default=(SHIPPED_RULES,), metadata={"path": True, "check": _check_rule_paths}
+    )
     # how often to look for changed rule files (SIGHUP reloads at once); 0: only on SIGHUP
     reload_check_seconds: float = field(default=2.0, metadata={"min": 0})
     # every Nth event is also evaluated rule by rule to measure each rule's cost; 0: never
@@ -151,7 +179,7 @@ def _default_sinks() -> tuple[SinkConfig, ...]:
 @dataclass(frozen=True)
 class Settings:
     stream: EventStreamsConfig = field(default_factory=EventStreamsConfig)
-    state_dir: str = "state"
+    state_dir: str = field(default="state", metadata={"path": True})
     scope: ScopeConfig = field(default_factory=ScopeConfig)
     detectors: DetectorsConfig = field(default_factory=DetectorsConfig)
     content: ContentConfig = field(default_factory=ContentConfig)
@@ -163,8 +191,6 @@ class Settings:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
-    # where the settings came from: relative rule paths are resolved against it
-    base_dir: str = field(default=str(_CONFIG_DIR), metadata={"internal": True}, compare=False)
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.sinks]
@@ -180,7 +206,7 @@ class Settings:
 
     @property
     def rules_paths(self) -> list[Path]:
-        return [Path(self.base_dir) / p for p in self.detectors.rules_paths]
+        return [Path(p) for p in self.detectors.rules_paths]
 
     def jsonl_path(self, sink: JsonlSinkConfig) -> Path:
         return Path(sink.path) if sink.path else Path(self.state_dir) / "alerts.jsonl"
@@ -192,8 +218,10 @@ def default_config_path() -> Path | None:
     env = os.environ.get("RCWATCH_CONFIG")
     if env:
         return Path(env)
-    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
-        candidate = base / "config" / "rcwatch.yaml"
+    for candidate in (
+        Path.cwd() / "config" / "rcwatch.yaml",
+        shipped_config_dir() / "rcwatch.yaml",
+    ):
         if candidate.is_file():
             return candidate
     return None
@@ -207,13 +235,13 @@ def load_settings(path: str | Path | None) -> Settings:
     if issues:
         raise ConfigError(issues)
     if node is None:  # an empty file
-        return Settings(base_dir=str(Path(path).resolve().parent))
-    loader = NodeLoader(str(path))
+        return Settings()
+    loader = NodeLoader(str(path), base_dir=Path(path).resolve().parent)
     settings = loader.build(Settings, node)
     if loader.issues:
         raise ConfigError(loader.issues)
     assert isinstance(settings, Settings)
-    return dataclasses.replace(settings, base_dir=str(Path(path).resolve().parent))
+    return settings
 
 
 def validate_for_run(settings: Settings, source: str = "settings") -> None:
@@ -222,10 +250,5 @@ def validate_for_run(settings: Settings, source: str = "settings") -> None:
     problem = user_agent_problem(settings.stream.url, settings.stream.user_agent)
     if problem:
         issues.append(ConfigIssue(source, None, "stream.user_agent", problem))
-    if settings.stream.since is not None:
-        try:
-            normalize_since(settings.stream.since)
-        except ValueError as exc:
-            issues.append(ConfigIssue(source, None, "stream.since", str(exc)))
     if issues:
         raise ConfigError(issues)

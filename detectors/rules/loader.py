@@ -75,8 +75,8 @@ def rule_files(paths: Iterable[str | Path]) -> list[Path]:
 
 class RuleLoader(NodeLoader):
     def __init__(self, file: str, base_dir: Path) -> None:
-        super().__init__(file)
-        self.base_dir = base_dir
+        super().__init__(file, base_dir=base_dir)
+        self.rules_dir = base_dir  # keyword lists are relative to the rule file
 
     def _value(self, tp: Any, node: yaml.Node, path: str) -> Any:
         if tp == Condition:
@@ -268,7 +268,7 @@ class RuleLoader(NodeLoader):
         return KeywordCond(field, tuple(dict.fromkeys(words)), steps, line)
 
     def _read_list(self, name: str, node: yaml.Node, path: str) -> list[str] | None:
-        file = (self.base_dir / name).resolve()
+        file = (self.rules_dir / name).resolve()
         try:
             text = file.read_text(encoding="utf-8")
         except OSError as exc:

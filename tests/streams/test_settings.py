@@ -190,3 +190,34 @@ def test_unreadable_secret_is_a_usage_error_naming_where_not_what(
     settings = _load(tmp_path, f"sinks:\n  - {{type: slack, webhook_url: {{file: {missing}}}}}\n")
     with pytest.raises(UsageError, match="cannot read secret file"):
         build_sinks(settings, ledger_dir=None)
+
+
+def test_a_settings_file_anywhere_finds_the_shipped_rules(tmp_path: Path) -> None:
+    """Defect: any --config outside config/ broke with "<dir>/rules: no such rule file"."""
+    elsewhere = tmp_path / "x" / "rcwatch.yaml"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text("content: {enabled: false}\n")
+    assert load_settings(elsewhere).rules_paths == [REPO / "config" / "rules"]
+
+
+def test_relative_paths_in_a_file_are_relative_to_that_file(tmp_path: Path) -> None:
+    (tmp_path / "packs").mkdir()
+    settings = _load(
+        tmp_path,
+        "state_dir: st\ndetectors: {rules_paths: [packs]}\n"
+        "archive: {dir: ../arch}\nsinks: [{type: jsonl, path: out/a.jsonl}]\n",
+    )
+    assert settings.state_dir == str(tmp_path / "st")
+    assert settings.rules_paths == [tmp_path / "packs"]
+    assert settings.archive_dir == tmp_path / ".." / "arch"
+    assert settings.jsonl_path(settings.sinks[0]) == tmp_path / "out" / "a.jsonl"  # type: ignore[arg-type]
+    assert Settings().state_dir == "state", "a default stays relative to the working directory"
+
+
+def test_a_missing_rules_path_is_named_with_file_line_and_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, "stream: {}\ndetectors:\n  rules_paths: [nowhere]\n")
+    assert str(err.value) == (
+        f"{tmp_path / 's.yaml'}:3: detectors.rules_paths: no such file or directory: "
+        f"{tmp_path / 'nowhere'}"
+    )
