@@ -7,6 +7,7 @@ import asyncio
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -90,12 +91,14 @@ def add_rules_parser(sub: Any, common: Any) -> None:
         help="run the rules over texts, one per line",
         description="Each input line is a text, or a JSON object with 'text' (and optionally "
         "the partial-event keys of rule examples: title, namespace, user, type...). Prints "
-        "one JSON line per input with its findings and redacted spans. Scope is ignored; "
-        "added_text is scanned as a comment on an article talk page.",
+        "one JSON line per input with its findings and redacted spans; disabled rules are "
+        "included (each finding says whether its rule is enabled), as in test and backtest. "
+        "Scope is ignored; added_text is scanned as a comment on an article talk page.",
     )
     s.add_argument("input", nargs="?", default="-", metavar="FILE|-")
     paths(s)
     s.add_argument("--field", choices=SCAN_FIELDS, default="added_text")
+    s.add_argument("--only-enabled", action="store_true", help="skip disabled rules")
 
 
 def _paths(settings: Settings, args: argparse.Namespace) -> list[Path]:
@@ -146,6 +149,7 @@ def _test(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         selected = [r for r in rules if r.id in args.rule]
     count, failures = run_examples(selected, context=rules)
+    print(_ran(selected), file=sys.stderr)
     for f in failures:
         print(str(f))
     if failures:
@@ -210,6 +214,8 @@ async def _backtest(settings: Settings, args: argparse.Namespace) -> int:
     evaluated = pipeline.processed
     value = metrics.registry.get_sample_value
     report = {
+        "rules_ran": len(engine.rules),
+        "rules_disabled": sum(not r.enabled for r in engine.rules),
         "events": pipeline.events,
         "evaluated": evaluated,
         "malformed": pipeline.dropped["malformed"],
@@ -237,6 +243,12 @@ async def _backtest(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _ran(rules: Sequence[Rule]) -> str:
+    """Which rules ran: said by every command that runs them."""
+    disabled = sum(not r.enabled for r in rules)
+    return f"rules: {len(rules)} ran ({disabled} of them disabled)"
+
+
 def _ctx(content: Content | None) -> DetectionContext:
     if content is None or content.status != "ok":
         return DetectionContext()
@@ -244,6 +256,7 @@ def _ctx(content: Content | None) -> DetectionContext:
 
 
 def _print_backtest(report: dict[str, Any]) -> None:
+    print(f"rules: {report['rules_ran']} ran ({report['rules_disabled']} of them disabled)")
     print(
         f"{report['events']:,} events ({report['evaluated']:,} in scope, "
         f"{report['with_content']:,} with archived content, "
@@ -288,7 +301,9 @@ def _scan(settings: Settings, args: argparse.Namespace) -> int:
     rules = _load(settings, args, sys.stderr)
     if rules is None:
         return 1
-    engine = RuleEngine(rules)
+    engine = RuleEngine(rules, include_disabled=not args.only_enabled)
+    enabled = {r.id: r.enabled for r in engine.rules}
+    print(_ran(engine.rules), file=sys.stderr)
     stream: TextIO = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")  # noqa: SIM115
     out = sys.stdout
     try:
@@ -309,6 +324,7 @@ def _scan(settings: Settings, args: argparse.Namespace) -> int:
                         "findings": [
                             {
                                 "rule": f.rule,
+                                "enabled": enabled.get(f.rule, True),
                                 "category": str(f.category),
                                 "severity": str(f.severity),
                                 "title": f.reason,

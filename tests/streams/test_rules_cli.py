@@ -93,3 +93,28 @@ def test_scan_texts(tmp_path: Path) -> None:
     summary = rcwatch("rules", "scan", "--field", "summary", str(inputs))
     first = orjson.loads(summary.stdout.splitlines()[0])
     assert [f["rule"] for f in first["findings"]] == ["harassment.insult-in-summary"]
+
+
+def test_test_scan_and_backtest_run_the_same_rules_disabled_ones_included(tmp_path: Path) -> None:
+    """Defect: scan skipped disabled rules while test and backtest ran them, so the
+    maintainer's workflow (write disabled, test, backtest, scan, enable) broke at scan."""
+    (tmp_path / "draft.yaml").write_text(
+        "rules:\n  - id: draft.word\n    title: Draft\n    category: harassment\n"
+        "    severity: low\n    enabled: false\n"
+        "    match: {field: added_text, keywords: [flibbertigibbet]}\n"
+        "    examples:\n      match:\n        - added_text: a flibbertigibbet\n"
+    )
+    texts = tmp_path / "in.txt"
+    texts.write_text("what a flibbertigibbet\n")
+    scan = rcwatch("rules", "scan", "--rules", str(tmp_path), str(texts))
+    assert scan.returncode == 0, scan.stderr
+    findings = orjson.loads(scan.stdout)["findings"]
+    assert [(f["rule"], f["enabled"]) for f in findings] == [("draft.word", False)]
+    assert "rules: 1 ran (1 of them disabled)" in scan.stderr
+    quiet = rcwatch("rules", "scan", "--only-enabled", "--rules", str(tmp_path), str(texts))
+    assert orjson.loads(quiet.stdout)["findings"] == []
+    test = rcwatch("rules", "test", "--rules", str(tmp_path))
+    assert test.returncode == 0 and "rules: 1 ran (1 of them disabled)" in test.stderr
+    sample = REPO / "streams" / "data" / "demo-events.ndjson.gz"
+    backtest = rcwatch("rules", "backtest", "--rules", str(tmp_path), str(sample))
+    assert "rules: 1 ran (1 of them disabled)" in backtest.stdout
