@@ -1,5 +1,5 @@
 import sys
 
-from streams.cli import main
+from streams.entry import main
 
 sys.exit(main())

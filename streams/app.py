@@ -234,6 +234,12 @@ async def run_monitor(monitor: Monitor, server: MetricsServer | None) -> RunSumm
         elif main_task is not None:  # a second Ctrl-C: stop waiting for sinks
             main_task.cancel()
 
+    handled = [signal.SIGINT, signal.SIGTERM]
+    if monitor.reloader is not None:
+        handled.append(signal.SIGHUP)
+    # restored afterwards: asyncio would leave the defaults, and a SIGTERM during the
+    # rest of the shutdown must still end in one clean line (streams.entry)
+    previous = {sig: signal.getsignal(sig) for sig in handled}
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     if monitor.reloader is not None:
@@ -241,7 +247,9 @@ async def run_monitor(monitor: Monitor, server: MetricsServer | None) -> RunSumm
     try:
         return await monitor.run()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for sig, handler in previous.items():
             loop.remove_signal_handler(sig)
+            if handler is not None:
+                signal.signal(sig, handler)
         if server is not None:
             await server.stop()

@@ -330,7 +330,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, CheckpointError) as exc:
         print(f"rcwatch: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except KeyboardInterrupt:
+    except asyncio.CancelledError:  # a second signal: stopped waiting for the sinks
+        print(
+            "rcwatch: stopped without waiting for the sinks; events after the last checkpoint "
+            "(and spooled alerts) are processed by the next run",
+            file=sys.stderr,
+        )
         return 130
     parser.error(f"unknown command {args.command}")
     return EXIT_CONFIG  # pragma: no cover

@@ -233,3 +233,35 @@ async def test_demo_can_deliver_to_the_configured_remote_sinks(tmp_path: Path) -
         assert high and got == high  # routed by severity, each once
     finally:
         await receiver.stop()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+async def test_a_signal_at_any_moment_of_start_up_exits_cleanly(
+    sig: signal.Signals, tmp_path: Path, processes: Processes
+) -> None:
+    """Defect: SIGINT during start-up printed a Python traceback. The signal is sent at
+    moments spread over the start-up (imports, settings, state, the first connection
+    attempts), each to a fresh process; every one must end with at most one line about it,
+    exit status 0 (it was already running and stopped gracefully), 130 or 143."""
+    unreachable = "http://127.0.0.1:9/v2/stream/recentchange"
+    statuses = set()
+    for n, delay in enumerate((0.0, 0.05, 0.15, 0.3, 0.5, 0.8, 1.2, 2.0)):
+        proc = await processes.rcwatch(
+            "run", "--stream-url", unreachable, "--state-dir", str(tmp_path / f"s{n}"),
+            "--user-agent", TEST_UA, "--metrics-addr", "127.0.0.1:0", "--log-level", "error",
+        )  # fmt: skip
+        if delay:
+            await asyncio.sleep(delay)  # the moment is the point of this test
+        proc.send_signal(sig)
+        status = await asyncio.wait_for(proc.wait(), 30)
+        err = processes.stderr(proc)
+        assert "Traceback" not in err and "Error" not in err, f"after {delay} s:\n{err}"
+        if status == -sig:  # before the interpreter ran any code: nothing could be said
+            assert not err
+            continue
+        assert status in (0, 130, 143), f"after {delay} s: exit {status}\n{err}"
+        if status:
+            expected = "rcwatch: interrupted" if sig == signal.SIGINT else "rcwatch: terminated"
+            assert err.strip().endswith(expected), err
+        statuses.add(status)
+    assert statuses & {130, 143}, "no signal arrived during start-up: the test proves nothing"
