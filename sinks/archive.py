@@ -15,8 +15,9 @@ per ``flush``; the runner flushes before it moves the checkpoint, so everything 
 checkpoint is on disk. A crash can only tear the last member, which readers skip with a
 warning: those events come after the checkpoint and are received and archived again.
 
-Every start opens a new file. The ids in the newest earlier file seed a bounded set, so
-events that are re-delivered after a restart are not archived twice.
+Every start opens a new file. The ids in the newest earlier files seed a bounded set, so
+events that are re-delivered after a restart are not archived twice. Files are created
+0600: they hold every edit as received, private data included.
 """
 
 from __future__ import annotations
@@ -134,23 +135,38 @@ class EventArchive:
         return sorted(self.directory.glob("events-*.ndjson.gz"))
 
     def start(self) -> None:
+        """Seed the memory of archived ids from the newest files (by modification time:
+        names sort by second and pid, so two runs within one second could sort wrongly)
+        until it is full, so events re-delivered after a restart are not archived twice."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        existing = self.files()
-        if existing:
+        newest_first = sorted(self.files(), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        ids: list[list[str]] = []
+        seeded = 0
+        for path in newest_first:
             stats = ArchiveStats()
-            n = 0
-            for line in iter_lines(existing[-1], stats):
-                m = _EVENT_ID.match(line)
-                if m:
-                    self._seen.add(m.group(1).decode())
-                    n += 1
+            found = [
+                m.group(1).decode()
+                for line in iter_lines(path, stats)
+                if (m := _EVENT_ID.match(line))
+            ]
             if stats.truncated:
                 log.warning(
                     "archive file ends in a torn gzip member (earlier crash); its complete "
                     "lines are kept, the rest will be received again",
-                    extra={"fields": {"file": existing[-1].name}},
+                    extra={"fields": {"file": path.name}},
                 )
-            log.info("archive resumes", extra={"fields": {"file": existing[-1].name, "ids": n}})
+            ids.append(found)
+            seeded += len(found)
+            if seeded >= self._seen.capacity:
+                break
+        for found in reversed(ids):  # oldest first, so the newest stay remembered
+            for event_id in found:
+                self._seen.add(event_id)
+        if newest_first:
+            log.info(
+                "archive resumes",
+                extra={"fields": {"files_read": len(ids), "ids": min(seeded, self._seen.capacity)}},
+            )
 
     def append(
         self,
@@ -211,7 +227,7 @@ class EventArchive:
             path = self.directory / f"events-{stamp}-{os.getpid()}-{self._seq:04d}.ndjson.gz"
             if not path.exists():
                 break
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
         self._path = path
         self._file_raw_bytes = 0
         self._opened_at = time.monotonic()

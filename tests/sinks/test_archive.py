@@ -90,3 +90,27 @@ def test_plain_file_without_final_newline(tmp_path: Path) -> None:
     path = tmp_path / "x.ndjson"
     path.write_bytes(b"a\r\n\nb")
     assert list(iter_lines(path)) == [b"a", b"b"]
+
+
+def test_restarts_within_one_second_remember_every_recent_file(tmp_path: Path) -> None:
+    """File names sort by second and pid: the newest file is chosen by modification time,
+    and several files seed the memory, so no re-delivered event is archived twice."""
+    import os
+
+    first = tmp_path / "events-20260505T111740Z-99999-0001.ndjson.gz"
+    second = tmp_path / "events-20260505T111740Z-100000-0001.ndjson.gz"  # sorts first
+    for path, ids in ((first, range(0, 10)), (second, range(10, 20))):
+        a = EventArchive(tmp_path)
+        _fill(a, ids)
+        a.flush()
+        a.close()
+        assert a.current_path is not None
+        a.current_path.rename(path)
+    os.utime(first, ns=(1, 1))  # the older file
+    os.utime(second, ns=(2, 2))
+    again = EventArchive(tmp_path)
+    again.start()
+    _fill(again, range(0, 25))  # everything re-delivered, and 5 new
+    again.close()
+    assert again.duplicates == 20 and again.events_written == 5
+    assert (os.stat(again.files()[-1]).st_mode & 0o777) == 0o600
