@@ -211,6 +211,11 @@ class EventStreamsServer:
     def topic_events(self, topic: int = 0) -> list[bytes]:
         return [e.data for e in self._by_topic[topic]]
 
+    def published_in_order(self) -> list[bytes]:
+        """Every event, all topics, in publication order (the order a client that kept up
+        receives them)."""
+        return [e.data for e in self._events]
+
     def kafka_timestamp(self, index: int, topic: int = 0) -> int:
         """The Kafka timestamp of a topic's ``index``-th event."""
         return self._by_topic[topic][index].ts_ms
