@@ -325,6 +325,8 @@ class Metrics:
             ["file"],
             registry=r,
         )
+        for kind in ("checkpoint", "origin"):
+            self.state_corrupt.labels(kind)
         self.checkpoint_event_time = Gauge(
             "rcwatch_checkpoint_event_timestamp_seconds",
             "Event time of the checkpointed position",

@@ -48,7 +48,8 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 REQUIRE_TOOLS = os.environ.get("RCWATCH_REQUIRE_OPS_TOOLS") == "1"
 
 # labels an rcwatch alert may keep after aggregation: bounded by deployment, sinks, rules
-BOUNDED_LABELS = frozenset({"job", "instance", "sink", "rule", "le"})
+# "file" is the kind of state file (checkpoint, origin): a fixed set
+BOUNDED_LABELS = frozenset({"job", "instance", "sink", "rule", "le", "file"})
 METRIC_RE = re.compile(r"\brcwatch_[a-z0-9_]+\b")
 
 
@@ -461,11 +462,22 @@ def test_rcwatch_settings_match_the_compose_stack() -> None:
         assert dep in rcwatch["depends_on"]
 
 
-def test_docker_settings_load() -> None:
+def _docker_settings_in_place(tmp_path: Path) -> Path:
+    """The docker settings file beside the rule packs, as the container holds them
+    (/etc/rcwatch/rcwatch.yaml and /etc/rcwatch/rules): its rules_paths are relative."""
+    etc = tmp_path / "etc-rcwatch"
+    etc.mkdir()
+    (etc / "rules").symlink_to(ROOT / "config" / "rules")
+    (etc / "rcwatch.yaml").write_bytes(DOCKER_SETTINGS.read_bytes())
+    return etc / "rcwatch.yaml"
+
+
+def test_docker_settings_load(tmp_path: Path) -> None:
     """config/docker/rcwatch.yaml is valid for rcwatch's own settings loader."""
     from streams.settings import load_settings
 
-    settings = load_settings(DOCKER_SETTINGS)
+    settings = load_settings(_docker_settings_in_place(tmp_path))
+    assert settings.rules_paths == [tmp_path / "etc-rcwatch" / "rules"]
     assert settings.metrics.addr == "0.0.0.0:9410"
     assert [sink.name for sink in settings.sinks] == [
         "alerts-jsonl",
@@ -490,7 +502,9 @@ def test_docker_settings_build_without_any_secret_set(
         "RCWATCH_WEBHOOK_HMAC_KEY",
     ):
         monkeypatch.delenv(var, raising=False)
-    settings = dataclasses.replace(load_settings(DOCKER_SETTINGS), state_dir=str(tmp_path))
+    settings = dataclasses.replace(
+        load_settings(_docker_settings_in_place(tmp_path)), state_dir=str(tmp_path)
+    )
     assert len(build_sinks(settings, ledger_dir=None)) == len(settings.sinks)
 
 
