@@ -7,6 +7,10 @@ gives the same id and sinks drop it.
 Redaction: evidence carries only the redacted forms detectors produced. When the matched
 text sits in the page title or the user name, every copy of it is scrubbed from the alert
 (title, performer, and URLs, which then point at a revision or log permalink instead).
+
+Links: built from the event's vetted ``server_name`` and fixed paths
+(``streams.wikihosts``), never from ``server_url``, ``server_script_path`` or
+``title_url``; an event whose host is not a trusted wiki gets no links.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from detectors.base import DetectionContext, Finding, Severity, Span, field_text
 from detectors.facts import page_owner, same_user
 from sinks.alert import Alert, Evidence, alert_id
 from streams.event import RecentChange
+from streams.wikihosts import WikiHosts
 
 __all__ = ["build_alerts", "change_key"]
 
@@ -69,22 +74,12 @@ def _scrub(value: str | None, secrets: Sequence[tuple[str, str]]) -> tuple[str |
     return value, hit
 
 
-def _permalink(change: RecentChange) -> str | None:
-    if not change.server_url:
-        return None
-    if change.rev_new:
-        script = change.server_script_path or "/w"
-        return f"{change.server_url}{script}/index.php?oldid={change.rev_new}"
-    if change.log_id:
-        return f"{change.server_url}/wiki/Special:Redirect/logid/{change.log_id}"
-    return None
-
-
 def build_alerts(
     change: RecentChange,
     ctx: DetectionContext,
     findings: Sequence[Finding],
     detected_at: str,
+    hosts: WikiHosts,
 ) -> list[Alert]:
     by_rule: dict[str, list[Finding]] = {}
     for f in findings:
@@ -94,10 +89,10 @@ def build_alerts(
     title, title_hit = _scrub(change.title, replacements)
     owner = page_owner(change)
     performer, _ = _scrub(change.user, replacements)
-    page_url, url_hit = _scrub(change.page_url, replacements)
+    page_url, url_hit = _scrub(hosts.page_url(change.server_name, change.title), replacements)
     if title_hit or url_hit:
-        page_url = _permalink(change)
-    diff_url = change.diff_url
+        page_url = hosts.permalink(change.server_name, change.rev_new, change.log_id)
+    diff_url = hosts.diff_url(change.server_name, change.rev_new, change.rev_old)
     key = change_key(change)
 
     alerts = []

@@ -31,6 +31,7 @@ from streams.rules_reload import RulesReloader
 from streams.runner import Monitor, RunSummary, Source
 from streams.settings import JsonlSinkConfig, Settings, StdoutSinkConfig, parse_host_port
 from streams.throttle import Throttle
+from streams.wikihosts import WikiHosts
 
 __all__ = [
     "UsageError",
@@ -167,6 +168,7 @@ def build_monitor(
             settings.throttle if throttle else dataclasses.replace(settings.throttle, enabled=False)
         ),
         fetch_content=fetcher is not None,
+        hosts=WikiHosts(settings.content.allowed_hosts),
     )
     if sinks is None:
         sinks = build_sinks(

@@ -43,6 +43,14 @@ retry; ``content_fetch_seconds`` per fetch that went to the network (retries inc
 ``content_misses{reason}`` per ``missing`` or ``failed`` result returned (cached ones
 included). ``archived``, ``missed`` and ``content_pending`` are the runner's.
 
+Where requests go: the API URL is built from the event's ``server_name`` only after it is
+vetted (``streams.wikihosts``: a DNS name in ``allowed_hosts``), into a fixed template
+(``https://{server_name}/w/api.php``); ``server_url`` and ``server_script_path`` are never
+used. Redirects are not followed (``failed``/``redirect``). When the host comes from the
+event, its DNS answers must be public addresses (``failed``/``address_refused``). A
+template with a fixed host (a local stand-in, a proxy) is the operator's choice and is
+contacted as configured.
+
 Logs carry the wiki, revision ids, HTTP status, API error code and reason, never page text,
 titles or user names (nor the body of any response).
 """
@@ -50,9 +58,10 @@ titles or user names (nor the body of any response).
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import functools
 import logging
+import os
+import re
 import string
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -67,16 +76,20 @@ import orjson
 from sinks.metrics import Metrics
 from sinks.retry import Backoff, parse_retry_after
 from streams.event import RecentChange
+from streams.wikihosts import AddressRefused, PublicAddressResolver, WikiHosts, proxy_hosts
 
 __all__ = ["Content", "ContentConfig", "ContentFetcher", "parse_diff"]
 
 log = logging.getLogger(__name__)
 
-_URL_FIELDS = frozenset({"server_url", "script_path", "server_name"})
-
 
 def _url_fields(template: str) -> frozenset[str]:
     return frozenset(name for _, name, _, _ in string.Formatter().parse(template) if name)
+
+
+def _host_from_event(template: str) -> bool:
+    """Whether the template's host part is the event's (vetted) ``server_name``."""
+    return "{server_name}" in urlsplit(template).netloc
 
 
 def _check_api_url(template: str) -> str | None:
@@ -84,9 +97,22 @@ def _check_api_url(template: str) -> str | None:
         names = _url_fields(template)
     except ValueError as exc:
         return f"not a valid template: {exc}"
-    unknown = sorted(names - _URL_FIELDS)
-    if unknown:
-        return f"unknown placeholder(s) {unknown}; use {sorted(_URL_FIELDS)}"
+    if names - {"server_name"}:
+        return (
+            f"only {{server_name}} may be used (got {sorted(names)}): the API URL is built "
+            "from the vetted host name alone, never from the event's server_url or "
+            "server_script_path"
+        )
+    parts = urlsplit(template)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return "must be an http(s) URL"
+    if _host_from_event(template):
+        if parts.scheme != "https":
+            return "a host taken from the event is only contacted over https"
+        if re.fullmatch(r"\{server_name\}(?::[0-9]{1,5})?", parts.netloc) is None:
+            return "{server_name} must be the whole host (optionally with a port)"
+    elif "{server_name}" in parts.query or "{server_name}" in parts.fragment:
+        return "{server_name} belongs in the host or the path"
     return None
 
 
@@ -102,10 +128,11 @@ class ContentConfig:
     """How politely and how long to fetch. Option names carry units."""
 
     enabled: bool = True
-    # where a wiki's API lives; {server_url} and {script_path} come from the event.
-    # Tests point every wiki at a local server, e.g. "http://127.0.0.1:8080/{server_name}/api.php"
+    # where a wiki's API lives; {server_name} is the event's host once vetted against
+    # allowed_hosts. A fixed host points every wiki at one server (a proxy, the demo's
+    # stand-in): "http://127.0.0.1:8080/{server_name}/api.php"
     api_url: str = field(
-        default="{server_url}{script_path}/api.php", metadata={"check": _check_api_url}
+        default="https://{server_name}/w/api.php", metadata={"check": _check_api_url}
     )
     timeout_seconds: float = field(default=10.0, metadata={"gt": 0})  # per request
     max_wait_seconds: float = field(default=20.0, metadata={"gt": 0})  # per event, retries included
@@ -124,9 +151,9 @@ class ContentConfig:
     # so a wiki that is down costs no per-event waiting; 0 disables it
     circuit_failures: int = field(default=5, metadata={"min": 0})
     circuit_open_seconds: float = field(default=30.0, metadata={"gt": 0})
-    # wikis (the event's server_name, shell wildcards) content may be fetched from: an
-    # event naming any other host is skipped, so a forged event cannot point the fetcher
-    # (and its User-Agent) elsewhere
+    # the wikis rcwatch trusts (the event's server_name, shell wildcards): content is
+    # fetched only from them and alert links point only at them; an event naming any other
+    # host is skipped, so a forged event cannot point the fetcher (or a link) elsewhere
     allowed_hosts: tuple[str, ...] = WIKIMEDIA_HOSTS
 
 
@@ -143,6 +170,8 @@ class Content:
 _UNSUPPORTED = Content("skipped", reason="unsupported")
 _CIRCUIT_LABELS = frozenset({"timeout", "error", "http_5xx"})  # a wiki that is down
 _NOT_ALLOWED = Content("skipped", reason="host_not_allowed")
+_REDIRECT = Content("failed", reason="redirect")
+_ADDRESS_REFUSED = Content("failed", reason="address_refused")
 _DISABLED = Content("skipped", reason="disabled")
 
 # API error codes (action=compare and action=query) that retrying will not change
@@ -403,13 +432,14 @@ class ContentFetcher:
         problem = _check_api_url(config.api_url)
         if problem is not None:
             raise ValueError(f"content api_url {config.api_url!r}: {problem}")
-        self._url_fields = _url_fields(config.api_url)
+        self.hosts = WikiHosts(config.allowed_hosts)
+        # a host taken from the event must resolve to public addresses
+        self._guard_addresses = _host_from_event(config.api_url)
         self.config = config
         self.metrics = metrics
         self.user_agent = user_agent
         self._session = session
         self._own_session = session is None
-        self._allowed: dict[str, bool] = {}
         self._headers = {"User-Agent": user_agent, "Accept": "application/json"}
         self._timeout = aiohttp.ClientTimeout(total=config.timeout_seconds)
         self._hosts: dict[str, _Host] = {}
@@ -453,16 +483,6 @@ class ContentFetcher:
             await self._session.close()
             self._session = None
 
-    def _host_allowed(self, host: str | None) -> bool:
-        if host is None:
-            return False
-        allowed = self._allowed.get(host)
-        if allowed is None:
-            allowed = any(fnmatch.fnmatchcase(host.lower(), p) for p in self.config.allowed_hosts)
-            if len(self._allowed) < 10_000:
-                self._allowed[host] = allowed
-        return allowed
-
     @property
     def cache_size(self) -> int:
         return len(self._cache)
@@ -472,9 +492,10 @@ class ContentFetcher:
     async def _fetch(self, change: RecentChange) -> Content:
         if not self.config.enabled:
             return _DISABLED
-        if not self._host_allowed(change.server_name):
+        host = self.hosts.vetted(change.server_name)
+        if host is None:
             return _NOT_ALLOWED
-        plan = self._plan(change)
+        plan = self._plan(change, host)
         if plan is None:
             return _UNSUPPORTED
         cached = self._cache_get(plan.key)
@@ -498,20 +519,12 @@ class ContentFetcher:
         if self._inflight.get(key) is task:
             del self._inflight[key]
 
-    def _plan(self, change: RecentChange) -> _Plan | None:
+    def _plan(self, change: RecentChange, host: str) -> _Plan | None:
         rev_new = change.rev_new
         if not rev_new or change.type not in ("edit", "new"):
             return None
-        values = {
-            "server_url": change.server_url,
-            "script_path": change.server_script_path or "/w",
-            "server_name": change.server_name,
-        }
-        if any(values[name] is None for name in self._url_fields):
-            return None  # the event lacks what the API URL is built from
-        url = self.config.api_url.format_map(values)
-        host = change.server_name or urlsplit(url).hostname or url
-        wiki = change.wiki or change.server_name or host
+        url = self.config.api_url.format(server_name=host)
+        wiki = change.wiki or host
         common = {
             "format": "json",
             "formatversion": "2",
@@ -564,7 +577,12 @@ class ContentFetcher:
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(trust_env=True)
+            connector = None
+            if self._guard_addresses:
+                connector = aiohttp.TCPConnector(
+                    resolver=PublicAddressResolver(exempt=proxy_hosts(dict(os.environ)))
+                )
+            self._session = aiohttp.ClientSession(connector=connector, trust_env=True)
         return self._session
 
     def _host(self, name: str) -> _Host:
@@ -684,9 +702,15 @@ class ContentFetcher:
         session = self._get_session()
         try:
             async with session.get(
-                plan.url, params=plan.params, headers=self._headers, timeout=self._timeout
+                plan.url,
+                params=plan.params,
+                headers=self._headers,
+                timeout=self._timeout,
+                allow_redirects=False,
             ) as resp:
                 status = resp.status
+                if 300 <= status < 400:  # never followed: the target is not vetted
+                    return _Outcome("redirect", _REDIRECT, status=status)
                 if status == 429 or status >= 500:
                     label = "http_429" if status == 429 else "http_5xx"
                     wait = parse_retry_after(resp.headers.get("Retry-After"))
@@ -697,6 +721,10 @@ class ContentFetcher:
                 headers = resp.headers
         except TimeoutError:
             return _Outcome("timeout")
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, AddressRefused):
+                return _Outcome("address_refused", _ADDRESS_REFUSED)
+            return _Outcome("error")
         except aiohttp.ClientError:
             return _Outcome("error")
         if body is None:

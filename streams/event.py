@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
-from urllib.parse import quote
 
 import orjson
 
@@ -140,25 +139,6 @@ class RecentChange(NamedTuple):
         if self.len_new is None:
             return None
         return self.len_new - (self.len_old or 0)
-
-    @property
-    def page_url(self) -> str | None:
-        url = self.raw.get("title_url")
-        if isinstance(url, str) and url:
-            return url
-        if self.server_url is None or self.title is None:
-            return None
-        return f"{self.server_url}/wiki/{quote(self.title.replace(' ', '_'), safe=':/')}"
-
-    @property
-    def diff_url(self) -> str | None:
-        """Link to the diff of this change; ``None`` when the change has no revision."""
-        if self.server_url is None or not self.rev_new:
-            return None
-        base = f"{self.server_url}{self.server_script_path or '/w'}/index.php"
-        if self.rev_old:
-            return f"{base}?diff={self.rev_new}&oldid={self.rev_old}"
-        return f"{base}?diff={self.rev_new}"  # page creation: diff against nothing
 
     @property
     def log_params(self) -> Any:

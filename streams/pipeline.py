@@ -33,12 +33,13 @@ from sinks.archive import EventArchive
 from sinks.dedup import RecentIds
 from sinks.metrics import Metrics
 from streams.alerting import build_alerts
-from streams.content import Content
+from streams.content import WIKIMEDIA_HOSTS, Content
 from streams.detection import Detection
 from streams.event import MalformedEvent, RawEvent, RecentChange, decode_event
 from streams.logs import RateLimit
 from streams.scope import Scope
 from streams.throttle import Throttle
+from streams.wikihosts import WikiHosts
 
 __all__ = ["BatchResult", "BatchWork", "EventWork", "Pipeline"]
 
@@ -116,6 +117,7 @@ class Pipeline:
         throttle: Throttle | None = None,
         fetch_content: bool = False,
         clock: Callable[[], str] = utc_now_iso,
+        hosts: WikiHosts | None = None,
     ) -> None:
         self.scope = scope
         self.detection = detection
@@ -124,6 +126,7 @@ class Pipeline:
         self.windows = windows or WindowStore()
         self.throttle = throttle or Throttle()
         self.fetch_content = fetch_content
+        self.hosts = hosts or WikiHosts(WIKIMEDIA_HOSTS)  # alert links point only at these
         self._recent = RecentIds(dedup_capacity)
         # (event id, event time) of completed events, newest last: the ids a resume can
         # re-deliver are saved with the checkpoint (``resume_ids``)
@@ -255,7 +258,7 @@ class Pipeline:
                     self._since_expiry = 0
                     windows.expire(self.detection.engine.pattern_rules)
             if findings:
-                for alert in build_alerts(change, ctx, findings, self._clock()):
+                for alert in build_alerts(change, ctx, findings, self._clock(), self.hosts):
                     throttled = self.throttle.apply(alert, when)
                     if throttled is None:  # this rule on this change was counted already
                         m.alerts_repeated.labels(alert.rule).inc()

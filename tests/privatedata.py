@@ -10,8 +10,12 @@ from sinks.alert import Alert
 from sinks.metrics import Metrics
 from streams.alerting import build_alerts
 from streams.app import build_detection
+from streams.content import WIKIMEDIA_HOSTS
 from streams.event import decode_event
 from streams.settings import Settings
+from streams.wikihosts import WikiHosts
+
+HOSTS = WikiHosts(WIKIMEDIA_HOSTS)
 
 __all__ = ["SECRETS", "pii_event", "private_alerts"]
 
@@ -67,7 +71,7 @@ def private_alerts() -> list[Alert]:
     for n, summary in enumerate(summaries):
         change = decode_event(pii_event(n, summary))
         findings = detection.detect(change, DetectionContext())
-        out += build_alerts(change, DetectionContext(), findings, "2026-05-05T11:18:00Z")
+        out += build_alerts(change, DetectionContext(), findings, "2026-05-05T11:18:00Z", HOSTS)
     assert len(out) >= 4, [a.rule for a in out]
     assert any(v for a in out for v in a.raw_values), "the alerts must carry the raw values"
     return out

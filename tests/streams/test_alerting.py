@@ -7,12 +7,17 @@ import orjson
 from detectors.base import EMPTY_CONTEXT, Category, Finding, Severity, Span, field_text
 from detectors.recognizers.email import find_emails
 from streams.alerting import build_alerts, change_key
+from streams.content import WIKIMEDIA_HOSTS
 from streams.event import decode_event
+from streams.wikihosts import WikiHosts
+
+HOSTS = WikiHosts(WIKIMEDIA_HOSTS)
 
 BASE = {
     "meta": {"id": "e1", "dt": "2026-05-05T11:17:40Z", "domain": "en.wikipedia.org"},
     "wiki": "enwiki",
     "server_url": "https://en.wikipedia.org",
+    "server_name": "en.wikipedia.org",
     "server_script_path": "/w",
     "namespace": 2,
     "type": "new",
@@ -42,7 +47,7 @@ def test_email_in_title_is_scrubbed_everywhere() -> None:
         comment="mirror of john.smith@example.net",
     )
     findings = _email_findings(change)
-    [alert] = build_alerts(change, EMPTY_CONTEXT, findings, "2026-05-05T11:17:41Z")
+    [alert] = build_alerts(change, EMPTY_CONTEXT, findings, "2026-05-05T11:17:41Z", HOSTS)
     blob = alert.to_json().decode()
     assert "john.smith" not in blob and "example.net/" not in blob
     assert alert.title == "User:Someone/mail j***@e***.net"
@@ -60,7 +65,7 @@ def test_harassment_terms_are_not_scrubbed_from_the_alert() -> None:
         "insult",
         (Span("title", 10, 16, "term", "T****t", 1.0, sensitive=False),),
     )
-    [alert] = build_alerts(change, EMPTY_CONTEXT, [finding], "t")
+    [alert] = build_alerts(change, EMPTY_CONTEXT, [finding], "t", HOSTS)
     assert alert.title == "User talk:Target" and alert.performer == "Attacker"
 
 
@@ -73,7 +78,7 @@ def test_email_in_user_name_is_scrubbed() -> None:
         "email in user name",
         (Span("user", 0, 19, "email", "m***@e***.org"),),
     )
-    [alert] = build_alerts(change, EMPTY_CONTEXT, [finding], "t")
+    [alert] = build_alerts(change, EMPTY_CONTEXT, [finding], "t", HOSTS)
     assert alert.performer == "m***@e***.org"
     assert "mail.me" not in alert.to_json().decode()
 
@@ -83,8 +88,8 @@ def test_ids_are_deterministic_and_per_rule() -> None:
     f1 = Finding("r1", Category.PRIVACY, Severity.LOW, "x", ())
     f2 = Finding("r1", Category.PRIVACY, Severity.HIGH, "y", ())
     f3 = Finding("r2", Category.HARASSMENT, Severity.MEDIUM, "z", ())
-    first = build_alerts(change, EMPTY_CONTEXT, [f1, f2, f3], "t1")
-    again = build_alerts(change, EMPTY_CONTEXT, [f1, f2, f3], "t2")
+    first = build_alerts(change, EMPTY_CONTEXT, [f1, f2, f3], "t1", HOSTS)
+    again = build_alerts(change, EMPTY_CONTEXT, [f1, f2, f3], "t2", HOSTS)
     assert [a.id for a in first] == [a.id for a in again]
     assert len(first) == 2 and first[0].id != first[1].id
     assert first[0].severity == "high" and first[0].reason == "x; y"
