@@ -131,10 +131,12 @@ _CHAR_CACHE: dict[tuple[bool, bool, bool], dict[str, str]] = {}
 def _fold_chars(
     text: str, nfkc: bool, fold: bool, confusable: bool
 ) -> tuple[str, list[int] | None]:
-    """NFKC, case folding and look-alike folding in one pass, memoized per character."""
+    """NFKC, case folding and look-alike folding, memoized per character and applied with
+    one ``str.translate`` (a C loop) over the text's distinct characters."""
     cache = _CHAR_CACHE.setdefault((nfkc, fold, confusable), {})
-    pieces = []
-    for ch in text:
+    table: dict[int, str] = {}
+    one_for_one = True
+    for ch in set(text):
         out = cache.get(ch)
         if out is None:
             out = ch
@@ -146,14 +148,22 @@ def _fold_chars(
                 out = "".join(_strip_accents_char(c) for c in out)
             if len(cache) < 100_000:
                 cache[ch] = out
-        pieces.append(out)
-    result = "".join(pieces)
-    if len(result) == len(text) and "" not in pieces:
+        if out != ch:
+            table[ord(ch)] = out
+            one_for_one = one_for_one and len(out) == 1
+    result = text.translate(table)
+    if one_for_one:
         return result, None  # one character for one: offsets unchanged
+    # some characters became several (ß -> ss, … -> ...): map output offsets back, in runs
+    expanding = {chr(k) for k, v in table.items() if len(v) != 1}
     offsets: list[int] = []
-    for i, piece in enumerate(pieces):
-        offsets.extend([i] * len(piece))
-    offsets.append(len(text))
+    pos = 0
+    for m in re.finditer("[" + re.escape("".join(sorted(expanding))) + "]", text):
+        i = m.start()
+        offsets.extend(range(pos, i))
+        offsets.extend([i] * len(table[ord(text[i])]))
+        pos = i + 1
+    offsets.extend(range(pos, len(text) + 1))
     return result, offsets
 
 

@@ -125,6 +125,14 @@ class Metrics:
             registry=r,
         )
 
+        self.detector_truncated = Counter(
+            "rcwatch_detector_truncated",
+            "Events whose text was examined only in part, by what was cut short: a field over "
+            "the engine's limit ('text') or a recognizer out of candidates (its kind)",
+            ["what"],
+            registry=r,
+        )
+
         # rules
         self.rules_loaded = Gauge(
             "rcwatch_rules_loaded", "Enabled rules in the running rule set", registry=r

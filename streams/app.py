@@ -169,6 +169,7 @@ def build_monitor(
         ),
         fetch_content=fetcher is not None,
         hosts=WikiHosts(settings.content.allowed_hosts),
+        thread_min_chars=p.detect_in_thread_min_chars,
     )
     if sinks is None:
         sinks = build_sinks(

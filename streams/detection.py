@@ -8,7 +8,14 @@
   ``window_events`` events (and at least ``min_hits``) is muted, reported in the log and in
   ``rcwatch_rule_muted{rule}``, and its further hits are counted, not alerted; a reload
   unmutes it (like AbuseFilter's emergency disable of a runaway filter);
-- hot swap: ``swap`` replaces the engine between events, so a reload drops nothing.
+- hot swap: ``swap`` replaces the engine between events, so a reload drops nothing;
+- budgets: what the engine cut short on an event (a text over ``MAX_FIELD_CHARS``, a
+  recognizer out of candidates) is counted in ``rcwatch_detector_truncated_total`` and
+  logged (rate-limited, with the event id, never the text).
+
+``detect`` is ``account(evaluate(...))``. ``evaluate`` is the pure part (the engine and the
+extra detectors) and may run in a worker thread, so that a megabyte of hostile text never
+holds the event loop; ``account`` is the bookkeeping, always on the loop's thread.
 """
 
 from __future__ import annotations
@@ -20,13 +27,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from detectors.base import DetectionContext, Detector, Finding
+from detectors.recognizers.base import Budget
 from detectors.rules.engine import RuleEngine
 from sinks.metrics import Metrics
 from streams.event import RecentChange
+from streams.logs import RateLimit
 
-__all__ = ["Detection", "StormGuard", "StormGuardConfig"]
+__all__ = ["PROFILE_MAX_CHARS", "Detection", "StormGuard", "StormGuardConfig", "text_size"]
 
 log = logging.getLogger(__name__)
+
+# events with more text than this are never sampled rule by rule (that would multiply the
+# cost of an already long evaluation by the number of rules)
+PROFILE_MAX_CHARS = 16_384
+
+
+def text_size(change: RecentChange, ctx: DetectionContext) -> int:
+    """Characters of text the rules may read on this event."""
+    return (
+        len(change.comment)
+        + len(change.title or "")
+        + len(change.user or "")
+        + len(ctx.added_text or "")
+        + len(ctx.removed_text or "")
+    )
 
 
 @dataclass(frozen=True)
@@ -84,6 +108,7 @@ class Detection:
         self.events = 0
         self.engine = engine
         self._singles: dict[str, RuleEngine] = {}
+        self._quiet = RateLimit(10.0)
         self._install(engine)
 
     def _install(self, engine: RuleEngine) -> None:
@@ -105,20 +130,68 @@ class Detection:
         return self.engine.needs_content(change)
 
     def detect(self, change: RecentChange, ctx: DetectionContext) -> list[Finding]:
-        self.events += 1
-        findings = self.engine.evaluate(change, ctx)
+        findings, budget = self.evaluate(change, ctx)
+        return self.account(change, ctx, findings, budget)
+
+    def evaluate(self, change: RecentChange, ctx: DetectionContext) -> tuple[list[Finding], Budget]:
+        """The pure part: safe to run in a worker thread."""
+        budget = Budget()
+        findings = self.engine.evaluate(change, ctx, budget=budget)
         for detector in self.extra:
             try:
                 findings.extend(detector.detect(change, ctx))
             except Exception:
-                self.metrics.detector_errors.labels(detector.name).inc()
-                log.exception(
-                    "detector failed; event processed without it",
-                    extra={"fields": {"detector": detector.name, "event_id": change.meta_id}},
-                )
-        if self.profile_every and self.events % self.profile_every == 0:
+                budget.exhausted.add(f"error:{detector.name}")
+        return findings, budget
+
+    def account(
+        self,
+        change: RecentChange,
+        ctx: DetectionContext,
+        findings: list[Finding],
+        budget: Budget,
+    ) -> list[Finding]:
+        """Counts, logs, samples and guards one evaluated event (on the loop's thread)."""
+        self.events += 1
+        if budget.exhausted:
+            self._report(change, budget)
+        if (
+            self.profile_every
+            and self.events % self.profile_every == 0
+            and text_size(change, ctx) <= PROFILE_MAX_CHARS
+        ):
             self._profile(change, ctx)
         return self.guarded(findings)
+
+    def _report(self, change: RecentChange, budget: Budget) -> None:
+        m = self.metrics
+        truncated = []
+        for what in sorted(budget.exhausted):
+            if what.startswith("error:"):
+                name = what[len("error:") :]
+                m.detector_errors.labels(name).inc()
+                log.error(
+                    "detector failed; event processed without it",
+                    extra={"fields": {"detector": name, "event_id": change.meta_id}},
+                )
+            else:
+                truncated.append(what)
+                m.detector_truncated.labels(what).inc()
+        if truncated:
+            suppressed = self._quiet.allow("truncated")
+            if suppressed is not None:
+                log.warning(
+                    "text too large to examine in full; the first part was examined "
+                    "(rcwatch_detector_truncated_total)",
+                    extra={
+                        "fields": {
+                            "event_id": change.meta_id,
+                            "wiki": change.wiki,
+                            "cut_short": ",".join(truncated),
+                            "suppressed_since_last": suppressed,
+                        }
+                    },
+                )
 
     def guarded(self, findings: list[Finding]) -> list[Finding]:
         """Count hits and apply the storm guard (for pattern rules' findings too)."""

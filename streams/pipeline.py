@@ -6,6 +6,10 @@
     marked for fetching (unless the record already carries the text, as an enriched
     archive does); the runner fetches them concurrently.
 
+Events with a lot of text (``thread_min_chars`` and more: a megabyte added to a talk page)
+are not evaluated inline: the runner evaluates them in a worker thread, so the event loop
+(the stream, ``/healthz``, the sinks) never waits for a long evaluation.
+
 ``complete`` (per batch, strictly in stream order, once its fetches are done):
     detection of the fetched events -> archive -> pattern rules (windows, page memory)
     -> alert builder -> throttle. The runner then delivers the alerts and marks the batch
@@ -34,7 +38,7 @@ from sinks.dedup import RecentIds
 from sinks.metrics import Metrics
 from streams.alerting import build_alerts
 from streams.content import WIKIMEDIA_HOSTS, Content
-from streams.detection import Detection
+from streams.detection import Detection, text_size
 from streams.event import MalformedEvent, RawEvent, RecentChange, decode_event
 from streams.logs import RateLimit
 from streams.scope import Scope
@@ -58,9 +62,11 @@ class EventWork:
     raw: RawEvent
     change: RecentChange | None = None  # None: malformed (archived, nothing else)
     in_scope: bool = False
-    findings: list[Finding] | None = None  # None: waiting for content
+    findings: list[Finding] | None = None  # None: waiting for content or a worker thread
     content: Content | None = None
     fetch: asyncio.Future[Content] | None = None
+    deferred: bool = False  # detection left to stage 2 without a fetch (too much text)
+    resolved: bool = False  # content taken from the fetch and counted
 
 
 @dataclass
@@ -118,6 +124,7 @@ class Pipeline:
         fetch_content: bool = False,
         clock: Callable[[], str] = utc_now_iso,
         hosts: WikiHosts | None = None,
+        thread_min_chars: int | None = None,
     ) -> None:
         self.scope = scope
         self.detection = detection
@@ -126,6 +133,8 @@ class Pipeline:
         self.windows = windows or WindowStore()
         self.throttle = throttle or Throttle()
         self.fetch_content = fetch_content
+        # None: every event is evaluated inline (tests, backtests)
+        self.thread_min_chars = thread_min_chars
         self.hosts = hosts or WikiHosts(WIKIMEDIA_HOSTS)  # alert links point only at these
         self._recent = RecentIds(dedup_capacity)
         # (event id, event time) of completed events, newest last: the ids a resume can
@@ -178,9 +187,14 @@ class Pipeline:
             if raw.content is not None:  # an enriched archive carries the text
                 item.content = content_from_record(raw.content)
                 archived_content += item.content.status == "ok"
-                item.findings = detection.detect(change, _context(item.content))
+                if self._too_big(change, _context(item.content)):
+                    item.deferred = True  # the runner evaluates it off the loop
+                else:
+                    item.findings = detection.detect(change, _context(item.content))
             elif self.fetch_content and detection.needs_content(change):
                 pass  # the runner starts the fetch; detection waits for it
+            elif self._too_big(change, EMPTY_CONTEXT):
+                item.deferred = True
             else:
                 item.findings = detection.detect(change, EMPTY_CONTEXT)
         m = self.metrics
@@ -194,7 +208,36 @@ class Pipeline:
         return work
 
     def needs_fetch(self, item: EventWork) -> bool:
-        return item.in_scope and item.findings is None and item.fetch is None
+        return item.in_scope and item.findings is None and item.fetch is None and not item.deferred
+
+    def _too_big(self, change: RecentChange, ctx: DetectionContext) -> bool:
+        limit = self.thread_min_chars
+        return limit is not None and text_size(change, ctx) >= limit
+
+    def awaiting_detection(self, item: EventWork) -> DetectionContext | None:
+        """For stage 2: the context of an event still to be evaluated (its content taken
+        from the fetch and counted), or None when it has findings already."""
+        if not item.in_scope or item.findings is not None or item.change is None:
+            return None
+        if not item.resolved:
+            item.resolved = True
+            if not item.deferred:
+                fetch = item.fetch
+                if fetch is not None and fetch.done() and not fetch.cancelled():
+                    item.content = fetch.result()
+                m = self.metrics
+                if item.content is None:  # the fetch was cancelled (shutdown)
+                    m.content_events.labels("missed").inc()
+                    m.content_misses.labels("cancelled").inc()
+                elif item.content.status == "skipped":
+                    m.content_events.labels("skipped").inc()
+                elif item.content.status != "ok":
+                    m.content_events.labels("missed").inc()  # its reason: the fetcher's
+        return _context(item.content)
+
+    def offload(self, item: EventWork, ctx: DetectionContext) -> bool:
+        """Whether this event's evaluation belongs in a worker thread."""
+        return item.change is not None and self._too_big(item.change, ctx)
 
     # -- stage 2 ----------------------------------------------------------------------
 
@@ -215,17 +258,9 @@ class Pipeline:
                 continue
             if change.meta_id is not None:
                 completed.append((change.meta_id, change.event_time or 0.0))
-            if item.in_scope and item.findings is None:  # fetched: detect now, with the text
-                if item.fetch is not None and item.fetch.done() and not item.fetch.cancelled():
-                    item.content = item.fetch.result()
-                if item.content is None:  # the fetch was cancelled (shutdown)
-                    m.content_events.labels("missed").inc()
-                    m.content_misses.labels("cancelled").inc()
-                elif item.content.status == "skipped":
-                    m.content_events.labels("skipped").inc()
-                elif item.content.status != "ok":
-                    m.content_events.labels("missed").inc()  # its reason: the fetcher's
-                item.findings = self.detection.detect(change, _context(item.content))
+            pending = self.awaiting_detection(item)
+            if pending is not None:  # fetched (or deferred): evaluate now, inline
+                item.findings = self.detection.detect(change, pending)
             if archive is not None:
                 content = item.content
                 stored = (

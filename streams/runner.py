@@ -306,6 +306,7 @@ class Monitor:
                 fetches = work.fetches
                 if fetches:
                     await asyncio.wait(fetches)
+                await self._evaluate_off_loop(work)
                 result = self.pipeline.complete(work)
                 if result.alerts:
                     await self._deliver(result.alerts)
@@ -328,6 +329,21 @@ class Monitor:
                     await self._commit()
         finally:
             self._alive -= 1
+
+    async def _evaluate_off_loop(self, work: BatchWork) -> None:
+        """Events with a lot of text are evaluated in a worker thread (one at a time, in
+        stream order), so the loop keeps serving the stream, /healthz and the sinks; the
+        bookkeeping (hit counts, storm guard) stays on the loop's thread."""
+        pipeline = self.pipeline
+        for item in work.events:
+            ctx = pipeline.awaiting_detection(item)
+            if ctx is None or not pipeline.offload(item, ctx):
+                continue
+            change = item.change
+            assert change is not None
+            detection = pipeline.detection
+            findings, budget = await asyncio.to_thread(detection.evaluate, change, ctx)
+            item.findings = detection.account(change, ctx, findings, budget)
 
     # -- delivery -------------------------------------------------------------------------
 

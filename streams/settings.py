@@ -111,6 +111,8 @@ class PipelineConfig:
     reorder_max_events: int = field(default=20_000, metadata={"min": 1})
     shutdown_timeout_seconds: float = field(default=30.0, metadata={"gt": 0})
     dedup_event_ids: int = field(default=50_000, metadata={"min": 100})
+    # events with this much text (or more) are evaluated in a worker thread, off the loop
+    detect_in_thread_min_chars: int = field(default=16_384, metadata={"min": 1024})
 
 
 def shipped_config_dir() -> Path:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from detectors.recognizers._text import has_before
-from detectors.recognizers.base import PiiMatch, TextContext
+from detectors.recognizers.base import Budget, PiiMatch, TextContext, capped
 
 __all__ = ["AadhaarRecognizer", "find_aadhaars", "redact_aadhaar", "verhoeff_ok"]
 
@@ -63,9 +63,9 @@ def redact_aadhaar(digits: str) -> str:
     return f"**** **** {digits[-4:]}"
 
 
-def find_aadhaars(text: str) -> list[PiiMatch]:
+def find_aadhaars(text: str, budget: Budget | None = None) -> list[PiiMatch]:
     out: list[PiiMatch] = []
-    for m in _CANDIDATE.finditer(text):
+    for m in capped(_CANDIDATE.finditer(text), "aadhaar", budget):
         a, sep, b, c = m.groups()
         digits = a + b + c
         if not verhoeff_ok(digits):
@@ -84,4 +84,4 @@ class AadhaarRecognizer:
     prefilter = r"[2-9][0-9]{3}[ \-]?[0-9]{4}[ \-]?[0-9]{4}"
 
     def find(self, text: str, ctx: TextContext) -> list[PiiMatch]:
-        return find_aadhaars(text)
+        return find_aadhaars(text, ctx.budget)

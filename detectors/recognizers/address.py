@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import re
 
+import re2
+
 from detectors.recognizers._text import has_before
-from detectors.recognizers.base import PiiMatch, TextContext
+from detectors.recognizers.base import Budget, PiiMatch, TextContext, capped
 
 __all__ = ["STREET_TYPES", "AddressRecognizer", "find_addresses"]
 
@@ -153,12 +155,30 @@ def _redact(text: str, type_start: int, type_end: int, start: int, end: int) -> 
     return " ".join(out)
 
 
-def find_addresses(text: str, namespace: int | None = None) -> list[PiiMatch]:
+def _near_street_words(text: str, budget: Budget | None) -> list[tuple[int, int]]:
+    """Where addresses can be: around street type words (a name and a house number come
+    at most a few words before or after one). A long text with one "Street" costs one
+    short scan per pattern, not a scan of the whole text."""
+    spans: list[tuple[int, int]] = []
+    for t in capped(_TRIGGER.finditer(text), "street_address", budget):
+        lo, hi = max(0, t.start() - 120), min(len(text), t.end() + 48)
+        if spans and lo <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], hi)
+        else:
+            spans.append((lo, hi))
+    return spans
+
+
+def find_addresses(
+    text: str, namespace: int | None = None, budget: Budget | None = None
+) -> list[PiiMatch]:
     if not any("0" <= c <= "9" for c in text):
         return []
     found: list[tuple[int, int, int, int]] = []
+    spans = _near_street_words(text, budget)
     for pattern in _PATTERNS:
-        for m in pattern.finditer(text):
+        matches = (m for lo, hi in spans for m in pattern.finditer(text, lo, hi))
+        for m in capped(matches, "street_address", budget):
             name = m.group("name").strip()
             if name.lower().rstrip(".") in _MONTHS:
                 continue
@@ -207,10 +227,17 @@ def _prefilter() -> str:
     return "(?i)" + "|".join(parts)
 
 
+_PREFILTER = _prefilter()
+_RE2 = re2.Options()
+_RE2.log_errors = False
+# RE2: a big alternation of words is one linear pass, not one try per word per position
+_TRIGGER = re2.compile(_PREFILTER, _RE2)
+
+
 class AddressRecognizer:
     kind = "street_address"
     # A street type word: every address holds one.
-    prefilter = _prefilter()
+    prefilter = _PREFILTER
 
     def find(self, text: str, ctx: TextContext) -> list[PiiMatch]:
-        return find_addresses(text, ctx.namespace)
+        return find_addresses(text, ctx.namespace, ctx.budget)

@@ -21,7 +21,7 @@ from detectors.recognizers._text import (
     has_before,
     luhn_ok,
 )
-from detectors.recognizers.base import PiiMatch, TextContext
+from detectors.recognizers.base import Budget, PiiMatch, TextContext, capped
 
 __all__ = ["CardRecognizer", "card_brand", "find_cards", "redact_card"]
 
@@ -115,9 +115,9 @@ def _card_in(raw: str) -> tuple[int, str] | None:
     return None
 
 
-def find_cards(text: str) -> list[PiiMatch]:
+def find_cards(text: str, budget: Budget | None = None) -> list[PiiMatch]:
     out: list[PiiMatch] = []
-    for m in _CANDIDATE.finditer(text):
+    for m in capped(_CANDIDATE.finditer(text), "credit_card", budget):
         found = _card_in(m.group())
         if found is None:
             continue
@@ -145,4 +145,4 @@ class CardRecognizer:
     prefilter = r"[0-9](?:[ \-]?[0-9]){11}"
 
     def find(self, text: str, ctx: TextContext) -> list[PiiMatch]:
-        return find_cards(text)
+        return find_cards(text, ctx.budget)

@@ -17,9 +17,12 @@ The redacted form keeps the decade at most: ``**/**/199*``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+
+import re2
 
 from detectors.recognizers._text import has_before
-from detectors.recognizers.base import PiiMatch, TextContext
+from detectors.recognizers.base import Budget, PiiMatch, TextContext, capped
 
 __all__ = ["DobRecognizer", "find_dobs"]
 
@@ -74,6 +77,18 @@ _BIRTHDAY = re.compile(
 )
 
 
+# every date of birth has one of these words right before it (RE2 and Python syntax alike)
+_PREFILTER = (
+    r"(?i)born|dob|d\.o\.b|birth|bda|bday|b-day|b\.|geb|geburt|née?|naissance|nacid|nacimiento"
+    r"|cumplea|nat[oa]|nascita|compleanno|nascid|nascimento|geboorte|jarig|urodzon"
+    r"|urodzenia|född|født|syntynyt|doğum|родил|рождения|生年月日|出生|生まれ|생년월일|출생"
+)
+_RE2 = re2.Options()
+_RE2.log_errors = False
+# RE2: a big alternation of words is one linear pass, not one try per word per position
+_TRIGGER = re2.compile(_PREFILTER, _RE2)
+
+
 def _plausible_numeric(a: str, b: str) -> bool:
     x, y = int(a), int(b)
     day_month = 1 <= x <= 31 and 1 <= y <= 12
@@ -89,11 +104,28 @@ def _redact(year: str | None) -> str:
     return f"**/**/{year[:3]}*"
 
 
-def find_dobs(text: str, namespace: int | None = None) -> list[PiiMatch]:
+def _windows(text: str, budget: Budget | None) -> Iterator[re.Match[str]]:
+    """Date candidates, looked for only near a birth word (the prefilter's words): a date of
+    birth follows one within 36 characters, a template opens a few before it. A long text
+    with one "born" costs one short scan, not a scan of the whole text."""
+    spans: list[tuple[int, int]] = []
+    for t in capped(_TRIGGER.finditer(text), "date_of_birth", budget):
+        lo, hi = max(0, t.start() - 8), t.end() + 112
+        if spans and lo <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], hi)
+        else:
+            spans.append((lo, hi))
+    for lo, hi in spans:
+        yield from _DATE.finditer(text, lo, min(hi, len(text)))
+
+
+def find_dobs(
+    text: str, namespace: int | None = None, budget: Budget | None = None
+) -> list[PiiMatch]:
     if not any("0" <= c <= "9" for c in text):
         return []
     out: list[PiiMatch] = []
-    for m in _DATE.finditer(text):
+    for m in capped(_windows(text, budget), "date_of_birth", budget):
         start = m.start()
         groups = m.groupdict()
         if groups["tpl"] is not None:
@@ -126,11 +158,7 @@ def find_dobs(text: str, namespace: int | None = None) -> list[PiiMatch]:
 
 class DobRecognizer:
     kind = "date_of_birth"
-    prefilter = (
-        r"(?i)born|dob|d\.o\.b|birth|bda|bday|b-day|b\.|geb|geburt|née?|naissance|nacid|nacimiento"
-        r"|cumplea|nat[oa]|nascita|compleanno|nascid|nascimento|geboorte|jarig|urodzon"
-        r"|urodzenia|född|født|syntynyt|doğum|родил|рождения|生年月日|出生|生まれ|생년월일|출생"
-    )
+    prefilter = _PREFILTER
 
     def find(self, text: str, ctx: TextContext) -> list[PiiMatch]:
-        return find_dobs(text, ctx.namespace)
+        return find_dobs(text, ctx.namespace, ctx.budget)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from detectors.recognizers.base import PiiMatch, TextContext
+from detectors.recognizers.base import Budget, PiiMatch, TextContext, capped
 
 __all__ = ["EmailRecognizer", "find_emails", "redact_email"]
 
@@ -31,11 +31,11 @@ def redact_email(local: str, domain: str) -> str:
     return f"{local[:1]}***@{labels[0][:1]}***.{labels[-1]}"
 
 
-def find_emails(text: str) -> list[PiiMatch]:
+def find_emails(text: str, budget: Budget | None = None) -> list[PiiMatch]:
     if "@" not in text:  # the common case costs one scan
         return []
     out = []
-    for m in _EMAIL.finditer(text):
+    for m in capped(_EMAIL.finditer(text), "email", budget):
         if m.group(3).lower() in _FILE_EXTENSIONS:
             continue
         out.append(PiiMatch(m.start(), m.end(), "email", 0.9, redact_email(m.group(1), m.group(2))))
@@ -47,4 +47,4 @@ class EmailRecognizer:
     prefilter = "@"
 
     def find(self, text: str, ctx: TextContext) -> list[PiiMatch]:
-        return find_emails(text)
+        return find_emails(text, ctx.budget)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from detectors.recognizers._text import group_from_left, has_before
-from detectors.recognizers.base import PiiMatch, TextContext
+from detectors.recognizers.base import Budget, PiiMatch, TextContext, capped
 
 __all__ = ["IBAN_LENGTHS", "IbanRecognizer", "find_ibans", "iban_ok", "redact_iban"]
 
@@ -81,9 +81,9 @@ def _read(text: str, start: int, length: int) -> tuple[int, str] | None:
     return i, "".join(chars)
 
 
-def find_ibans(text: str) -> list[PiiMatch]:
+def find_ibans(text: str, budget: Budget | None = None) -> list[PiiMatch]:
     out: list[PiiMatch] = []
-    for m in _START.finditer(text):
+    for m in capped(_START.finditer(text), "iban", budget):
         country = m.group()[:2]
         length = IBAN_LENGTHS.get(country.upper())
         if length is None:
@@ -109,4 +109,4 @@ class IbanRecognizer:
     prefilter = r"[A-Za-z]{2}[0-9]{2} ?[A-Za-z0-9]{4}"
 
     def find(self, text: str, ctx: TextContext) -> list[PiiMatch]:
-        return find_ibans(text)
+        return find_ibans(text, ctx.budget)

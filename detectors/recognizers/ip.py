@@ -41,7 +41,7 @@ import ipaddress
 import re
 
 from detectors.recognizers._text import enclosing_template, has_after, has_before
-from detectors.recognizers.base import PiiMatch, TextContext
+from detectors.recognizers.base import PiiMatch, TextContext, capped
 
 __all__ = [
     "NOT_SIGNATURE_MIN_CONFIDENCE",
@@ -211,7 +211,7 @@ def find_ips(text: str, ctx: TextContext | None = None) -> list[PiiMatch]:
     context = ctx if ctx is not None else TextContext()
     out: list[PiiMatch] = []
     if "." in text:
-        for m in _V4.finditer(text):
+        for m in capped(_V4.finditer(text), "ip_address", context.budget):
             conf = _judge(
                 text,
                 m.start(),
@@ -223,7 +223,7 @@ def find_ips(text: str, ctx: TextContext | None = None) -> list[PiiMatch]:
             if conf > 0.0:
                 out.append(PiiMatch(m.start(), m.end(), "ip_address", conf, "*.*.*.*"))
     if text.count(":") >= 2:
-        for m in _V6.finditer(text):
+        for m in capped(_V6.finditer(text), "ip_address", context.budget):
             ip_text = m.group("ip")
             if not _v6_plausible(ip_text):
                 continue

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from detectors.recognizers._text import has_before
-from detectors.recognizers.base import PiiMatch, TextContext
+from detectors.recognizers.base import Budget, PiiMatch, TextContext, capped
 
 __all__ = ["NinoRecognizer", "find_ninos", "redact_nino"]
 
@@ -32,9 +32,9 @@ def redact_nino(digits: str) -> str:
     return f"** ** ** *{digits[-1]} *"
 
 
-def find_ninos(text: str) -> list[PiiMatch]:
+def find_ninos(text: str, budget: Budget | None = None) -> list[PiiMatch]:
     out: list[PiiMatch] = []
-    for m in _CANDIDATE.finditer(text):
+    for m in capped(_CANDIDATE.finditer(text), "uk_nino", budget):
         prefix, sep, d1, d2, d3, _suffix = m.groups()
         if prefix in _EXCLUDED_PREFIXES:
             continue
@@ -50,4 +50,4 @@ class NinoRecognizer:
     prefilter = r"[A-Z]{2} ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D]"
 
     def find(self, text: str, ctx: TextContext) -> list[PiiMatch]:
-        return find_ninos(text)
+        return find_ninos(text, ctx.budget)

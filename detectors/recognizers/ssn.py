@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from detectors.recognizers._text import has_after, has_before
-from detectors.recognizers.base import PiiMatch, TextContext
+from detectors.recognizers.base import Budget, PiiMatch, TextContext, capped
 
 __all__ = ["SsnRecognizer", "find_ssns", "redact_ssn", "ssn_ok"]
 
@@ -40,9 +40,9 @@ def redact_ssn(serial: str) -> str:
     return f"***-**-{serial}"
 
 
-def find_ssns(text: str) -> list[PiiMatch]:
+def find_ssns(text: str, budget: Budget | None = None) -> list[PiiMatch]:
     out: list[PiiMatch] = []
-    for m in _CANDIDATE.finditer(text):
+    for m in capped(_CANDIDATE.finditer(text), "us_ssn", budget):
         area, sep, group, serial = m.groups()
         if not ssn_ok(area, group, serial):
             continue
@@ -68,4 +68,4 @@ class SsnRecognizer:
     prefilter = r"[0-9]{3}[ \-]?[0-9]{2}[ \-]?[0-9]{4}"
 
     def find(self, text: str, ctx: TextContext) -> list[PiiMatch]:
-        return find_ssns(text)
+        return find_ssns(text, ctx.budget)

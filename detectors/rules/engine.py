@@ -11,8 +11,12 @@ Per event the cost depends on the text, not on the number of rules:
    ``all: [A, B]`` needs A, so A's id triggers it) or if it has no trigger at all (e.g.
    ``size_delta > 5000`` alone). Only candidates are evaluated in full.
 
-RE2 guarantees linear time, so no rule can cause catastrophic backtracking. The engine is
-pure: no I/O, no clock, no state between events.
+RE2 guarantees linear time, so no rule can cause catastrophic backtracking. The cost of one
+event is bounded whatever its text: a field longer than ``MAX_FIELD_CHARS`` is looked at up to
+there, recognizers see at most ``MAX_RECOGNIZER_CHARS`` of it and judge a bounded number of
+candidates (``detectors.recognizers.base``), and what was cut short is reported in the
+caller's ``Budget`` (``bench/worst_case`` measures the result). The engine is pure: no I/O,
+no clock, no state between events (its memo of short repeated texts changes only the cost).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from detectors.facts import CONTEXT_FACTS, FACTS, FIELD_FACTS
 from detectors.keywords import KeywordIndex, is_substring_keyword, phrase_tokens
 from detectors.normalize import Normalized, normalize
 from detectors.recognizers import RECOGNIZERS, regions_for_wiki
-from detectors.recognizers.base import PiiMatch, TextContext
+from detectors.recognizers.base import Budget, PiiMatch, TextContext
 from detectors.rules.loader import RE2_OPTIONS
 from detectors.rules.model import (
     AllOf,
@@ -57,10 +61,13 @@ from detectors.rules.model import (
 )
 from streams.event import RecentChange
 
-__all__ = ["RuleEngine"]
+__all__ = ["MAX_FIELD_CHARS", "MAX_RECOGNIZER_CHARS", "RuleEngine"]
 
 _SENSITIVE = (Category.PRIVACY, Category.DOXXING)
 _SCAN_CACHE_SIZE = 20_000
+_MEMO_MAX_CHARS = 4096  # titles and summaries repeat; long added texts do not (memory)
+MAX_FIELD_CHARS = 1 << 20  # the most of one text any rule looks at
+MAX_RECOGNIZER_CHARS = MAX_FIELD_CHARS  # the most of one text a recognizer looks at
 
 
 def _mask(text: str) -> str:
@@ -156,11 +163,18 @@ class _ScopeClass:
 class _State:
     """What one event's evaluation has worked out so far (caches, per event only)."""
 
-    __slots__ = ("change", "ctx", "facts", "matched", "normalized", "recognized", "spans")
+    __slots__ = (
+        "budget", "change", "ctx", "facts", "matched", "normalized", "recognized", "spans",
+        "texts",
+    )  # fmt: skip
 
-    def __init__(self, change: RecentChange, ctx: DetectionContext) -> None:
+    def __init__(
+        self, change: RecentChange, ctx: DetectionContext, budget: Budget | None = None
+    ) -> None:
         self.change = change
         self.ctx = ctx
+        self.budget = budget
+        self.texts: dict[str, str | None] = {}
         self.normalized: dict[tuple[str, tuple[str, ...]], Normalized] = {}
         self.matched: set[int] = set()
         self.spans: dict[int, list[tuple[int, int, int]]] = {}  # cond -> (group, start, end)
@@ -303,7 +317,17 @@ class RuleEngine:
     # -- evaluation ---------------------------------------------------------------------
 
     def _text(self, st: _State, field_name: str) -> str | None:
-        return field_text(st.change, st.ctx, field_name)
+        try:
+            return st.texts[field_name]
+        except KeyError:
+            pass
+        text = field_text(st.change, st.ctx, field_name)
+        if text is not None and len(text) > MAX_FIELD_CHARS:
+            text = text[:MAX_FIELD_CHARS]  # spans stay offsets into the whole text
+            if st.budget is not None:
+                st.budget.exhausted.add("text")
+        st.texts[field_name] = text
+        return text
 
     def _norm(self, st: _State, g: _Group) -> Normalized | None:
         key = (g.field, g.steps)
@@ -320,7 +344,8 @@ class RuleEngine:
         if not text:
             return
         key = (g.index, text)
-        hit = self._scan_cache.get(key)
+        memo = len(text) <= _MEMO_MAX_CHARS
+        hit = self._scan_cache.get(key) if memo else None
         if hit is None:
             n = normalize(text, g.steps)
             ids: set[int] = set()
@@ -329,9 +354,10 @@ class RuleEngine:
             kw = g.keywords.match_text(n.text) if g.keywords.size else {}
             ids.update(kw)
             hit = (n, frozenset(ids), kw)
-            if len(self._scan_cache) >= _SCAN_CACHE_SIZE:
-                self._scan_cache.clear()
-            self._scan_cache[key] = hit
+            if memo:
+                if len(self._scan_cache) >= _SCAN_CACHE_SIZE:
+                    self._scan_cache.clear()
+                self._scan_cache[key] = hit
         n, ids_found, kw_spans = hit
         st.normalized[(g.field, g.steps)] = n
         st.matched.update(ids_found)
@@ -346,11 +372,16 @@ class RuleEngine:
             if not text:
                 found = []
             else:
+                if len(text) > MAX_RECOGNIZER_CHARS:
+                    text = text[:MAX_RECOGNIZER_CHARS]
+                    if st.budget is not None:
+                        st.budget.exhausted.add(cond.recognizer)
                 ctx = TextContext(
                     regions=regions_for_wiki(st.change.wiki),
                     field=cond.field,
                     namespace=st.change.namespace,
                     performer=st.change.user,
+                    budget=st.budget,
                 )
                 found = RECOGNIZERS[cond.recognizer].find(text, ctx)
             st.recognized[key] = found
@@ -501,10 +532,12 @@ class RuleEngine:
         ctx: DetectionContext,
         *,
         ignore_scope: bool = False,
+        budget: Budget | None = None,
     ) -> list[Finding]:
-        """Findings of the ordinary (non-pattern) rules."""
+        """Findings of the ordinary (non-pattern) rules; what was cut short (a text too
+        long, a recognizer out of candidates) is added to ``budget``."""
         classes = self._classes if ignore_scope else self._in_scope(change, self._classes)
-        return self._run(change, ctx, classes)
+        return self._run(change, ctx, classes, budget)
 
     def evaluate_patterns(self, change: RecentChange, ctx: DetectionContext) -> list[Finding]:
         """Pattern rules whose conditions this event meets (before their windows): ``ctx``
@@ -526,11 +559,15 @@ class RuleEngine:
         return cached
 
     def _run(
-        self, change: RecentChange, ctx: DetectionContext, classes: list[_ScopeClass]
+        self,
+        change: RecentChange,
+        ctx: DetectionContext,
+        classes: list[_ScopeClass],
+        budget: Budget | None = None,
     ) -> list[Finding]:
         if not classes:
             return []
-        st = _State(change, ctx)
+        st = _State(change, ctx, budget)
         needed: set[int] = set()
         for cls in classes:
             needed |= cls.groups

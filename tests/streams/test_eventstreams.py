@@ -161,7 +161,7 @@ async def test_bad_input_is_counted_and_skipped(sample_events: list[bytes], tmp_
     big = dict(
         base,
         meta=dict(base["meta"], id="big-1"),
-        comment="x" * (1 << 20) + " write to jane.roe@example.org",
+        comment="write to jane.roe@example.org " + "x" * (1 << 20),
     )
     huge = dict(base, meta=dict(base["meta"], id="huge-1"), comment="y" * (3 << 20))
     events = [
@@ -192,9 +192,11 @@ async def test_bad_input_is_counted_and_skipped(sample_events: list[bytes], tmp_
     assert archived[None] == 3, "malformed events are archived as received"
     assert archived["big-1"] == 1 and archived["canary-1"] == 1
     assert "huge-1" not in archived
-    # the 1 MiB event went through the detectors: its email raised an alert
+    # the 1 MiB event went through the detectors: its email raised an alert, and the part
+    # of its summary past what the rules look at was counted, not skipped silently
     alerts = [orjson.loads(x) for x in (state / "alerts.jsonl").read_bytes().splitlines()]
     assert any(a["event_id"] == "big-1" for a in alerts)
+    assert metric_total(metrics, "rcwatch_detector_truncated", what="text") == 1
     assert len({a["id"] for a in alerts}) == len(alerts)
 
 
