@@ -12,7 +12,7 @@ import re
 from detectors.recognizers import RECOGNIZERS
 from detectors.recognizers.base import TextContext
 
-__all__ = ["FINGERPRINT_KINDS", "pii_fingerprints"]
+__all__ = ["FINGERPRINT_KINDS", "pii_fingerprints", "redact_pii"]
 
 FINGERPRINT_KINDS = (
     "email", "phone", "credit_card", "iban", "us_ssn", "uk_nino", "aadhaar", "street_address",
@@ -41,3 +41,20 @@ def pii_fingerprints(
                 digest = hashlib.sha256(f"{kind}\x1f{value}".encode()).hexdigest()[:20]
                 out.add(f"{kind}:{digest}")
     return frozenset(out)
+
+
+def redact_pii(text: str, ctx: TextContext | None = None, min_confidence: float = 0.5) -> str:
+    """``text`` with every piece of personal data the recognizers find replaced by its
+    redacted form (for the few names the runner's state keeps)."""
+    if not text:
+        return text
+    ctx = ctx or TextContext()
+    found = [
+        m
+        for kind in FINGERPRINT_KINDS
+        for m in RECOGNIZERS[kind].find(text, ctx)
+        if m.confidence >= min_confidence
+    ]
+    for m in sorted(found, key=lambda m: m.start, reverse=True):
+        text = text[: m.start] + m.redacted + text[m.end :]
+    return text

@@ -10,6 +10,11 @@ live run, and the runner can snapshot the state together with the checkpoint.
   fingerprints of personal data removed from it (re-insertion). Pages are keyed by a
   hash of wiki and title; fingerprints are hashes; no text is kept.
 
+What is only a key is kept as a hash: group values (user names, titles, IP ranges) and
+distinct marks. The one name kept is a page's last editor (hounding names whom it
+follows), and personal data the detectors found in that name is kept redacted. The
+snapshot saved with the checkpoint is therefore no record of who did what.
+
 Bounded: every map is an LRU with a key cap (``max_keys``, evictions counted) and
 entries expire with their window.
 """
@@ -25,7 +30,7 @@ from typing import Any
 
 from detectors.base import DetectionContext, Finding
 from detectors.facts import mentioned_users, page_owner, same_user
-from detectors.pii import pii_fingerprints
+from detectors.pii import pii_fingerprints, redact_pii
 from detectors.recognizers import regions_for_wiki
 from detectors.recognizers.base import TextContext
 from detectors.rules.model import Rule, Window
@@ -34,6 +39,13 @@ from streams.event import PerformerKind, RecentChange
 __all__ = ["WindowStore", "group_values"]
 
 _PER_GROUP_MAX = 1000  # entries kept per group (thresholds are small; bounds memory)
+
+
+def _h(value: str) -> str:
+    """A key in place of a name: 16 hex digits of a hash ("" stays "")."""
+    if not value:
+        return value
+    return hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
 def _canon(name: str) -> str:
@@ -118,10 +130,8 @@ class WindowStore:
         self.max_keys = max_keys
         self.page_memory_seconds = page_memory_seconds
         self.pii_memory_seconds = pii_memory_seconds
-        # (rule, group values) -> [(time, mark)], oldest first
-        self._groups: OrderedDict[tuple[str, tuple[str, ...]], list[tuple[float, str]]] = (
-            OrderedDict()
-        )
+        # (rule, hash of the group values) -> [(time, hash of the distinct value)], oldest first
+        self._groups: OrderedDict[tuple[str, str], list[tuple[float, str]]] = OrderedDict()
         self._editors: OrderedDict[int, tuple[str, float]] = OrderedDict()
         self._removed: OrderedDict[int, dict[str, float]] = OrderedDict()
         self.evictions = 0
@@ -177,14 +187,14 @@ class WindowStore:
             values = group_values(window, change, ctx)
             if values is None:
                 continue
-            key = (rule.id, tuple(sys.intern(v) for v in values))
+            key = (rule.id, _h("\x1f".join(values)))
             entries = self._groups.get(key)
             if entries is None:
                 entries = self._groups[key] = []
             else:
                 self._groups.move_to_end(key)
             if window.distinct is not None:
-                mark = sys.intern(_value(window.distinct, change, ctx) or "")
+                mark = sys.intern(_h(_value(window.distinct, change, ctx) or ""))
             else:
                 mark = ""  # counting events: the time is enough
             entries.append((when, mark))
@@ -211,14 +221,21 @@ class WindowStore:
         self._evict()
         return fired
 
-    def remember(self, change: RecentChange, ctx: DetectionContext, when: float) -> None:
-        """After the event: who edited the page last, and what personal data it removed."""
+    def remember(
+        self,
+        change: RecentChange,
+        ctx: DetectionContext,
+        when: float,
+        findings: Iterable[Finding] = (),
+    ) -> None:
+        """After the event: who edited the page last (with personal data ``findings``
+        spotted in the name redacted), and what personal data it removed."""
         self.now = max(self.now, when)
         if change.type not in ("edit", "new") or not change.title:
             return
         page = _page_key(change)
         if change.user and change.performer_kind is not PerformerKind.BOT:
-            self._editors[page] = (sys.intern(change.user), when)
+            self._editors[page] = (sys.intern(_redacted_user(change.user, findings)), when)
             self._editors.move_to_end(page)
         if ctx.removed_text:
             tctx = TextContext(regions=regions_for_wiki(change.wiki), namespace=change.namespace)
@@ -266,25 +283,27 @@ class WindowStore:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "version": 1,
+            "version": 2,
             "now": self.now,
-            "groups": [
-                [rid, list(values), list(entries)]
-                for (rid, values), entries in self._groups.items()
-            ],
+            "groups": [[rid, key, list(entries)] for (rid, key), entries in self._groups.items()],
             "editors": [[page, editor, t] for page, (editor, t) in self._editors.items()],
             "removed": [[page, fps] for page, fps in self._removed.items()],
             "evictions": self.evictions,
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
-        if data.get("version") != 1:
+        version = data.get("version")
+        if version not in (1, 2):
             raise ValueError("unknown window state version")
         self.now = float(data["now"])
         self._groups.clear()
         for rid, values, entries in data["groups"]:
-            key = (str(rid), tuple(sys.intern(str(v)) for v in values))
-            self._groups[key] = [(float(t), sys.intern(str(m))) for t, m in entries]
+            if version == 1:  # names as they were: hashed now, so no name stays on disk
+                key = (str(rid), _h("\x1f".join(str(v) for v in values)))
+                self._groups[key] = [(float(t), sys.intern(_h(str(m)))) for t, m in entries]
+            else:
+                key = (str(rid), str(values))
+                self._groups[key] = [(float(t), sys.intern(str(m))) for t, m in entries]
         self._editors = OrderedDict(
             (int(p), (sys.intern(str(e)), float(t))) for p, e, t in data["editors"]
         )
@@ -292,3 +311,20 @@ class WindowStore:
             (int(p), {str(k): float(v) for k, v in fps.items()}) for p, fps in data["removed"]
         )
         self.evictions = int(data.get("evictions", 0))
+
+
+def _redacted_user(user: str, findings: Iterable[Finding]) -> str:
+    """The user name with personal data in it replaced by its redacted form: what the
+    detectors found in the name on this event, and what the recognizers find in it now
+    (a name can carry a phone number on edits no rule looks at the name for)."""
+    spans = sorted(
+        (s for f in findings for s in f.spans if s.field == "user" and s.sensitive),
+        key=lambda s: s.start,
+        reverse=True,
+    )
+    for s in spans:
+        if 0 <= s.start < s.end <= len(user):
+            user = user[: s.start] + s.redacted + user[s.end :]
+    if any("0" <= c <= "9" for c in user) or "@" in user:  # the cheap test first
+        user = redact_pii(user, TextContext(field="user"))
+    return user

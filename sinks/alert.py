@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Alert", "Evidence", "alert_id"]
+__all__ = ["Alert", "Evidence", "alert_id", "payload_delivery_id", "payload_problem"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,3 +95,33 @@ def alert_id(rule: str, wiki: str | None, key: str) -> str:
     """Deterministic: the same rule on the same change always gives the same id."""
     raw = f"{rule}\x1f{wiki or ''}\x1f{key}".encode()
     return hashlib.blake2b(raw, digest_size=12).hexdigest()
+
+
+_SEVERITIES = frozenset({"low", "medium", "high", "critical"})
+
+
+def payload_delivery_id(p: dict[str, Any]) -> str:
+    """``Alert.delivery_id`` of an alert record (``to_dict``): what sinks key repeats by."""
+    count = p.get("count", 1)
+    return str(p["id"]) if count in (1, None) else f"{p['id']}~{count}"
+
+
+def payload_problem(p: Any) -> str | None:
+    """Why an alert record (from a spool or a dead-letter file) cannot be delivered, or
+    None. Transports read these fields; one bad record must be set aside on its own, never
+    fail the batch around it."""
+    if not isinstance(p, dict):
+        return "not an object"
+    for key in ("id", "rule", "category", "severity"):
+        value = p.get(key)
+        if not isinstance(value, str) or not value or len(value) > 256:
+            return f"{key} missing or not a string"
+    if p["severity"] not in _SEVERITIES:
+        return "unknown severity"
+    count = p.get("count", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        return "count not a positive integer"
+    evidence = p.get("evidence", [])
+    if not isinstance(evidence, list) or not all(isinstance(e, dict) for e in evidence):
+        return "evidence not a list of objects"
+    return None

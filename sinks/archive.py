@@ -138,14 +138,14 @@ class EventArchive:
         """Seed the memory of archived ids from the newest files (by modification time:
         names sort by second and pid, so two runs within one second could sort wrongly)
         until it is full, so events re-delivered after a restart are not archived twice."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         newest_first = sorted(self.files(), key=lambda p: p.stat().st_mtime_ns, reverse=True)
         ids: list[list[str]] = []
         seeded = 0
         for path in newest_first:
             stats = ArchiveStats()
             found = [
-                m.group(1).decode()
+                m.group(1).decode("utf-8", "replace")
                 for line in iter_lines(path, stats)
                 if (m := _EVENT_ID.match(line))
             ]

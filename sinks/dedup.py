@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 __all__ = ["Ledger", "RecentIds"]
+
+log = logging.getLogger(__name__)
 
 
 class RecentIds:
@@ -47,26 +52,45 @@ class Ledger:
 
     Each id is written with one unbuffered ``write`` as soon as it is delivered, so a
     ``kill -9`` loses nothing that was written; ``flush`` adds an fsync for power loss.
-    On open the file is compacted to its newest ``capacity`` ids.
+    On open the file is compacted to its newest ``capacity`` ids. A line that is not an id
+    (invalid UTF-8, control characters: a torn or tampered file) never stops a start: it is
+    moved to ``<file>.corrupt-<time>``, and ``corrupt`` says how many there were. Files are
+    created 0600.
     """
 
     def __init__(self, path: Path, capacity: int = 100_000) -> None:
         self.path = path
         self.capacity = capacity
+        self.corrupt = 0
         self._fd: int | None = None
         self._lines = 0
 
     def open(self) -> list[str]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         ids: list[str] = []
         if self.path.exists():
-            with self.path.open("rb") as f:
-                ids = [line.decode() for line in f.read().split(b"\n") if line.strip()]
+            bad: list[bytes] = []
+            for line in self.path.read_bytes().split(b"\n"):
+                if not line.strip():
+                    continue
+                if _ID.fullmatch(line):
+                    ids.append(line.decode("ascii"))
+                else:
+                    bad.append(line)
+            if bad:
+                aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+                _write(aside, b"".join(b + b"\n" for b in bad))
+                self.corrupt = len(bad)
+                log.error(
+                    "ledger lines that are not ids were moved aside",
+                    extra={"fields": {"file": str(self.path), "lines": len(bad),
+                                      "moved_to": aside.name}},
+                )  # fmt: skip
             ids = ids[-self.capacity :]
             tmp = self.path.with_suffix(".tmp")
-            tmp.write_bytes(b"".join(i.encode() + b"\n" for i in ids))
+            _write(tmp, b"".join(i.encode() + b"\n" for i in ids))
             os.replace(tmp, self.path)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._lines = len(ids)
         return ids
 
@@ -85,3 +109,16 @@ class Ledger:
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
+
+
+# a delivery id: printable ASCII without spaces (alert ids are hex, updates add "~N")
+_ID = re.compile(rb"[\x21-\x7e]{1,512}")
+
+
+def _write(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -37,7 +37,7 @@ from typing import Any
 
 import orjson
 
-from sinks.alert import Alert
+from sinks.alert import Alert, payload_delivery_id, payload_problem
 from sinks.base import Sink, SinkError
 from sinks.dedup import Ledger, RecentIds
 from sinks.metrics import Metrics
@@ -197,6 +197,8 @@ class SpooledSink(Sink):
         try:
             self.spool.open()
             self._known = self.ledger.open()
+            if self.ledger.corrupt:
+                self.metrics.state_corrupt.labels("ledger").inc(self.ledger.corrupt)
             for known in self._known:
                 self._accepted.add(known)
             self._import_redrives()
@@ -232,7 +234,11 @@ class SpooledSink(Sink):
     def _import_redrives(self) -> None:
         """Dead letters that ``rcwatch sinks redrive`` queued go back into the spool."""
         for path in sorted(self.dir.glob("redrive-*.ndjson")):
-            records = [r for r in read_dead_letters(path) if isinstance(r.get("alert"), dict)]
+            queued = read_dead_letters(path)
+            records = [r for r in queued if payload_problem(r.get("alert")) is None]
+            broken = [r.get("alert") for r in queued if payload_problem(r.get("alert"))]
+            if broken:  # stays a dead letter, with the reason
+                self._dead_letter(broken, "undecodable", "not an alert record", [0] * len(broken))
             try:
                 self.spool.append([{"alert": r["alert"]} for r in records])
             except SpoolFull:
@@ -427,7 +433,7 @@ class SpooledSink(Sink):
         )
 
     def _record_payloads(self, payloads: Sequence[dict[str, Any]]) -> None:
-        self._record_ids([_delivery_id(p) for p in payloads])
+        self._record_ids([payload_delivery_id(p) for p in payloads])
 
     def _record_ids(self, ids: list[str]) -> None:
         if not ids:
@@ -453,7 +459,7 @@ class SpooledSink(Sink):
 
     def _dead_letter(
         self,
-        payloads: Sequence[dict[str, Any]],
+        payloads: Sequence[Any],
         reason: str,
         error: str,
         attempts: Sequence[int],
@@ -518,7 +524,16 @@ class SpooledSink(Sink):
     async def _drain_once(self) -> None:
         m = self.metrics
         records = self.spool.peek(self.transport.batch_max_alerts)
-        payloads = [r["alert"] for r in records]
+        # a record no transport can send is set aside on its own, never with its batch
+        problems = [payload_problem(r.get("alert")) for r in records]
+        if problems and problems[0] is not None:
+            tries = self.spool.attempts(1)
+            self._dead_letter([records[0].get("alert")], "undecodable", problems[0], tries)
+            self.spool.pop(1)
+            self._gauges()
+            return
+        good = next((i for i, problem in enumerate(problems) if problem is not None), None)
+        payloads = [r["alert"] for r in records[:good]]
         try:
             await self._attempt(payloads)
         except TransportError as exc:
@@ -544,10 +559,6 @@ class SpooledSink(Sink):
         else:
             self.spool.pop(len(records))
         self._gauges()
-
-
-def _delivery_id(p: dict[str, Any]) -> str:
-    return str(p["id"]) if p.get("count", 1) == 1 else f"{p['id']}~{p['count']}"
 
 
 def read_dead_letters(path: Path) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
+from sinks.alert import payload_delivery_id
 from sinks.delivery import DeliveryConfig, Transport, TransportError
 from sinks.routing import RouteConfig, check_sink_name
 from sinks.secrets import Secret, SecretRef
@@ -68,7 +69,7 @@ class KafkaSinkConfig:
 
 
 def _record(p: dict[str, Any]) -> dict[str, Any]:
-    delivery_id = p["id"] if p.get("count", 1) == 1 else f"{p['id']}~{p['count']}"
+    delivery_id = payload_delivery_id(p)
     return {
         "value": orjson.dumps(p),
         "key": str(p["id"]).encode(),

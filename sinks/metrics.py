@@ -333,7 +333,7 @@ class Metrics:
             ["file"],
             registry=r,
         )
-        for kind in ("checkpoint", "origin"):
+        for kind in ("checkpoint", "origin", "pattern_state", "ledger"):
             self.state_corrupt.labels(kind)
         self.checkpoint_event_time = Gauge(
             "rcwatch_checkpoint_event_timestamp_seconds",

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from sinks.alert import payload_delivery_id
 from sinks.delivery import DeliveryConfig, Transport, TransportError
 from sinks.routing import RouteConfig, check_sink_name
 from sinks.secrets import Secret, SecretRef
@@ -125,10 +126,9 @@ class RedisStreamsTransport(Transport):
         assert self._client is not None, "transport not started"
         args: list[Any] = []
         for p in payloads:
-            delivery_id = p["id"] if p.get("count", 1) == 1 else f"{p['id']}~{p['count']}"
             args += [
                 p["id"],
-                delivery_id,
+                payload_delivery_id(p),
                 p["rule"],
                 p["category"],
                 p["severity"],

@@ -27,6 +27,8 @@ from typing import Any
 
 import orjson
 
+from sinks.alert import payload_problem
+
 __all__ = ["Spool", "SpoolFull"]
 
 log = logging.getLogger(__name__)
@@ -214,7 +216,7 @@ class Spool:
         if not take:
             return []
         data = os.pread(self._fd, sum(take), self._offset)
-        return [orjson.loads(line) for line in data.split(b"\n")[: len(take)]]
+        return [_decoded(line) for line in data.split(b"\n")[: len(take)]]
 
     def pop(self, n: int) -> None:
         """Drop the first ``n`` records (delivered or dead-lettered) and persist that."""
@@ -277,9 +279,15 @@ class Spool:
         _write_file(self.state_path, orjson.dumps({"offset": self._offset, "attempts": tries}))
 
 
-def _decodes(line: bytes) -> bool:
+def _decoded(line: bytes) -> dict[str, Any]:
+    """A record, or ``{"alert": None}`` for bytes that no longer decode (the drainer sets
+    such a record aside on its own)."""
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError:
-        return False
-    return isinstance(record, dict) and isinstance(record.get("alert"), dict)
+        return {"alert": None}
+    return record if isinstance(record, dict) else {"alert": None}
+
+
+def _decodes(line: bytes) -> bool:
+    return payload_problem(_decoded(line).get("alert")) is None

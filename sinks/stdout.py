@@ -14,6 +14,7 @@ from typing import Literal, TextIO
 from sinks.alert import Alert
 from sinks.base import Sink, SinkError
 from sinks.dedup import Ledger
+from sinks.metrics import Metrics
 
 __all__ = ["StdoutSink"]
 
@@ -34,10 +35,21 @@ class StdoutSink(Sink):
         self._stream = stream
         self._ledger = Ledger(ledger_path) if ledger_path is not None else None
         self._known: list[str] = []
+        self._metrics: Metrics | None = None
+
+    def bind_metrics(self, metrics: Metrics) -> None:
+        self._metrics = metrics
 
     async def start(self) -> None:
         if self._ledger is not None:
-            self._known = self._ledger.open()
+            try:
+                self._known = self._ledger.open()
+            except OSError as exc:
+                raise SinkError(
+                    f"cannot open the ledger {self._ledger.path}: {exc.strerror}", retryable=False
+                ) from exc
+            if self._ledger.corrupt and self._metrics is not None:
+                self._metrics.state_corrupt.labels("ledger").inc(self._ledger.corrupt)
 
     def delivered_ids(self) -> Iterable[str]:
         return self._known

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from sinks.alert import payload_delivery_id
 from sinks.delivery import DeliveryConfig, Transport, TransportError
 from sinks.retry import parse_retry_after
 from sinks.routing import RouteConfig, check_sink_name
@@ -214,10 +215,6 @@ class HttpTransport(Transport):
                 delivered=done,
                 attempted=1,
             )
-
-
-def _delivery_id(p: dict[str, Any]) -> str:
-    return str(p["id"]) if p.get("count", 1) == 1 else f"{p['id']}~{p['count']}"
 
 
 def _evidence_line(p: dict[str, Any], limit: int = 10) -> str:
@@ -436,7 +433,7 @@ class SlackTransport(HttpTransport):
             text += f"\n{_slack_escape(evidence)}"
         if link:
             text += f"\n<{link}|diff>"
-        text += f" · id `{_delivery_id(p)}`"
+        text += f" · id `{payload_delivery_id(p)}`"
         return {"text": text, "unfurl_links": False, "unfurl_media": False}
 
     async def send(self, payloads: Sequence[dict[str, Any]]) -> None:
@@ -503,7 +500,7 @@ class WebhookTransport(HttpTransport):
     async def send(self, payloads: Sequence[dict[str, Any]]) -> None:
         async def post_group(group: list[dict[str, Any]]) -> None:
             body = orjson.dumps({"alerts": group})
-            ids = "\n".join(_delivery_id(p) for p in group)
+            ids = "\n".join(payload_delivery_id(p) for p in group)
             timestamp = str(int(time.time()))
             headers = {
                 "X-Rcwatch-Timestamp": timestamp,

@@ -17,6 +17,7 @@ events.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import time
 from collections import deque
@@ -34,6 +35,9 @@ __all__ = [
     "Origin",
     "StateDirLock",
 ]
+
+
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(Exception):
@@ -105,7 +109,7 @@ class CheckpointStore:
     ) -> Checkpoint:
         """Write the state (a new file per write) and then the checkpoint naming it, so
         the two always belong together; older state files are removed afterwards."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         state_name = None
         if state is not None:
             self.writes += 1
@@ -143,7 +147,7 @@ class CheckpointStore:
         return origin
 
     def save_origin(self, since_ms: int, streams: str, started_from: str) -> Origin:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         origin = Origin(since_ms, streams, _utc_now_iso(), started_from)
         self._write_atomic(
             self.origin_path, orjson.dumps(asdict(origin), option=orjson.OPT_INDENT_2) + b"\n"
@@ -200,8 +204,8 @@ class StateDirLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -212,6 +216,13 @@ class StateDirLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+        mode = os.stat(self.path.parent).st_mode & 0o777
+        if mode & 0o077:
+            log.warning(
+                "the state directory can be read by other users; it holds alert files, "
+                "ledgers and the raw-event archive (chmod 700 it)",
+                extra={"fields": {"dir": str(self.path.parent), "mode": oct(mode)}},
+            )
 
     def release(self) -> None:
         if self._fd is not None:

@@ -287,7 +287,7 @@ class Pipeline:
                     )
                     if fired:
                         findings = findings + self.detection.guarded(fired)
-                windows.remember(change, ctx, when)
+                windows.remember(change, ctx, when, findings)
                 self._since_expiry += 1
                 if self._since_expiry >= _EXPIRE_EVERY_EVENTS:
                     self._since_expiry = 0

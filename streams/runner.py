@@ -468,9 +468,10 @@ class Monitor:
             self.pipeline.throttle.restore(data["throttle"])
             self.pipeline.restore_resume_ids(data.get("seen", []))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            self.metrics.state_corrupt.labels("pattern_state").inc()
             log.error(
                 "pattern state unreadable; starting with empty windows",
-                extra={"fields": {"error": str(exc)}},
+                extra={"fields": {"error": type(exc).__name__}},
             )
             return
         log.info(

@@ -55,9 +55,11 @@ _LIBRARY_AGENTS = ("python", "aiohttp", "curl/", "wget/", "go-http-client", "jav
 
 @dataclass
 class Fault:
-    """What to do to one connection. ``after_events`` counts events sent first."""
+    """What to do to one connection. ``after_events`` counts events sent first. ``raw``
+    writes ``body`` as it is (a hand-made frame: a hostile id, a torn line) and goes on
+    serving."""
 
-    kind: Literal["http", "close", "drop", "stall", "error_event"]
+    kind: Literal["http", "close", "drop", "stall", "error_event", "raw"]
     after_events: int = 0
     status: int = 503
     headers: dict[str, str] = field(default_factory=dict)
@@ -468,6 +470,10 @@ class EventStreamsServer:
         sent = 0
         while True:
             if fault is not None and sent >= fault.after_events:
+                if fault.kind == "raw":
+                    await resp.write(fault.body)
+                    fault = None
+                    continue
                 await self._apply(resp, fault, assignments)
                 return
             if (

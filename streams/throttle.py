@@ -15,6 +15,7 @@ with the checkpoint, so replays are deterministic.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,12 @@ from sinks.alert import Alert
 __all__ = ["Throttle", "ThrottleConfig"]
 
 _LEVELS = ("low", "medium", "high", "critical")
+
+
+def _h(value: str) -> str:
+    return hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
 _SOURCES_PER_GROUP = 32  # counted source alerts remembered per group (besides the first)
 
 
@@ -56,6 +63,7 @@ class _Group:
 class Throttle:
     def __init__(self, config: ThrottleConfig | None = None) -> None:
         self.config = config or ThrottleConfig()
+        # (rule, wiki, hash of the target): the target is a user or a page, kept as a hash
         self._groups: OrderedDict[tuple[str, str, str], _Group] = OrderedDict()
         self.updates = 0
         self.escalations = 0
@@ -65,7 +73,7 @@ class Throttle:
         rule on the same change) was counted already."""
         if not self.config.enabled:
             return alert, False, False
-        key = (alert.rule, alert.wiki or "", alert.target or alert.title or "")
+        key = (alert.rule, alert.wiki or "", _h(alert.target or alert.title or ""))
         cooldown = self.config.cooldown_seconds
         group = self._groups.get(key)
         if group is not None and (alert.id == group.id or alert.id in group.sources):
@@ -118,6 +126,10 @@ class Throttle:
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
-        if data.get("version") not in (1, 2):  # 1: before groups remembered their sources
+        version = data.get("version")
+        if version not in (1, 2):  # 1: targets as names, no sources remembered
             raise ValueError("unknown throttle state version")
-        self._groups = OrderedDict((tuple(k), _Group(*g)) for k, g in data["groups"])
+        self._groups = OrderedDict(
+            ((k[0], k[1], _h(k[2]) if version == 1 else k[2]), _Group(*g))
+            for k, g in data["groups"]
+        )

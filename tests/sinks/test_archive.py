@@ -114,3 +114,15 @@ def test_restarts_within_one_second_remember_every_recent_file(tmp_path: Path) -
     again.close()
     assert again.duplicates == 20 and again.events_written == 5
     assert (os.stat(again.files()[-1]).st_mode & 0o777) == 0o600
+
+
+def test_an_archive_line_with_an_undecodable_id_does_not_stop_a_start(tmp_path: Path) -> None:
+    import gzip as gz
+
+    bad = b'{"event_id":"\xff\xfe","id":null,"recv_ns":1,"data":"{}"}\n'
+    good = b'{"event_id":"e1","id":null,"recv_ns":2,"data":"{}"}\n'
+    (tmp_path / "events-20260505T111740Z-1-0001.ndjson.gz").write_bytes(gz.compress(bad + good))
+    archive = EventArchive(tmp_path)
+    archive.start()  # raised UnicodeDecodeError on every start before
+    assert not archive.append(None, "e1", b"{}", 3), "e1 is remembered as archived"
+    archive.close()

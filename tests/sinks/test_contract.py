@@ -33,7 +33,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import generate_latest
 
-from sinks.alert import Alert
+from sinks.alert import Alert, payload_delivery_id
 from sinks.base import Sink, SinkError
 from sinks.delivery import DeliveryConfig, SpooledSink, Transport, read_dead_letters
 from sinks.jsonl import JsonlSink
@@ -92,7 +92,7 @@ class Target:
 
 
 def _ids_from_payloads(payloads: list[dict[str, Any]]) -> list[str]:
-    return [p["id"] if p.get("count", 1) == 1 else f"{p['id']}~{p['count']}" for p in payloads]
+    return [payload_delivery_id(p) for p in payloads]
 
 
 async def _spooled(

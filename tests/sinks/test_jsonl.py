@@ -72,3 +72,14 @@ async def test_unwritable_path_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SinkError, match="cannot open") as err:
         await JsonlSink("j", tmp_path / "dir.jsonl").start()
     assert not err.value.retryable
+
+
+async def test_undecodable_lines_in_the_alert_file_do_not_stop_a_start(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    good = make_alert(1)
+    path.write_bytes(b"\xff\xfe garbage\n" + good.to_json() + b"\n{torn")
+    sink = JsonlSink("j", path)
+    await sink.start()
+    assert list(sink.delivered_ids()) == [good.delivery_id]
+    await sink.close()
+    assert not path.read_bytes().endswith(b"{torn"), "the torn last line was cut"

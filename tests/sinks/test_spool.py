@@ -14,7 +14,11 @@ from sinks.spool import Spool, SpoolFull
 
 
 def _records(n: int, start: int = 0, pad: int = 700) -> list[dict[str, Any]]:
-    return [{"alert": {"id": f"a{i}", "reason": "x" * pad}} for i in range(start, start + n)]
+    return [
+        {"alert": {"id": f"a{i}", "rule": "r", "category": "privacy", "severity": "low",
+                   "reason": "x" * pad}}
+        for i in range(start, start + n)
+    ]  # fmt: skip
 
 
 def _ids(records: list[dict[str, Any]]) -> list[str]:

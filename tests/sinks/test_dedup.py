@@ -1,0 +1,34 @@
+"""The ledger of delivered ids: a torn or tampered file never stops a start."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sinks.dedup import Ledger
+
+
+def test_lines_that_are_not_ids_are_moved_aside_and_counted(tmp_path: Path) -> None:
+    """Defect: one line of invalid UTF-8 in a ledger raised UnicodeDecodeError on every
+    start, so the monitor could not start until someone edited the file by hand."""
+    path = tmp_path / "ledger" / "stdout.ids"
+    path.parent.mkdir()
+    path.write_bytes(b"a1\n\xff\xfe not utf-8\nb2~2\nwith space\n\x1b[2J\nc3\n")
+    ledger = Ledger(path)
+    assert ledger.open() == ["a1", "b2~2", "c3"]
+    assert ledger.corrupt == 3
+    [aside] = list(path.parent.glob("stdout.ids.corrupt-*"))
+    assert aside.read_bytes().count(b"\n") == 3
+    ledger.record(["d4"])
+    ledger.close()
+    again = Ledger(path)
+    assert again.open() == ["a1", "b2~2", "c3", "d4"] and again.corrupt == 0
+    again.close()
+    assert (os.stat(path).st_mode & 0o777) == 0o600
+
+
+def test_a_new_ledger_directory_is_private(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "state" / "ledger" / "stdout.ids")
+    ledger.open()
+    ledger.close()
+    assert (os.stat(tmp_path / "state" / "ledger").st_mode & 0o777) == 0o700
