@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import orjson
 import pytest
 
 from sinks.alert import Alert, Evidence, alert_id
@@ -83,3 +85,28 @@ async def test_undecodable_lines_in_the_alert_file_do_not_stop_a_start(tmp_path:
     assert list(sink.delivered_ids()) == [good.delivery_id]
     await sink.close()
     assert not path.read_bytes().endswith(b"{torn"), "the torn last line was cut"
+
+
+async def test_a_full_disk_never_leaves_a_torn_line_nor_doubles_an_alert(
+    small_tmpfs: Path,
+) -> None:
+    """Defect: a write cut short by a full disk was left in place and the runner's retry
+    appended the whole batch after it: a corrupt line mid-file, the alert once unreadable
+    (lost for good once the checkpoint passed it) or written twice."""
+    from tests.conftest import fill_up
+
+    path = small_tmpfs / "alerts.jsonl"
+    sink = JsonlSink("j", path)
+    await sink.start()
+    await sink.send([make_alert(0)])
+    filler = fill_up(small_tmpfs)
+    big = dataclasses.replace(make_alert(1), reason="x" * 20_000)  # more than the page left
+    before = path.read_bytes()
+    with pytest.raises(SinkError):
+        await sink.send([big])
+    assert path.read_bytes() == before, "the partial line was cut back"
+    filler.unlink()
+    await sink.send([big])  # the runner's retry, once there is room again
+    await sink.close()
+    lines = path.read_bytes().splitlines()
+    assert [orjson.loads(x)["id"] for x in lines] == [make_alert(0).id, big.id]
