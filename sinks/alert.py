@@ -3,12 +3,39 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import orjson
 
-__all__ = ["Alert", "Evidence", "alert_id", "payload_delivery_id", "payload_problem"]
+__all__ = [
+    "Alert",
+    "Evidence",
+    "alert_id",
+    "payload_delivery_id",
+    "payload_problem",
+    "printable",
+]
+
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: what a terminal
+# or a line-oriented log reader would act on instead of showing
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """``text`` safe for one line of a terminal or log: control characters escaped
+    (``\\x1b``, ``\\x0a``), cut to ``limit`` characters with an ellipsis. Everything in an
+    event is written by someone who may be hostile: a title with an escape sequence must
+    not clear a screen, a user name with a newline must not forge a line."""
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "…"
+    return _CONTROL.sub(_escape, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +106,13 @@ class Alert:
         return orjson.dumps(self.to_dict(full_evidence=full_evidence))
 
     def one_line(self) -> str:
-        """The readable form printed to a terminal."""
+        """The readable form printed to a terminal: one line, whatever the event held."""
         where = f"{self.wiki or '?'} {self.title or '?'}"
         link = self.diff_url or self.page_url or "-"
         found = ", ".join(f"{e.kind} {e.redacted} in {e.field}" for e in self.evidence)
         who = f"{self.performer or '?'} ({self.performer_kind})"
         repeat = f" (x{self.count} since {self.first_event_time})" if self.count > 1 else ""
-        return (
+        return printable(
             f"[{self.severity.upper()}] {self.rule}{repeat} {where} by {who}: {self.reason}"
             f"{'; ' + found if found else ''} {link}"
         )

@@ -9,34 +9,15 @@ reasons only.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
 from typing import Any
 
 import orjson
 
+from sinks.alert import printable
+
 __all__ = ["RateLimit", "printable", "setup_logging"]
-
-# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: what a terminal
-# or a line-oriented log reader would act on instead of showing
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def _escape(match: re.Match[str]) -> str:
-    return (
-        f"\\x{ord(match.group()):02x}"
-        if ord(match.group()) < 0x100
-        else (f"\\u{ord(match.group()):04x}")
-    )
-
-
-def printable(text: str, limit: int | None = None) -> str:
-    """``text`` safe for one line of a terminal or log: control characters escaped
-    (``\\x1b``), and cut to ``limit`` characters with an ellipsis."""
-    if limit is not None and len(text) > limit:
-        text = text[:limit] + "…"
-    return _CONTROL.sub(_escape, text)
 
 
 class _TextFormatter(logging.Formatter):

@@ -18,6 +18,7 @@ from detectors.rules.engine import RuleEngine
 from detectors.rules.examples import example_change, run_examples
 from detectors.rules.loader import load_rules, rule_files
 from detectors.rules.model import Example, Rule
+from sinks.alert import printable
 from sinks.metrics import Metrics
 from streams.content import Content
 from streams.detection import Detection, StormGuardConfig
@@ -273,7 +274,7 @@ def _print_backtest(report: dict[str, Any]) -> None:
     for r in report["rules"]:
         for s in r["samples"]:
             ev = "; ".join(s["evidence"])
-            print(f"  {r['id']}: {s['wiki']} {s['title']} {s['link']} ({ev})")
+            print(printable(f"  {r['id']}: {s['wiki']} {s['title']} {s['link']} ({ev})"))
 
 
 def _scan_example(line: str, field: str) -> Example | None:

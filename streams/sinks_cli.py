@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sinks.alert import Alert, alert_id
+from sinks.alert import Alert, alert_id, printable
 from sinks.delivery import TransportError, queue_redrive, read_dead_letters, sink_state_dir
 from sinks.factory import REMOTE_SINK_CONFIGS, RemoteSinkConfig, build_transport
 from sinks.routing import RouteConfig
@@ -168,7 +168,7 @@ async def _test(settings: Settings, cfg: SinkConfig) -> int:
     try:
         transport = build_transport(remote, user_agent=settings.stream.user_agent)
     except (SecretError, ValueError) as exc:
-        print(f"rcwatch: sink {cfg.name!r}: {exc}")
+        print(printable(f"rcwatch: sink {cfg.name!r}: {exc}"))
         return 2
     await transport.start()
     try:
@@ -179,7 +179,7 @@ async def _test(settings: Settings, cfg: SinkConfig) -> int:
         return 1
     except TransportError as exc:
         hint = "" if exc.retryable else " (refused: check the key, URL or permissions)"
-        print(f"FAIL {cfg.name}: {transport.describe()}: {exc}{hint}")
+        print(printable(f"FAIL {cfg.name}: {transport.describe()}: {exc}{hint}"))
         return 1
     finally:
         await transport.close()

@@ -1,0 +1,56 @@
+"""Terminal injection: what an event holds is shown, never acted on, in every readable
+output (the stdout sink, command tables, logs).
+
+Issue 9.6 reproduced: a title with escape sequences (OSC, clear screen) was printed raw, and
+a user name with a newline forged a ``[CRITICAL] ...`` line.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import orjson
+
+from sinks.metrics import Metrics
+from sinks.stdout import StdoutSink
+from streams.app import build_detection
+from streams.event import RawEvent
+from streams.logs import _TextFormatter
+from streams.pipeline import Pipeline
+from streams.settings import Settings
+from tests import scenarios as sc
+
+HOSTILE_TITLE = "Talk:Nice page\x1b]0;owned\x07\x1b[2J\x1b[1;1H"
+FORGED_USER = "Someone\n[CRITICAL] privacy.fake enwiki User:Admin by Admin: leaked\r"
+
+
+async def test_the_stdout_sink_prints_one_inert_line_per_alert() -> None:
+    data, _ = sc.event(title=HOSTILE_TITLE, user=FORGED_USER, summary="mail jane.roe@example.org")
+    settings = Settings()
+    metrics = Metrics()
+    pipeline = Pipeline(settings.scope.build(), build_detection(settings, metrics), metrics)
+    alerts = pipeline.process([RawEvent(None, data, 0)]).alerts
+    assert alerts, "the event raised an alert to print"
+    out = io.StringIO()
+    sink = StdoutSink("stdout", stream=out)
+    await sink.start()
+    await sink.send(alerts)
+    printed = out.getvalue()
+    assert printed.count("\n") == len(alerts), "one line per alert, none forged"
+    assert "\x1b" not in printed and "\r" not in printed and "\x07" not in printed
+    assert "\\x1b]0;owned" in printed, "the title is shown, escaped"
+    assert not any(line.startswith("[CRITICAL]") for line in printed.splitlines())
+    # the JSON form stays exact (it is for machines; JSON escapes controls itself)
+    json_out = io.StringIO()
+    json_sink = StdoutSink("stdout", stream=json_out, fmt="json")
+    await json_sink.start()
+    await json_sink.send(alerts)
+    assert orjson.loads(json_out.getvalue().splitlines()[0])["title"] == HOSTILE_TITLE
+
+
+def test_log_lines_stay_one_line_whatever_their_fields_hold() -> None:
+    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "msg\nforged", None, None)
+    record.fields = {"title": HOSTILE_TITLE, "user": FORGED_USER}
+    line = _TextFormatter().format(record)
+    assert "\n" not in line and "\x1b" not in line and "\r" not in line
