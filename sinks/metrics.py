@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -26,18 +26,30 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 # Change types the recentchange schema defines; anything else is counted as "other" so a
 # misbehaving producer cannot blow up label cardinality.
 _KNOWN_TYPES = frozenset({"edit", "new", "log", "categorize", "external"})
+# The public EventStreams streams (meta.stream): label values as they are; the streams a
+# deployment connects to are added (``allow_streams``); anything else is "other".
+PUBLIC_STREAMS = frozenset(
+    f"mediawiki.{name}"
+    for name in (
+        "recentchange", "page-create", "page-delete", "page-move", "page-undelete",
+        "page-links-change", "page-properties-change", "revision-create",
+        "revision-score", "revision-tags-change", "revision-visibility-change",
+    )
+)  # fmt: skip
 
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None, version: str = "") -> None:
         r = self.registry = registry or CollectorRegistry()
+        self._streams = PUBLIC_STREAMS
         self.build_info = Gauge("rcwatch_build_info", "rcwatch version", ["version"], registry=r)
         self.build_info.labels(version).set(1)
 
         # source
         self.events_received = Counter(
             "rcwatch_events_received",
-            "Events received, by stream and change type",
+            "Events received, by stream (public or configured streams; else 'other') and "
+            "change type",
             ["stream", "type"],
             registry=r,
         )
@@ -341,11 +353,16 @@ class Metrics:
             registry=r,
         )
 
+    def allow_streams(self, names: Iterable[str]) -> None:
+        """Stream names (``meta.stream``) counted under their own label value."""
+        self._streams = self._streams | frozenset(names)
+
     def received(
         self, stream: str | None, change_type: str | None, n: int = 1, server: str | None = None
     ) -> None:
         t = change_type if change_type in _KNOWN_TYPES else "other"
-        self.events_received.labels(stream or "unknown", t).inc(n)
+        label = "unknown" if stream is None else stream if stream in self._streams else "other"
+        self.events_received.labels(label, t).inc(n)
         self.events_by_family.labels(wiki_family(server), t).inc(n)
 
 

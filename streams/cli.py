@@ -217,6 +217,7 @@ async def _run_locked(settings: Settings, state: Path, reset: bool) -> int:
     store = CheckpointStore(state)
     names = stream_names(settings.stream.url)
     metrics = Metrics(version=__version__)
+    metrics.allow_streams(f"mediawiki.{name}" for name in names.split(","))
     start = resolve_start(
         store,
         streams=names,

@@ -182,6 +182,8 @@ _DELETED_CODES = frozenset(
     {"missingcontent", "permissiondenied", "texthidden", "suppressed", "revdeleted"}
 )
 
+_MAX_HOSTS = 10_000  # per-wiki politeness state kept at once
+
 # diffs larger than this are parsed in a worker thread so the event loop keeps running
 _THREAD_PARSE_CHARS = 256 * 1024
 
@@ -588,8 +590,23 @@ class ContentFetcher:
     def _host(self, name: str) -> _Host:
         host = self._hosts.get(name)
         if host is None:
+            if len(self._hosts) >= _MAX_HOSTS:  # bounded whatever hosts events name
+                self._forget_idle_hosts()
             host = self._hosts[name] = _Host(self.config.per_host_concurrency)
         return host
+
+    def _forget_idle_hosts(self) -> None:
+        now = asyncio.get_running_loop().time()
+        idle = [
+            name
+            for name, h in self._hosts.items()
+            if not h.semaphore.locked()
+            and h.semaphore._value == self.config.per_host_concurrency
+            and h.not_before <= now
+            and h.open_until <= now
+        ]
+        for name in idle[: max(1, len(self._hosts) // 2)]:
+            del self._hosts[name]
 
     async def _fetch_network(self, plan: _Plan) -> Content:
         loop = asyncio.get_running_loop()

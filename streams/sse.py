@@ -8,9 +8,11 @@ Written here rather than taken from aiohttp-sse-client because that library stri
 leading space from data lines (the spec strips one), raises out of the iterator on an
 abrupt drop, and has a 512 KiB line limit; see FACTS.md.
 
-Lines longer than ``max_line_bytes`` are not buffered: the decoder skips to the next line
-break and marks the event being built as oversized, so the caller can count and report it
-(with its id) instead of losing it silently or running out of memory.
+The limit is on the whole event, not on a line: lines longer than ``max_line_bytes`` are
+not buffered (the decoder skips to the next line break), and an event whose ``data:``
+lines together pass it stops collecting them. Either way the event is marked oversized, so
+the caller can count and report it (with its id) instead of losing it silently or running
+out of memory.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class SSEDecoder:
     __slots__ = (
         "_buf",
         "_data",
+        "_data_bytes",
         "_event",
         "_has_data",
         "_last_id",
@@ -53,6 +56,7 @@ class SSEDecoder:
         self._pending_cr = False  # a chunk ended with CR: a following LF belongs to it
         self._event = ""
         self._data: list[bytes] = []
+        self._data_bytes = 0  # of the event being built: its data lines and line breaks
         self._has_data = False
         self._oversized = False
         self._last_id = last_id
@@ -139,8 +143,15 @@ class SSEDecoder:
             name = line[:colon]
             value = line[colon + 2 :] if line[colon + 1 : colon + 2] == b" " else line[colon + 1 :]
         if name == b"data":
-            self._data.append(value)
             self._has_data = True
+            if self._oversized:
+                return
+            self._data_bytes += len(value) + (1 if self._data else 0)
+            if self._data_bytes > self._max_line:  # the limit is per event, not per line
+                self._oversized = True
+                self._data = []
+                return
+            self._data.append(value)
         elif name == b"event":
             self._event = value.decode("utf-8", "replace")
         elif name == b"id":
@@ -156,5 +167,6 @@ class SSEDecoder:
             out.append(SSEEvent(self._event or "message", data, self._last_id, self._oversized))
         self._event = ""
         self._data = []
+        self._data_bytes = 0
         self._has_data = False
         self._oversized = False
