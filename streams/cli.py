@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sinks.base import SinkError
 from sinks.metrics import Metrics
 from streams import __version__
 from streams.app import UsageError, build_monitor, build_sinks, run_monitor, serve_metrics, tune_gc
@@ -330,6 +331,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except (UsageError, CheckpointError) as exc:
         print(f"rcwatch: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except SinkError as exc:  # a sink that cannot start (an unwritable alert file, ...)
+        print(f"rcwatch: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except OSError as exc:  # the file system refused what start-up needs
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"rcwatch: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_CONFIG
     except asyncio.CancelledError:  # a second signal: stopped waiting for the sinks
         print(

@@ -100,15 +100,10 @@ async def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> 
         await asyncio.sleep(0.02)
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A 256 KiB tmpfs, to fill up for real (a full disk cannot be faked faithfully: the
-    kernel decides how much of a write lands). Root only: skipped with a message otherwise.
-    Unmounted in every outcome."""
-    mount = tmp_path / "tmpfs"
+def _tmpfs(mount: Path, options: str) -> Iterator[Path]:
     mount.mkdir()
     made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if made.returncode != 0:
@@ -117,6 +112,20 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs, to fill up for real (a full disk cannot be faked faithfully: the
+    kernel decides how much of a write lands). Root only: skipped with a message otherwise.
+    Unmounted in every outcome."""
+    yield from _tmpfs(tmp_path / "tmpfs", "size=256k")
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A read-only file system (even root cannot write there). Unmounted in every outcome."""
+    yield from _tmpfs(tmp_path / "read-only", "ro,size=64k")
 
 
 def fill_up(directory: Path) -> Path:

@@ -279,3 +279,67 @@ async def test_a_signal_at_any_moment_of_start_up_exits_cleanly(
             assert err.strip().endswith(expected), err
         statuses.add(status)
     assert statuses & {130, 143}, "no signal arrived during start-up: the test proves nothing"
+
+
+async def test_a_second_signal_while_a_sink_is_stuck_exits_cleanly_and_says_so(
+    sample_events: list[bytes], tmp_path: Path, processes: Processes
+) -> None:
+    """Defect: a second SIGTERM while a sink was stuck printed a CancelledError traceback."""
+    stuck = asyncio.Event()
+    release = asyncio.Event()
+
+    async def black_hole(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stuck.set()  # a request arrived and will never be answered
+        await release.wait()
+        writer.close()
+
+    hole = await asyncio.start_server(black_hole, "127.0.0.1", 0)
+    port = hole.sockets[0].getsockname()[1]
+    server = EventStreamsServer(sample_events[:100])  # the email at 60 raises an alert
+    await server.start()
+    config = tmp_path / "rcwatch.yaml"
+    config.write_text(
+        "content: {enabled: false}\n"
+        "sinks:\n"
+        f"  - {{type: webhook, name: hook, url: 'http://127.0.0.1:{port}/hook',"
+        " hmac_key: {env: HOOK_KEY}, delivery: {timeout_seconds: 600}}\n"
+    )
+    try:
+        proc = await processes.rcwatch(
+            "run", "--stream-url", server.url, "--state-dir", str(tmp_path / "state"),
+            "--user-agent", TEST_UA, "--since", "10m", "--metrics-addr", "127.0.0.1:0",
+            "--config", str(config), env={"HOOK_KEY": "k"},
+        )  # fmt: skip
+        await asyncio.wait_for(stuck.wait(), 60)
+        proc.send_signal(signal.SIGTERM)
+        await wait_for(lambda: "stopping" in processes.stderr(proc), 30, "the first stop")
+        proc.send_signal(signal.SIGTERM)
+        status = await asyncio.wait_for(proc.wait(), 60)
+    finally:
+        release.set()
+        hole.close()
+        await server.stop()
+    err = processes.stderr(proc)
+    assert status == 130, err
+    assert "Traceback" not in err and "CancelledError" not in err, err
+    assert err.strip().endswith(
+        "rcwatch: stopped without waiting for the sinks; events after the last checkpoint "
+        "(and spooled alerts) are processed by the next run"
+    )
+
+
+@pytest.mark.parametrize("where", ["state", "alerts"])
+def test_an_unwritable_state_directory_or_alert_file_is_one_clear_line(
+    where: str, read_only_dir: Path, tmp_path: Path
+) -> None:
+    """Defect: a read-only state directory gave an OSError traceback and exit 1."""
+    state = read_only_dir / "state" if where == "state" else tmp_path / "state"
+    extra = ["--alerts-jsonl", str(read_only_dir / "alerts.jsonl")] if where == "alerts" else []
+    out = rcwatch(
+        "run", "--state-dir", str(state), "--user-agent", TEST_UA, "--metrics-addr",
+        "127.0.0.1:0", "--stream-url", "http://127.0.0.1:9/v2/stream/recentchange", *extra,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("rcwatch: ") and "Read-only file system" in last
