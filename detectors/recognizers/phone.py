@@ -20,6 +20,10 @@ then judged:
   score, and makes a phone-shaped but unvalidated number likely too. Fictional
   555-01xx numbers are capped low.
 
+Numbers written partly or wholly in English words, the way people slip them past filters
+(``+44 seven seven zero zero 900123``, ``oh two oh, 7946 0147``), are read as digits (at
+least three digit words close together) and judged the same way.
+
 The redacted form keeps the layout and only the last two digits: ``+** ** **** **58``.
 """
 
@@ -40,7 +44,14 @@ from detectors.recognizers._text import (
 )
 from detectors.recognizers.base import Budget, PiiMatch, TextContext, capped
 
-__all__ = ["DEFAULT_REGIONS", "MAX_VALIDATIONS", "PhoneRecognizer", "find_phones", "redact_phone"]
+__all__ = [
+    "DEFAULT_REGIONS",
+    "MAX_VALIDATIONS",
+    "PhoneRecognizer",
+    "find_phones",
+    "find_spelled_phones",
+    "redact_phone",
+]
 
 # libphonenumber checks per text (about 0.5 ms each over several regions)
 MAX_VALIDATIONS = 100
@@ -362,10 +373,88 @@ def find_phones(
     return out
 
 
+_DIGIT_WORDS = {
+    "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
+    "six": "6", "seven": "7", "eight": "8", "nine": "9",
+}  # fmt: skip
+_DIGIT_WORD = re.compile(r"(?i)\b(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)\b")
+_RUN_GAP = re.compile(r"[ \u00a0\-]{1,3}")  # between the words of one spelled digit group
+_DIGIT_OR_WORD_NEAR = re.compile(
+    r"(?i)(?:[0-9]|\b(?:zero|one|two|three|four|five|six|seven|eight|nine)\b)"
+)
+
+
+def _spelled_digits(text: str) -> tuple[str, list[int], list[tuple[int, int]]] | None:
+    """The text with runs of digit words turned into digit groups ("seven seven zero zero"
+    -> "7700"), the original offset of each character, and where the converted runs now
+    sit. None when it has fewer than three digit words."""
+    words = []
+    for m in _DIGIT_WORD.finditer(text):
+        if m.group().lower() == "oh":  # only among digits: "oh two oh", not "oh well"
+            around = text[max(0, m.start() - 8) : m.start()] + " " + text[m.end() : m.end() + 8]
+            if not _DIGIT_OR_WORD_NEAR.search(around):
+                continue
+        words.append(m)
+    if len(words) < 3:
+        return None
+    runs: list[list[re.Match[str]]] = []
+    for m in words:
+        if runs and _RUN_GAP.fullmatch(text, runs[-1][-1].end(), m.start()):
+            runs[-1].append(m)
+        else:
+            runs.append([m])
+    pieces: list[str] = []
+    origin: list[int] = []
+    converted: list[tuple[int, int]] = []
+    pos = size = 0
+    for run in runs:
+        first = run[0].start()
+        pieces.append(text[pos:first])
+        origin.extend(range(pos, first))
+        size += first - pos
+        digits = "".join(_DIGIT_WORDS[m.group().lower()] for m in run)
+        pieces.append(digits)
+        origin.extend(m.start() for m in run)
+        converted.append((size, size + len(digits)))
+        size += len(digits)
+        pos = run[-1].end()
+    pieces.append(text[pos:])
+    origin.extend(range(pos, len(text) + 1))
+    return "".join(pieces), origin, converted
+
+
+def find_spelled_phones(
+    text: str, regions: Sequence[str] = (), budget: Budget | None = None
+) -> list[PiiMatch]:
+    """Phone numbers with digits written as words, offsets into ``text``."""
+    spelled = _spelled_digits(text)
+    if spelled is None:
+        return []
+    digits, origin, converted = spelled
+    out = []
+    for m in find_phones(digits, regions, budget):
+        if any(m.start < b and a < m.end for a, b in converted):  # else the plain pass saw it
+            end = origin[m.end - 1] + 1
+            while end < len(text) and text[end : end + 1].isalpha():
+                end += 1  # to the end of the last word
+            out.append(PiiMatch(origin[m.start], end, m.kind, m.confidence, m.redacted))
+    return out
+
+
 class PhoneRecognizer:
     kind = "phone"
-    # Seven digits with at most separators between them: every candidate holds this.
-    prefilter = r"[0-9][0-9 ().\-/\x{a0}]{5,}[0-9]"
+    # Seven digits with at most separators between them (every written candidate holds
+    # this), or digit words (a number spelled out)
+    prefilter = (
+        r"[0-9][0-9 ().\-/\x{a0}]{5,}[0-9]"
+        r"|(?i)\b(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)\b"
+    )
 
     def find(self, text: str, ctx: TextContext) -> list[PiiMatch]:
-        return find_phones(text, ctx.regions, ctx.budget)
+        found = find_phones(text, ctx.regions, ctx.budget)
+        spelled = find_spelled_phones(text, ctx.regions, ctx.budget)
+        if spelled:
+            taken = [(m.start, m.end) for m in found]
+            found += [m for m in spelled if not any(s < m.end and m.start < e for s, e in taken)]
+            found.sort(key=lambda m: m.start)
+        return found

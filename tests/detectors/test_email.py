@@ -44,3 +44,36 @@ def test_true_positives(text: str, redacted: list[str]) -> None:
 )
 def test_false_positives(text: str) -> None:
     assert find_emails(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted", "confidence"),
+    [
+        ("contact me at john [at] example [dot] org", "j***@e***.org", 0.9),
+        ("mail jane(at)example(dot)com for the files", "j***@e***.com", 0.9),
+        ("write to jane{at}mail.example.de now", "j***@m***.de", 0.9),
+        ("bob <at> gmail <dot> com", "b***@g***.com", 0.9),
+        ("john @ example . org", "j***@e***.org", 0.8),
+        ("write to john at example dot org", "j***@e***.org", 0.6),
+        ("permissions(at)wikimedia(dot)org", "p***@w***.org", 0.9),  # seen in talk pages
+    ],
+)
+def test_obfuscated_addresses(text: str, redacted: str, confidence: float) -> None:
+    """Defect 9.10: the forms people use to slip an address past filters raised nothing."""
+    [found] = find_emails(text)
+    assert (found.redacted, found.confidence) == (redacted, confidence)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "meet at the station",
+        "look at this. Then fix the table",
+        "moved at 12:00, see talk",
+        "at the end of the day. Ok",
+        "reverted at [[Example]] (dot points)",
+        "John at example. Org chart updated",  # a sentence break is not a dot
+    ],
+)
+def test_ordinary_uses_of_at_and_dot_are_not_addresses(text: str) -> None:
+    assert find_emails(text) == []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from detectors.recognizers import TextContext
-from detectors.recognizers.phone import DEFAULT_REGIONS, find_phones
+from detectors.recognizers.phone import DEFAULT_REGIONS, PhoneRecognizer, find_phones
 from tests.detectors.recognizers.helpers import assert_hides, find, spans
 
 GB = TextContext(regions=("GB",))
@@ -165,3 +165,29 @@ def test_several_numbers_in_a_signature_block() -> None:
 def test_empty_and_digitless_text() -> None:
     assert find("phone", "") == []
     assert find("phone", "Reverted edits by Example (talk) to last version by Other") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "spans"),
+    [
+        ("call +44 seven seven zero zero 900123 tonight", ["+44 seven seven zero zero 900123"]),
+        ("ring oh two oh seven nine four six oh one four seven",
+         ["oh two oh seven nine four six oh one four seven"]),
+        ("phone 020 seven nine four six zero one four seven",
+         ["020 seven nine four six zero one four seven"]),
+    ],
+)  # fmt: skip
+def test_numbers_spelled_out_in_words(text: str, spans: list[str]) -> None:
+    """Defect 9.10: '+44 seven seven zero zero 900123' raised nothing."""
+    found = PhoneRecognizer().find(text, TextContext(regions=("GB",)))
+    assert [text[m.start : m.end] for m in found] == spans
+    assert all(m.confidence >= 0.6 for m in found)
+    assert all(not any(w in m.redacted for w in ("seven", "zero", "oh")) for m in found)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["one of the two photos, three captions", "oh well, one two three", "I count one, two, three"],
+)
+def test_counting_in_words_is_not_a_phone_number(text: str) -> None:
+    assert [m for m in PhoneRecognizer().find(text, TextContext()) if m.confidence >= 0.6] == []
