@@ -71,7 +71,7 @@ def test_received_labels_are_bounded() -> None:
     p.process(_raw([weird]))
     assert (
         metrics.registry.get_sample_value(
-            "rcwatch_events_received_total", {"stream": "s", "type": "other"}
+            "rcwatch_events_received_total", {"stream": "other", "type": "other"}
         )
         == 1
-    )
+    ), "an unknown stream and an unknown type each count as 'other'"
