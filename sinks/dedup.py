@@ -10,6 +10,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from sinks.files import write_atomic
+
 __all__ = ["Ledger", "RecentIds"]
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,7 @@ class Ledger:
                     bad.append(line)
             if bad:
                 aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-                _write(aside, b"".join(b + b"\n" for b in bad))
+                write_atomic(aside, b"".join(b + b"\n" for b in bad))
                 self.corrupt = len(bad)
                 log.error(
                     "ledger lines that are not ids were moved aside",
@@ -87,9 +89,7 @@ class Ledger:
                                       "moved_to": aside.name}},
                 )  # fmt: skip
             ids = ids[-self.capacity :]
-            tmp = self.path.with_suffix(".tmp")
-            _write(tmp, b"".join(i.encode() + b"\n" for i in ids))
-            os.replace(tmp, self.path)
+            write_atomic(self.path, b"".join(i.encode() + b"\n" for i in ids))
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._lines = len(ids)
         return ids
@@ -113,12 +113,3 @@ class Ledger:
 
 # a delivery id: printable ASCII without spaces (alert ids are hex, updates add "~N")
 _ID = re.compile(rb"[\x21-\x7e]{1,512}")
-
-
-def _write(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)

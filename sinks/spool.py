@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from sinks.alert import payload_problem
+from sinks.files import write_atomic
 
 __all__ = ["Spool", "SpoolFull"]
 
@@ -38,24 +39,6 @@ _COMPACT_MIN_BYTES = 1 << 20
 
 class SpoolFull(Exception):
     """The spool is at its size cap: the caller must wait (backpressure), never drop."""
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    """Write ``path`` whole and durable: a 0600 temporary file, fsync, rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        try:
-            written = 0
-            while written < len(data):
-                written += os.write(fd, data[written:])
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
 
 
 class Spool:
@@ -104,7 +87,7 @@ class Spool:
             # keep the consumed part as it is, so the saved offset stays valid whether or
             # not a crash comes before the new state is written
             data = data[:offset] + b"".join(line + b"\n" for line in good)
-            _write_file(self.path, data)
+            write_atomic(self.path, data)
             os.close(self._fd)
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND, 0o600)
             tries, pending = [], good
@@ -263,7 +246,7 @@ class Spool:
         # in place (that could skip records): record offset 0 first, then swap the file.
         # A crash in between replays delivered records, which carry the same ids.
         tmp = self.path.with_name(self.path.name + ".tmp")
-        _write_file(tmp, rest)  # on a full disk this fails before anything changed
+        write_atomic(tmp, rest)  # on a full disk this fails before anything changed
         offset, self._offset = self._offset, 0
         self._save_state()
         self._offset = offset
@@ -276,7 +259,7 @@ class Spool:
         tries = self._tries[: len(self._lines)]
         while tries and not tries[-1]:
             tries.pop()
-        _write_file(self.state_path, orjson.dumps({"offset": self._offset, "attempts": tries}))
+        write_atomic(self.state_path, orjson.dumps({"offset": self._offset, "attempts": tries}))
 
 
 def _decoded(line: bytes) -> dict[str, Any]:

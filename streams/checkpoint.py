@@ -24,8 +24,11 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
+
+from sinks.files import write_atomic
 
 __all__ = [
     "Checkpoint",
@@ -76,14 +79,11 @@ class CheckpointStore:
         self.writes = 0
 
     def load(self) -> Checkpoint | None:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
+        """The checkpoint; raises CheckpointError when the file is corrupt."""
+        d = _read_json(self.path)
+        if d is None:
             return None
-        except OSError as exc:
-            raise CheckpointError(f"cannot read {self.path}: {exc.strerror}") from exc
         try:
-            d = orjson.loads(raw)
             cp = Checkpoint(
                 last_event_id=d["last_event_id"],
                 streams=d["streams"],
@@ -93,7 +93,7 @@ class CheckpointStore:
             )
             if not isinstance(cp.last_event_id, str) or not isinstance(cp.streams, str):
                 raise TypeError
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError) as exc:
             raise CheckpointError(
                 f"{self.path} is not a valid checkpoint; move it away or run with "
                 "--reset-checkpoint to start from --since"
@@ -126,14 +126,10 @@ class CheckpointStore:
 
     def load_origin(self) -> Origin | None:
         """The first start's origin; raises CheckpointError when the file is corrupt."""
-        try:
-            raw = self.origin_path.read_bytes()
-        except FileNotFoundError:
+        d = _read_json(self.origin_path)
+        if d is None:
             return None
-        except OSError as exc:
-            raise CheckpointError(f"cannot read {self.origin_path}: {exc.strerror}") from exc
         try:
-            d = orjson.loads(raw)
             origin = Origin(
                 since_ms=d["since_ms"],
                 streams=d["streams"],
@@ -142,7 +138,7 @@ class CheckpointStore:
             )
             if not isinstance(origin.since_ms, int) or not isinstance(origin.streams, str):
                 raise TypeError
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        except (KeyError, TypeError) as exc:
             raise CheckpointError(f"{self.origin_path} is not a valid origin") from exc
         return origin
 
@@ -172,19 +168,7 @@ class CheckpointStore:
             return None
 
     def _write_atomic(self, path: Path, data: bytes) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        dir_fd = os.open(self.state_dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(path, data, sync_dir=True)
 
     def reset(self) -> bool:
         """Forget the position and the origin; True if there was a checkpoint."""
@@ -194,6 +178,24 @@ class CheckpointStore:
         except FileNotFoundError:
             return False
         return True
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """A state file's JSON object, None when there is no file; CheckpointError when it
+    cannot be read or is not a JSON object."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        d = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise CheckpointError(f"{path} is not JSON") from exc
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{path} is not a JSON object")
+    return d
 
 
 class StateDirLock:

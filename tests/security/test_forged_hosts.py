@@ -88,6 +88,15 @@ def _forged(port: int, **fields: Any) -> RecentChange:
     return decode_event(orjson.dumps(event))
 
 
+async def _fetch_once(config: ContentConfig, change: RecentChange) -> tuple[Content, Metrics]:
+    metrics = Metrics()
+    fetcher = ContentFetcher(config, metrics, user_agent=TEST_UA)
+    try:
+        return await fetcher.fetch(change), metrics
+    finally:
+        await fetcher.close()
+
+
 class _RecordingResolver(AbstractResolver):
     """Records which host names the client asked for, and resolves none of them: these
     tests run offline, and reaching a real wiki is not what they are about."""
@@ -145,11 +154,7 @@ async def test_a_host_that_is_not_a_plain_trusted_name_is_never_contacted(
         api_url=f"http://127.0.0.1:{internal.port}/{{server_name}}/api.php",
         allowed_hosts=(*WIKIMEDIA_HOSTS, "*"),  # even with a catch-all pattern
     )
-    fetcher = ContentFetcher(config, Metrics(), user_agent=TEST_UA)
-    try:
-        got = await fetcher.fetch(_forged(internal.port, server_name=server_name))
-    finally:
-        await fetcher.close()
+    got, _ = await _fetch_once(config, _forged(internal.port, server_name=server_name))
     assert got == Content("skipped", reason="host_not_allowed")
     assert internal.paths == []
 
@@ -160,12 +165,7 @@ async def test_redirects_are_not_followed(internal: Internal) -> None:
         allowed_hosts=("redirect",),
         max_attempts=3,
     )
-    metrics = Metrics()
-    fetcher = ContentFetcher(config, metrics, user_agent=TEST_UA)
-    try:
-        got = await fetcher.fetch(_forged(internal.port, server_name="redirect"))
-    finally:
-        await fetcher.close()
+    got, metrics = await _fetch_once(config, _forged(internal.port, server_name="redirect"))
     assert got == Content("failed", reason="redirect")
     assert [p.split("?")[0] for p in internal.paths] == ["/redirect/api.php"], "followed"
     assert metric_total(metrics, "rcwatch_content_requests", result="redirect") == 1
@@ -178,12 +178,7 @@ async def test_a_trusted_name_resolving_to_a_private_address_is_refused(
     config = ContentConfig(
         api_url=f"https://{{server_name}}:{internal.port}/w/api.php", allowed_hosts=("localhost",)
     )
-    metrics = Metrics()
-    fetcher = ContentFetcher(config, metrics, user_agent=TEST_UA)
-    try:
-        got = await fetcher.fetch(_forged(internal.port, server_name="localhost"))
-    finally:
-        await fetcher.close()
+    got, metrics = await _fetch_once(config, _forged(internal.port, server_name="localhost"))
     assert got == Content("failed", reason="address_refused")
     assert internal.paths == []
     assert metric_total(metrics, "rcwatch_content_misses", reason="address_refused") == 1
