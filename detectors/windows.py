@@ -137,6 +137,14 @@ class WindowStore:
         self.evictions = 0
         self.now = 0.0  # newest event time seen
 
+    def empty_copy(self) -> WindowStore:
+        """A store with the same limits and no state (to restore a snapshot into)."""
+        return WindowStore(
+            max_keys=self.max_keys,
+            page_memory_seconds=self.page_memory_seconds,
+            pii_memory_seconds=self.pii_memory_seconds,
+        )
+
     # -- reading ----------------------------------------------------------------------
 
     def context_for(
@@ -292,25 +300,68 @@ class WindowStore:
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
-        version = data.get("version")
-        if version not in (1, 2):
+        """Replace the state with a snapshot's; ValueError (nothing changed) when the
+        snapshot is not one this version wrote."""
+        if not isinstance(data, Mapping) or data.get("version") not in (1, 2):
             raise ValueError("unknown window state version")
-        self.now = float(data["now"])
-        self._groups.clear()
-        for rid, values, entries in data["groups"]:
+        version = data["version"]
+        groups: OrderedDict[tuple[str, str], list[tuple[float, str]]] = OrderedDict()
+        for item in _list(data.get("groups")):
+            rid, values, entries = _items(item, 3)
             if version == 1:  # names as they were: hashed now, so no name stays on disk
-                key = (str(rid), _h("\x1f".join(str(v) for v in values)))
-                self._groups[key] = [(float(t), sys.intern(_h(str(m)))) for t, m in entries]
+                key = (_str(rid), _h("\x1f".join(_str(v) for v in _list(values))))
+                groups[key] = [(_num(t), sys.intern(_h(_str(m)))) for t, m in _entries(entries)]
             else:
-                key = (str(rid), str(values))
-                self._groups[key] = [(float(t), sys.intern(str(m))) for t, m in entries]
-        self._editors = OrderedDict(
-            (int(p), (sys.intern(str(e)), float(t))) for p, e, t in data["editors"]
+                key = (_str(rid), _str(values))
+                groups[key] = [(_num(t), sys.intern(_str(m))) for t, m in _entries(entries)]
+        editors = OrderedDict(
+            (_int(p), (sys.intern(_str(e)), _num(t)))
+            for p, e, t in (_items(x, 3) for x in _list(data.get("editors")))
         )
-        self._removed = OrderedDict(
-            (int(p), {str(k): float(v) for k, v in fps.items()}) for p, fps in data["removed"]
-        )
-        self.evictions = int(data.get("evictions", 0))
+        removed: OrderedDict[int, dict[str, float]] = OrderedDict()
+        for item in _list(data.get("removed")):
+            page, fingerprints = _items(item, 2)
+            if not isinstance(fingerprints, dict):
+                raise ValueError("expected a map of fingerprints")
+            removed[_int(page)] = {_str(k): _num(v) for k, v in fingerprints.items()}
+        now, evictions = _num(data.get("now")), _int(data.get("evictions", 0))
+        self._groups, self._editors, self._removed = groups, editors, removed
+        self.now, self.evictions = now, evictions
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, (list, tuple)):
+        raise ValueError("expected a list")
+    return list(value)
+
+
+def _items(value: Any, n: int) -> list[Any]:
+    items = _list(value)
+    if len(items) != n:
+        raise ValueError(f"expected {n} items")
+    return items
+
+
+def _entries(value: Any) -> list[tuple[Any, Any]]:
+    return [(e[0], e[1]) for e in (_items(x, 2) for x in _list(value))]
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected a string")
+    return value
+
+
+def _int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("expected an integer")
+    return value
+
+
+def _num(value: Any) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError("expected a number")
+    return float(value)
 
 
 def _redacted_user(user: str, findings: Iterable[Finding]) -> str:

@@ -34,6 +34,7 @@ from streams.throttle import Throttle
 from streams.wikihosts import WikiHosts
 
 __all__ = [
+    "StopAbandoned",
     "UsageError",
     "build_detection",
     "build_monitor",
@@ -224,15 +225,22 @@ async def serve_metrics(
     return server
 
 
+class StopAbandoned(Exception):
+    """A second signal: the run stopped without waiting for its sinks."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 async def run_monitor(monitor: Monitor, server: MetricsServer | None) -> RunSummary:
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
-    signals = 0
+    signals: list[int] = []
 
-    def on_signal() -> None:
-        nonlocal signals
-        signals += 1
-        if signals == 1:
+    def on_signal(signum: int) -> None:
+        signals.append(signum)
+        if len(signals) == 1:
             monitor.request_stop()
         elif main_task is not None:  # a second Ctrl-C: stop waiting for sinks
             main_task.cancel()
@@ -244,11 +252,15 @@ async def run_monitor(monitor: Monitor, server: MetricsServer | None) -> RunSumm
     # rest of the shutdown must still end in one clean line (streams.entry)
     previous = {sig: signal.getsignal(sig) for sig in handled}
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
+        loop.add_signal_handler(sig, on_signal, sig)
     if monitor.reloader is not None:
         loop.add_signal_handler(signal.SIGHUP, monitor.reloader.request)
     try:
         return await monitor.run()
+    except asyncio.CancelledError:
+        if len(signals) >= 2:
+            raise StopAbandoned(signals[-1]) from None
+        raise
     finally:
         for sig, handler in previous.items():
             loop.remove_signal_handler(sig)

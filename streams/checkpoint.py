@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -64,6 +65,11 @@ class Origin:
     started_from: str  # how it was chosen: "live end" or "--since VALUE"
 
 
+# a state file named by the checkpoint: never a path elsewhere
+_STATE_FILE = re.compile(r"state-[0-9A-Za-z_-]{1,64}\.json")
+_LATEST_MS = 253_402_300_799_000  # 9999-12-31: later is no time at all
+
+
 def _utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -91,7 +97,13 @@ class CheckpointStore:
                 updated_at=d.get("updated_at"),
                 state_file=d.get("state_file"),
             )
-            if not isinstance(cp.last_event_id, str) or not isinstance(cp.streams, str):
+            if not (
+                isinstance(cp.last_event_id, str)
+                and isinstance(cp.streams, str)
+                and isinstance(cp.event_time, str | None)
+                and isinstance(cp.updated_at, str | None)
+                and (cp.state_file is None or _STATE_FILE.fullmatch(str(cp.state_file)))
+            ):
                 raise TypeError
         except (KeyError, TypeError) as exc:
             raise CheckpointError(
@@ -136,7 +148,15 @@ class CheckpointStore:
                 created_at=d["created_at"],
                 started_from=d["started_from"],
             )
-            if not isinstance(origin.since_ms, int) or not isinstance(origin.streams, str):
+            since = origin.since_ms
+            if not (
+                isinstance(since, int)
+                and not isinstance(since, bool)
+                and 0 <= since <= _LATEST_MS
+                and isinstance(origin.streams, str)
+                and isinstance(origin.created_at, str)
+                and isinstance(origin.started_from, str)
+            ):
                 raise TypeError
         except (KeyError, TypeError) as exc:
             raise CheckpointError(f"{self.origin_path} is not a valid origin") from exc

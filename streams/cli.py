@@ -18,7 +18,15 @@ from pathlib import Path
 from sinks.base import SinkError
 from sinks.metrics import Metrics
 from streams import __version__
-from streams.app import UsageError, build_monitor, build_sinks, run_monitor, serve_metrics, tune_gc
+from streams.app import (
+    StopAbandoned,
+    UsageError,
+    build_monitor,
+    build_sinks,
+    run_monitor,
+    serve_metrics,
+    tune_gc,
+)
 from streams.checkpoint import CheckpointError, CheckpointStore, StateDirLock
 from streams.confload import ConfigError
 from streams.demo import run_demo
@@ -339,12 +347,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"rcwatch: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except asyncio.CancelledError:  # a second signal: stopped waiting for the sinks
+    except StopAbandoned as stop:  # a second signal: stopped waiting for the sinks
         print(
             "rcwatch: stopped without waiting for the sinks; events after the last checkpoint "
             "(and spooled alerts) are processed by the next run",
             file=sys.stderr,
         )
-        return 130
+        return 128 + stop.signum
     parser.error(f"unknown command {args.command}")
     return EXIT_CONFIG  # pragma: no cover

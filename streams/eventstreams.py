@@ -139,7 +139,10 @@ def _check_since(value: str) -> str | None:
 
 
 def ms_to_iso(ms: int) -> str:
-    when = datetime.fromtimestamp(ms / 1000, UTC)
+    try:
+        when = datetime.fromtimestamp(ms / 1000, UTC)
+    except (ValueError, OverflowError, OSError):
+        return f"{ms} ms since the epoch"
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

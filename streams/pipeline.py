@@ -326,12 +326,24 @@ class Pipeline:
         horizon = max(t for _, t in self._completed) - self.resume_dedup_seconds
         return [[i, t] for i, t in self._completed if t >= horizon]
 
-    def restore_resume_ids(self, entries: Sequence[Sequence[object]]) -> None:
+    def restore_resume_ids(self, entries: object) -> None:
+        """The ids saved with the checkpoint; ValueError (nothing changed) for anything
+        that is not a list of [id, time] pairs."""
+        if not isinstance(entries, list):
+            raise ValueError("saved event ids are not a list")
+        pairs = []
         for entry in entries:
-            event_id, when = entry[0], entry[1]
-            if isinstance(event_id, str) and isinstance(when, (int, float)):
-                self._recent.add(event_id)
-                self._completed.append((event_id, float(when)))
+            if not (isinstance(entry, list) and len(entry) == 2):
+                raise ValueError("a saved event id is not an [id, time] pair")
+            event_id, when = entry
+            if not isinstance(event_id, str) or isinstance(when, bool):
+                raise ValueError("a saved event id is not an [id, time] pair")
+            if not isinstance(when, (int, float)):
+                raise ValueError("a saved event id is not an [id, time] pair")
+            pairs.append((event_id, float(when)))
+        for event_id, when in pairs:
+            self._recent.add(event_id)
+            self._completed.append((event_id, when))
 
     def process(self, batch: Sequence[RawEvent]) -> BatchResult:
         """Both stages at once, without fetching (tests, benchmarks, simple callers)."""

@@ -68,6 +68,10 @@ class Throttle:
         self.updates = 0
         self.escalations = 0
 
+    def empty_copy(self) -> Throttle:
+        """A throttle with the same settings and no groups (to restore a snapshot into)."""
+        return Throttle(self.config)
+
     def apply(self, alert: Alert, when: float) -> tuple[Alert, bool, bool] | None:
         """(alert to deliver, is an update, escalated); None when this very alert (the same
         rule on the same change) was counted already."""
@@ -126,10 +130,64 @@ class Throttle:
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
-        version = data.get("version")
-        if version not in (1, 2):  # 1: targets as names, no sources remembered
+        """Replace the groups with a snapshot's; ValueError (nothing changed) when the
+        snapshot is not one this version wrote."""
+        if not isinstance(data, Mapping) or data.get("version") not in (1, 2):
             raise ValueError("unknown throttle state version")
-        self._groups = OrderedDict(
-            ((k[0], k[1], _h(k[2]) if version == 1 else k[2]), _Group(*g))
-            for k, g in data["groups"]
-        )
+        version = data["version"]  # 1: targets as names, no sources remembered
+        groups: OrderedDict[tuple[str, str, str], _Group] = OrderedDict()
+        for item in _list(data.get("groups")):
+            key, fields = _pair(item)
+            rule, wiki, target = _strs(key, 3)
+            g = _list(fields)
+            if len(g) not in (6, 7):
+                raise ValueError("throttle group of the wrong shape")
+            gid, severity = _str(g[0]), _str(g[5])
+            count, first, last = _int(g[1]), _num(g[2]), _num(g[3])
+            first_event = None if g[4] is None else _str(g[4])
+            sources = g[6] if len(g) == 7 else {}
+            if severity not in _LEVELS or count < 1 or not isinstance(sources, dict):
+                raise ValueError("throttle group with impossible values")
+            counted = {_str(k): _int(v) for k, v in sources.items()}
+            groups[(rule, wiki, _h(target) if version == 1 else target)] = _Group(
+                gid, count, first, last, first_event, severity, counted
+            )
+        self._groups = groups
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, (list, tuple)):
+        raise ValueError("expected a list")
+    return list(value)
+
+
+def _pair(value: Any) -> tuple[Any, Any]:
+    items = _list(value)
+    if len(items) != 2:
+        raise ValueError("expected a pair")
+    return items[0], items[1]
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected a string")
+    return value
+
+
+def _strs(value: Any, n: int) -> list[str]:
+    items = _list(value)
+    if len(items) != n:
+        raise ValueError(f"expected {n} strings")
+    return [_str(v) for v in items]
+
+
+def _int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("expected an integer")
+    return value
+
+
+def _num(value: Any) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError("expected a number")
+    return float(value)
