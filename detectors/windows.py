@@ -130,8 +130,9 @@ class WindowStore:
         self.max_keys = max_keys
         self.page_memory_seconds = page_memory_seconds
         self.pii_memory_seconds = pii_memory_seconds
-        # (rule, hash of the group values) -> [(time, hash of the distinct value)], oldest first
-        self._groups: OrderedDict[tuple[str, str], list[tuple[float, str]]] = OrderedDict()
+        # (rule, hash of the group values) -> [(time, hash of the distinct value, event key)],
+        # oldest first; the event key makes counting idempotent across re-deliveries
+        self._groups: OrderedDict[tuple[str, str], list[tuple[float, str, str]]] = OrderedDict()
         self._editors: OrderedDict[int, tuple[str, float]] = OrderedDict()
         self._removed: OrderedDict[int, dict[str, float]] = OrderedDict()
         self.evictions = 0
@@ -187,6 +188,7 @@ class WindowStore:
         return the findings of those whose threshold it reached."""
         self.now = max(self.now, when)
         fired = []
+        event = _h(change.meta_id)[:12] if change.meta_id else ""  # idempotent per event
         for cand in candidates:
             rule = rules[cand.rule]
             window = rule.window
@@ -201,18 +203,20 @@ class WindowStore:
                 entries = self._groups[key] = []
             else:
                 self._groups.move_to_end(key)
+                if event and any(e[2] == event for e in entries):
+                    continue  # re-delivered: counted (and decided) the first time
             if window.distinct is not None:
                 mark = sys.intern(_h(_value(window.distinct, change, ctx) or ""))
             else:
                 mark = ""  # counting events: the time is enough
-            entries.append((when, mark))
+            entries.append((when, mark, event))
             horizon = when - window.seconds
             drop = 0
             while drop < len(entries) and entries[drop][0] < horizon:
                 drop += 1
             if drop or len(entries) > _PER_GROUP_MAX:
                 del entries[: max(drop, len(entries) - _PER_GROUP_MAX)]
-            n = len({m for _t, m in entries}) if window.distinct is not None else len(entries)
+            n = len({e[1] for e in entries}) if window.distinct is not None else len(entries)
             if n >= window.threshold:
                 what = f"distinct {window.distinct}s" if window.distinct else "events"
                 target = ", ".join(f"{k}={v}" for k, v in zip(window.group_by, values, strict=True))
@@ -305,15 +309,19 @@ class WindowStore:
         if not isinstance(data, Mapping) or data.get("version") not in (1, 2):
             raise ValueError("unknown window state version")
         version = data["version"]
-        groups: OrderedDict[tuple[str, str], list[tuple[float, str]]] = OrderedDict()
+        groups: OrderedDict[tuple[str, str], list[tuple[float, str, str]]] = OrderedDict()
         for item in _list(data.get("groups")):
             rid, values, entries = _items(item, 3)
             if version == 1:  # names as they were: hashed now, so no name stays on disk
                 key = (_str(rid), _h("\x1f".join(_str(v) for v in _list(values))))
-                groups[key] = [(_num(t), sys.intern(_h(_str(m)))) for t, m in _entries(entries)]
+                groups[key] = [
+                    (_num(t), sys.intern(_h(_str(m))), "") for t, m, _ in _entries(entries)
+                ]
             else:
                 key = (_str(rid), _str(values))
-                groups[key] = [(_num(t), sys.intern(_str(m))) for t, m in _entries(entries)]
+                groups[key] = [
+                    (_num(t), sys.intern(_str(m)), _str(e)) for t, m, e in _entries(entries)
+                ]
         editors = OrderedDict(
             (_int(p), (sys.intern(_str(e)), _num(t)))
             for p, e, t in (_items(x, 3) for x in _list(data.get("editors")))
@@ -342,8 +350,15 @@ def _items(value: Any, n: int) -> list[Any]:
     return items
 
 
-def _entries(value: Any) -> list[tuple[Any, Any]]:
-    return [(e[0], e[1]) for e in (_items(x, 2) for x in _list(value))]
+def _entries(value: Any) -> list[tuple[Any, Any, Any]]:
+    """Window entries: [time, mark, event key], or [time, mark] as older versions wrote."""
+    out = []
+    for x in _list(value):
+        e = _list(x)
+        if len(e) not in (2, 3):
+            raise ValueError("a window entry of the wrong shape")
+        out.append((e[0], e[1], e[2] if len(e) == 3 else ""))
+    return out
 
 
 def _str(value: Any) -> str:

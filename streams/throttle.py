@@ -1,15 +1,19 @@
 """Alert de-duplication and throttling: the same rule on the same target within a cooldown
 is one alert, updated with a count, not a new page for on-call each time.
 
-The first alert of a group is delivered as it is. Each repeat within ``cooldown_seconds``
-(event time) of the previous one is delivered as an *update* of it: same ``id``, a higher
+Groups are the same rule on the same target (a user, a page, a pattern's group) within one
+period of ``cooldown_seconds`` of event time. A group's alert ``id`` is derived from what
+defines the group (rule, wiki, target, period), never from which of its events came first,
+so a restart that re-processes events in another order (a resumed connection serves one
+topic's backlog before another's) gives the same ids. The first alert of a group is
+delivered with ``count`` 1; each further one as an *update*: same ``id``, a higher
 ``count``, the newest event's details, and a severity raised one level at each count in
-``escalate_at`` (repeated patterns escalate). Sinks key updates by ``delivery_id``
-(``<id>~<count>``), so a restart that reprocesses events neither repeats nor loses one.
-Counting is idempotent: each group remembers which source alerts (rule + change) it has
-counted, and the same change seen again (a resume overlap, a re-delivery) is a repeat, not
-a new count, so it can neither re-page nor escalate. Driven by event time and snapshotted
-with the checkpoint, so replays are deterministic.
+``escalate_at``. Sinks key updates by ``delivery_id`` (``<id>~<count>``), so a restart
+neither repeats nor loses one. Counting is idempotent: a group remembers which source
+alerts (rule + change) it counted, and the same change seen again (a resume overlap, a
+re-delivery) is a repeat, not a new count, so it can neither re-page nor escalate. Driven
+by event time and snapshotted with the checkpoint, so replays are deterministic. A burst
+that spans two periods gives two alerts.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sinks.alert import Alert
+from sinks.alert import Alert, alert_id
 
 __all__ = ["Throttle", "ThrottleConfig"]
 
@@ -32,7 +36,7 @@ def _h(value: str) -> str:
     return hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
-_SOURCES_PER_GROUP = 32  # counted source alerts remembered per group (besides the first)
+_SOURCES_PER_GROUP = 256  # counted source alerts remembered per group
 
 
 def _check_levels(values: tuple[int, ...]) -> str | None:
@@ -57,14 +61,17 @@ class _Group:
     last_time: float
     first_event_time: str | None
     severity: str
-    sources: dict[str, int] = field(default_factory=dict)  # later source alert id -> count
+    sources: dict[str, int] = field(default_factory=dict)  # source alert id -> its count
+
+
+# (rule, wiki, hash of the target, period): the target is a user or a page, kept as a hash
+_Key = tuple[str, str, str, int]
 
 
 class Throttle:
     def __init__(self, config: ThrottleConfig | None = None) -> None:
         self.config = config or ThrottleConfig()
-        # (rule, wiki, hash of the target): the target is a user or a page, kept as a hash
-        self._groups: OrderedDict[tuple[str, str, str], _Group] = OrderedDict()
+        self._groups: OrderedDict[_Key, _Group] = OrderedDict()
         self.updates = 0
         self.escalations = 0
 
@@ -77,20 +84,21 @@ class Throttle:
         rule on the same change) was counted already."""
         if not self.config.enabled:
             return alert, False, False
-        key = (alert.rule, alert.wiki or "", _h(alert.target or alert.title or ""))
-        cooldown = self.config.cooldown_seconds
+        target = _h(alert.target or alert.title or "")
+        period = int(when // self.config.cooldown_seconds)
+        key = (alert.rule, alert.wiki or "", target, period)
         group = self._groups.get(key)
-        if group is not None and (alert.id == group.id or alert.id in group.sources):
+        if group is not None and alert.id in group.sources:
             return None
-        if group is None or when - group.last_time > cooldown:
-            self._groups[key] = _Group(alert.id, 1, when, when, alert.event_time, alert.severity)
-            self._groups.move_to_end(key)
-            self._expire(when)
-            return alert, False, False
+        if group is None:
+            gid = alert_id(alert.rule, alert.wiki, f"throttle:{target}:{period}")
+            group = _Group(gid, 0, when, when, alert.event_time, alert.severity)
+            self._groups[key] = group
         group.count += 1
         group.sources[alert.id] = group.count
         if len(group.sources) > _SOURCES_PER_GROUP:
             del group.sources[next(iter(group.sources))]
+        group.first_time = min(group.first_time, when)
         group.last_time = max(group.last_time, when)
         self._groups.move_to_end(key)
         escalated = False
@@ -100,20 +108,24 @@ class Throttle:
             group.severity = _LEVELS[level]
         if _LEVELS.index(alert.severity) > _LEVELS.index(group.severity):
             group.severity = alert.severity
-        self.updates += 1
-        self.escalations += escalated
-        update = dataclasses.replace(
+        update = group.count > 1
+        if update:
+            self.updates += 1
+            self.escalations += escalated
+        else:
+            self._expire(when)
+        delivered = dataclasses.replace(
             alert,
             id=group.id,
             count=group.count,
             severity=group.severity,
-            first_event_time=group.first_event_time,
+            first_event_time=group.first_event_time if update else None,
         )
-        return update, True, escalated
+        return delivered, update, escalated
 
     def _expire(self, now: float) -> None:
         groups = self._groups
-        horizon = now - self.config.cooldown_seconds
+        horizon = now - 2 * self.config.cooldown_seconds
         while groups and next(iter(groups.values())).last_time < horizon:
             groups.popitem(last=False)
         while len(groups) > self.config.max_keys:
@@ -125,33 +137,40 @@ class Throttle:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "version": 2,
+            "version": 3,
             "groups": [[list(k), dataclasses.astuple(g)] for k, g in self._groups.items()],
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
         """Replace the groups with a snapshot's; ValueError (nothing changed) when the
-        snapshot is not one this version wrote."""
-        if not isinstance(data, Mapping) or data.get("version") not in (1, 2):
+        snapshot is not one this version wrote. Groups of version 1 (targets as names, no
+        sources, ids from the first alert) keep their ids and get their period."""
+        if not isinstance(data, Mapping) or data.get("version") not in (1, 3):
             raise ValueError("unknown throttle state version")
-        version = data["version"]  # 1: targets as names, no sources remembered
-        groups: OrderedDict[tuple[str, str, str], _Group] = OrderedDict()
+        version = data["version"]
+        cooldown = self.config.cooldown_seconds
+        groups: OrderedDict[_Key, _Group] = OrderedDict()
         for item in _list(data.get("groups")):
             key, fields = _pair(item)
-            rule, wiki, target = _strs(key, 3)
             g = _list(fields)
             if len(g) not in (6, 7):
                 raise ValueError("throttle group of the wrong shape")
             gid, severity = _str(g[0]), _str(g[5])
             count, first, last = _int(g[1]), _num(g[2]), _num(g[3])
             first_event = None if g[4] is None else _str(g[4])
-            sources = g[6] if len(g) == 7 else {}
+            sources = g[6] if len(g) == 7 else {gid: 1}
             if severity not in _LEVELS or count < 1 or not isinstance(sources, dict):
                 raise ValueError("throttle group with impossible values")
             counted = {_str(k): _int(v) for k, v in sources.items()}
-            groups[(rule, wiki, _h(target) if version == 1 else target)] = _Group(
-                gid, count, first, last, first_event, severity, counted
-            )
+            if version == 1:
+                rule, wiki, target = _strs(key, 3)
+                new_key = (rule, wiki, _h(target), int(last // cooldown))
+            else:
+                parts = _list(key)
+                if len(parts) != 4:
+                    raise ValueError("throttle key of the wrong shape")
+                new_key = (_str(parts[0]), _str(parts[1]), _str(parts[2]), _int(parts[3]))
+            groups[new_key] = _Group(gid, count, first, last, first_event, severity, counted)
         self._groups = groups
 
 

@@ -96,3 +96,21 @@ def test_window_state_survives_a_restart(tmp_path: Path) -> None:
         f.unlink()
     asyncio.run(run(second, fresh))
     assert not any("brigading" in a for a in fresh.rules)
+
+
+def test_a_redelivered_event_is_not_counted_twice_by_a_window() -> None:
+    """A resume may deliver an event again that the saved ids no longer cover (a late
+    event, a quiet topic's last event): the window must not count it a second time."""
+    scenario = dict(sc.scenarios())["pattern.harassment-spree"]
+    events = [RawEvent(None, data, 0, content) for data, content in scenario]
+    four = events[:-1]
+    first = _pipeline()
+    assert not [a for a in first.process(four).alerts if a.rule.startswith("pattern.")]
+    second = _pipeline()  # restarted: pattern state restored, the saved ids not covering it
+    second.windows.restore(first.windows.snapshot())
+    second.throttle.restore(first.throttle.snapshot())
+    again = second.process(four[-1:]).alerts
+    assert "pattern.harassment-spree" not in [a.rule for a in again]
+    # a fifth distinct attack still completes the spree
+    fifth = second.process(events[-1:]).alerts
+    assert "pattern.harassment-spree" in [a.rule for a in fifth]
