@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from sinks.files import write_atomic
+from sinks.files import aside_path, write_atomic
 
 __all__ = ["Ledger", "RecentIds"]
 
@@ -80,7 +79,7 @@ class Ledger:
                 else:
                     bad.append(line)
             if bad:
-                aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+                aside = aside_path(self.path)
                 write_atomic(aside, b"".join(b + b"\n" for b in bad))
                 self.corrupt = len(bad)
                 log.error(

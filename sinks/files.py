@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import os
+import secrets
+import time
 from pathlib import Path
 
-__all__ = ["write_atomic"]
+__all__ = ["aside_path", "unique_suffix", "write_atomic"]
+
+
+def unique_suffix() -> str:
+    """A name part no other write of this or any process shares: nanoseconds and 48
+    random bits (a pid and a counter repeat across restarts and containers)."""
+    return f"{time.time_ns()}-{secrets.token_hex(6)}"
+
+
+def aside_path(path: Path) -> Path:
+    """Where a corrupt ``path`` is kept for inspection: ``<name>.corrupt-<unique>``, so
+    two corrupt files in the same second never overwrite each other."""
+    return path.with_name(f"{path.name}.corrupt-{unique_suffix()}")
 
 
 def write_atomic(path: Path, data: bytes, *, sync_dir: bool = False) -> None:

@@ -20,7 +20,6 @@ import fcntl
 import logging
 import os
 import re
-import time
 from collections import deque
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from sinks.files import write_atomic
+from sinks.files import aside_path, unique_suffix, write_atomic
 
 __all__ = [
     "Checkpoint",
@@ -76,17 +75,29 @@ def _utc_now_iso() -> str:
 
 class CheckpointStore:
     FILE = "checkpoint.json"
+    PREVIOUS = "checkpoint.prev.json"
     ORIGIN = "origin.json"
 
     def __init__(self, state_dir: str | Path) -> None:
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / self.FILE
+        self.prev_path = self.state_dir / self.PREVIOUS
         self.origin_path = self.state_dir / self.ORIGIN
         self.writes = 0
+        self._saved: Checkpoint | None = None  # the last checkpoint this process wrote
+        self._saved_state: str | None = None
 
     def load(self) -> Checkpoint | None:
         """The checkpoint; raises CheckpointError when the file is corrupt."""
-        d = _read_json(self.path)
+        return self._load(self.path)
+
+    def load_previous(self) -> Checkpoint | None:
+        """The checkpoint before the last one (the fallback when that one is corrupt or
+        missing); raises CheckpointError when the file is corrupt."""
+        return self._load(self.prev_path)
+
+    def _load(self, path: Path) -> Checkpoint | None:
+        d = _read_json(path)
         if d is None:
             return None
         try:
@@ -107,7 +118,7 @@ class CheckpointStore:
                 raise TypeError
         except (KeyError, TypeError) as exc:
             raise CheckpointError(
-                f"{self.path} is not a valid checkpoint; move it away or run with "
+                f"{path} is not a valid checkpoint; move it away or run with "
                 "--reset-checkpoint to start from --since"
             ) from exc
         return cp
@@ -120,21 +131,37 @@ class CheckpointStore:
         state: bytes | None = None,
     ) -> Checkpoint:
         """Write the state (a new file per write) and then the checkpoint naming it, so
-        the two always belong together; older state files are removed afterwards."""
+        the two always belong together. The checkpoint it replaces is kept as
+        ``checkpoint.prev.json`` with its state file: a corrupt checkpoint then costs one
+        checkpoint interval of replay, not everything since the first start. Other state
+        files are removed afterwards."""
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         state_name = None
         if state is not None:
-            self.writes += 1
-            state_name = f"state-{self.writes:08d}-{os.getpid()}.json"
+            state_name = f"state-{unique_suffix()}.json"
             self._write_atomic(self.state_dir / state_name, state)
         cp = Checkpoint(last_event_id, streams, event_time, _utc_now_iso(), state_name)
+        previous = self._saved_state if self._saved is not None else self._current_state_file()
+        try:
+            os.replace(self.path, self.prev_path)  # a crash now: the loader takes prev
+        except FileNotFoundError:
+            previous = None
         self._write_atomic(self.path, orjson.dumps(asdict(cp), option=orjson.OPT_INDENT_2) + b"\n")
-        if state is None:
-            self.writes += 1
+        self.writes += 1
+        self._saved, self._saved_state = cp, state_name
+        keep = {state_name, previous}
         for old in self.state_dir.glob("state-*.json"):
-            if old.name != state_name:
+            if old.name not in keep:
                 old.unlink(missing_ok=True)
         return cp
+
+    def _current_state_file(self) -> str | None:
+        """The state file the checkpoint on disk names (before this process saved one)."""
+        try:
+            cp = self.load()
+        except CheckpointError:
+            return None
+        return cp.state_file if cp is not None else None
 
     def load_origin(self) -> Origin | None:
         """The first start's origin; raises CheckpointError when the file is corrupt."""
@@ -172,7 +199,7 @@ class CheckpointStore:
 
     def quarantine(self, path: Path) -> Path | None:
         """Move a corrupt state file aside (kept for inspection); returns its new name."""
-        aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+        aside = aside_path(path)
         try:
             os.replace(path, aside)
         except OSError:
@@ -191,13 +218,18 @@ class CheckpointStore:
         write_atomic(path, data, sync_dir=True)
 
     def reset(self) -> bool:
-        """Forget the position and the origin; True if there was a checkpoint."""
+        """Forget the position (both checkpoints) and the origin; True if there was a
+        checkpoint."""
         self.origin_path.unlink(missing_ok=True)
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            return False
-        return True
+        had = False
+        for path in (self.prev_path, self.path):
+            try:
+                path.unlink()
+                had = True
+            except FileNotFoundError:
+                pass
+        self._saved = self._saved_state = None
+        return had
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

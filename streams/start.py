@@ -1,6 +1,8 @@
 """Where a run starts: the checkpoint, else the first start's origin, else a new origin.
 
-1. A checkpoint (the position after the last fully processed event) wins. A saved position
+1. A checkpoint (the position after the last fully processed event) wins; when it is
+   corrupt or missing, the one before it (``checkpoint.prev.json``, kept by every save
+   with its pattern state), so a bad file costs one checkpoint interval of replay. A saved position
    with a live-end entry (``offset`` -1, written by an older rcwatch) would skip what that
    topic produced while rcwatch was away, so that entry is pinned to a timestamp that can
    skip nothing: the checkpoint's event time minus the margin (else the origin).
@@ -10,7 +12,7 @@
 3. Without either, a new origin: ``--since`` if given, else the live end, taken as "now
    minus the margin" (clock skew between this host and the stream's producers).
 
-A corrupt checkpoint or origin is moved aside (``*.corrupt-<time>``), counted
+A corrupt checkpoint or origin is moved aside (``*.corrupt-<unique>``), counted
 (``rcwatch_state_corrupt_total``) and logged, and the start falls back to the next rule: a
 bad file costs a replay, never a crash loop or a silent skip.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -59,17 +62,36 @@ def _corrupt(store: CheckpointStore, path: Path, kind: str, metrics: Metrics, wh
 
 
 def _load_checkpoint(store: CheckpointStore, metrics: Metrics) -> Checkpoint | None:
+    """The checkpoint, else the one before it (kept by every save), else None."""
+    cp = _load_one(store, store.path, store.load, metrics)
+    if cp is not None:
+        return cp
+    prev = _load_one(store, store.prev_path, store.load_previous, metrics)
+    if prev is not None:
+        log.warning(
+            "checkpoint missing or unusable: resuming from the one before it",
+            extra={"fields": {"file": str(store.prev_path), "event_time": prev.event_time}},
+        )
+    return prev
+
+
+def _load_one(
+    store: CheckpointStore,
+    path: Path,
+    load: Callable[[], Checkpoint | None],
+    metrics: Metrics,
+) -> Checkpoint | None:
     try:
-        cp = store.load()
+        cp = load()
     except CheckpointError as exc:
-        _corrupt(store, store.path, "checkpoint", metrics, str(exc.__cause__ or exc))
+        _corrupt(store, path, "checkpoint", metrics, str(exc.__cause__ or exc))
         return None
     if cp is None:
         return None
     try:
         check(cp.last_event_id)
     except PositionError as exc:
-        _corrupt(store, store.path, "checkpoint", metrics, f"bad position ({exc.reason})")
+        _corrupt(store, path, "checkpoint", metrics, f"bad position ({exc.reason})")
         return None
     return cp
 

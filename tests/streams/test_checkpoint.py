@@ -18,6 +18,43 @@ def test_save_load_and_reset(tmp_path: Path) -> None:
     assert store.reset() and store.load() is None and not store.reset()
 
 
+def _pos(offset: int) -> str:
+    return f'[{{"topic":"t","partition":0,"offset":{offset}}}]'
+
+
+def test_the_checkpoint_before_is_kept_with_its_state(tmp_path: Path) -> None:
+    """Every save keeps the checkpoint it replaces, and that checkpoint's state file,
+    as the fallback for a corrupt one; older state files go."""
+    store = CheckpointStore(tmp_path)
+    for n in range(1, 4):
+        store.save(_pos(n), "recentchange", None, state=b'{"n": %d}' % n)
+    cp, prev = store.load(), store.load_previous()
+    assert cp is not None and prev is not None
+    assert (cp.last_event_id, prev.last_event_id) == (_pos(3), _pos(2))
+    assert store.load_state(prev) == b'{"n": 2}' and store.load_state(cp) == b'{"n": 3}'
+    assert len(list(tmp_path.glob("state-*.json"))) == 2
+    # a new process (a restart) still keeps the state of the checkpoint it rotates out
+    again = CheckpointStore(tmp_path)
+    again.save(_pos(4), "recentchange", None, state=b'{"n": 4}')
+    prev = again.load_previous()
+    assert prev is not None and prev.last_event_id == _pos(3)
+    assert again.load_state(prev) == b'{"n": 3}'
+    assert len(list(tmp_path.glob("state-*.json"))) == 2
+    assert again.reset() and again.load() is None and again.load_previous() is None
+
+
+def test_state_file_names_never_repeat(tmp_path: Path) -> None:
+    """Names are not a per-process counter: two processes (or a restart with the same
+    pid, as in a container) never write the same state file name."""
+    a, b = CheckpointStore(tmp_path / "a"), CheckpointStore(tmp_path / "b")
+    names = set()
+    for _ in range(5):
+        for store in (a, b):
+            cp = store.save(_pos(1), "recentchange", None, state=b"{}")
+            names.add(cp.state_file)
+    assert len(names) == 10
+
+
 def test_corrupt_checkpoint_is_reported(tmp_path: Path) -> None:
     store = CheckpointStore(tmp_path)
     store.path.write_text("{torn")

@@ -227,3 +227,31 @@ def test_a_corrupt_checkpoint_is_set_aside_and_the_origin_used(
     assert not store.path.exists() and list(tmp_path.glob("checkpoint.json.corrupt-*"))
     assert metric_total(metrics, "rcwatch_state_corrupt", file="checkpoint") == 1
     assert "moved aside" in caplog.text
+
+
+@pytest.mark.parametrize("damage", ["torn", "missing"])
+def test_a_corrupt_checkpoint_falls_back_to_the_one_before(
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not to the first start's origin, which may be weeks back: the previous checkpoint
+    (one interval older) and its pattern state. 'missing' is a crash between the two
+    renames of a save."""
+    store = CheckpointStore(tmp_path)
+    store.save_origin(1234, "recentchange", "live end")
+    older = '[{"topic":"t","partition":0,"offset":7}]'
+    store.save(older, "recentchange", "2026-05-05T11:17:40Z", state=b'{"older": 1}')
+    store.save('[{"topic":"t","partition":0,"offset":9}]', "recentchange", None, state=b"{}")
+    if damage == "torn":
+        store.path.write_bytes(b'{"last_event_id": ')
+    else:
+        store.path.unlink()
+    metrics = Metrics()
+    with caplog.at_level(logging.WARNING):
+        start = resolve_start(
+            store, streams="recentchange", since=None, margin_seconds=1, metrics=metrics
+        )
+    assert (start.last_event_id, start.since) == (older, None)
+    assert start.checkpoint is not None and store.load_state(start.checkpoint) == b'{"older": 1}'
+    assert "resuming from the one before it" in caplog.text
+    corrupt = 1 if damage == "torn" else 0
+    assert metric_total(metrics, "rcwatch_state_corrupt", file="checkpoint") == corrupt
