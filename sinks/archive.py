@@ -12,8 +12,10 @@ the reason), so that replays and backtests use it instead of asking the wiki aga
 ``data`` is the SSE data string exactly as received (malformed events included, so the
 archive is complete). Lines are buffered in memory and written as one complete gzip member
 per ``flush``; the runner flushes before it moves the checkpoint, so everything before the
-checkpoint is on disk. A crash can only tear the last member, which readers skip with a
-warning: those events come after the checkpoint and are received and archived again.
+checkpoint is on disk. A write that fails (a full disk) is cut back to the last whole
+member and retried with the next flush. A crash can only tear the last member, which readers
+skip with a warning (and any damaged member elsewhere, resuming at the next header): those
+events come after the checkpoint and are received and archived again.
 
 Every start opens a new file. The ids in the newest earlier files seed a bounded set, so
 events that are re-delivered after a restart are not archived twice. Files are created
@@ -30,7 +32,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -46,57 +48,107 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 @dataclass
 class ArchiveStats:
-    truncated: bool = False
+    truncated: bool = False  # a member was torn (cut short or damaged) and skipped
+    damaged_members: int = 0
     bytes_read: int = 0  # of the file as stored (compressed for gzip)
+
+
+_READ = 1 << 20
 
 
 def iter_lines(path: str | Path, stats: ArchiveStats | None = None) -> Iterator[bytes]:
     """Lines of a plain or gzip (multi-member) file, without line ends.
 
-    A truncated gzip member at the end (a crash mid-write) ends the iteration quietly
-    after the last complete line; ``stats.truncated`` tells the caller it happened.
+    A gzip member that is cut short (a crash mid-write at the end of the file, or a write
+    torn by a full disk before the fix that cuts such writes back) or damaged does not
+    end the file: the lines it completed are kept, the partial line is dropped, and
+    reading resumes at the next member header after it. ``stats.truncated`` and
+    ``stats.damaged_members`` tell the caller it happened.
     """
     with open(path, "rb") as f:
         head = f.read(2)
         f.seek(0)
-        pending = b""
         if head != _GZIP_MAGIC:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                if stats is not None:
-                    stats.bytes_read += len(block)
-                parts = (pending + block).split(b"\n")
-                pending = parts.pop()
-                yield from (p.rstrip(b"\r") for p in parts if p.strip(b"\r"))
-            if pending.strip(b"\r"):
-                yield pending.rstrip(b"\r")
-            return
+            yield from _plain_lines(f, stats)
+        else:
+            yield from _gzip_lines(f, stats)
+
+
+def _plain_lines(f: BinaryIO, stats: ArchiveStats | None) -> Iterator[bytes]:
+    pending = b""
+    for block in iter(lambda: f.read(_READ), b""):
+        if stats is not None:
+            stats.bytes_read += len(block)
+        parts = (pending + block).split(b"\n")
+        pending = parts.pop()
+        yield from (p.rstrip(b"\r") for p in parts if p.strip(b"\r"))
+    if pending.strip(b"\r"):
+        yield pending.rstrip(b"\r")
+
+
+def _gzip_lines(f: BinaryIO, stats: ArchiveStats | None) -> Iterator[bytes]:
+    pending = b""
+    member_start = 0  # file offset where the member being decoded began
+    offset = 0  # file offset of the next byte read
+    while True:
         d = zlib.decompressobj(31)
-        fed = False  # has the current member received any input?
-        try:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                if stats is not None:
-                    stats.bytes_read += len(block)
-                data = block
-                while data:
-                    fed = True
-                    out = d.decompress(data)
-                    if out:
-                        parts = (pending + out).split(b"\n")
-                        pending = parts.pop()
-                        yield from (p for p in parts if p)
-                    if not d.eof:
-                        break
-                    data = d.unused_data  # the next member starts here
-                    d = zlib.decompressobj(31)
-                    fed = False
-        except zlib.error:
-            fed = True  # garbage where a member should be: treat like a torn end
-        if fed and not d.eof:
+        fed = False  # has this member received any input?
+        damaged = False
+        while not damaged:
+            block = f.read(_READ)
+            if not block:
+                break
             if stats is not None:
-                stats.truncated = True
-            return  # the partial line of a torn member is not an event
-        if pending:
-            yield pending
+                stats.bytes_read += len(block)
+            data, data_at = block, offset
+            offset += len(block)
+            while data:
+                fed = True
+                try:
+                    out = d.decompress(data)
+                except zlib.error:
+                    damaged = True
+                    break
+                if out:
+                    parts = (pending + out).split(b"\n")
+                    pending = parts.pop()
+                    yield from (p for p in parts if p)
+                if not d.eof:
+                    break
+                data_at += len(data) - len(d.unused_data)
+                member_start, data = data_at, d.unused_data  # the next member starts here
+                d = zlib.decompressobj(31)
+                fed = False
+        if not (fed and not d.eof) and not damaged:
+            if pending:
+                yield pending
+            return
+        # a torn or damaged member: drop its partial line, resume at the next header
+        pending = b""
+        if stats is not None:
+            stats.truncated = True
+            stats.damaged_members += 1
+        found = _next_member(f, member_start + 1)
+        if found is None:
+            return
+        f.seek(found)
+        offset = member_start = found
+
+
+def _next_member(f: BinaryIO, start: int) -> int | None:
+    """The offset of the next gzip member header (magic and deflate method) at or after
+    ``start``, None at the end of the file."""
+    magic = _GZIP_MAGIC + b"\x08"
+    f.seek(start)
+    at, tail = start, b""
+    for block in iter(lambda: f.read(_READ), b""):
+        window = tail + block
+        i = window.find(magic)
+        if i >= 0:
+            return at - len(tail) + i
+        tail = window[-(len(magic) - 1) :]
+        at += len(block)
+    return None
 
 
 class EventArchive:
@@ -126,6 +178,8 @@ class EventArchive:
         self.duplicates = 0
         self.bytes_written = 0
         self.files_opened = 0
+        self.unreadable = 0  # files the start could not read
+        self.damaged_members = 0  # torn members the start skipped
 
     @property
     def current_path(self) -> Path | None:
@@ -144,16 +198,25 @@ class EventArchive:
         seeded = 0
         for path in newest_first:
             stats = ArchiveStats()
-            found = [
-                m.group(1).decode("utf-8", "replace")
-                for line in iter_lines(path, stats)
-                if (m := _EVENT_ID.match(line))
-            ]
+            try:
+                found = [
+                    m.group(1).decode("utf-8", "replace")
+                    for line in iter_lines(path, stats)
+                    if (m := _EVENT_ID.match(line))
+                ]
+            except OSError as exc:
+                self.unreadable += 1
+                log.error(
+                    "archive file unreadable; skipped (events in it may be archived again)",
+                    extra={"fields": {"file": path.name, "problem": exc.strerror or str(exc)}},
+                )
+                continue
             if stats.truncated:
+                self.damaged_members += stats.damaged_members
                 log.warning(
-                    "archive file ends in a torn gzip member (earlier crash); its complete "
-                    "lines are kept, the rest will be received again",
-                    extra={"fields": {"file": path.name}},
+                    "archive file has a torn gzip member (earlier crash or full disk); "
+                    "its complete lines are kept, the rest will be received again",
+                    extra={"fields": {"file": path.name, "members": stats.damaged_members}},
                 )
             ids.append(found)
             seeded += len(found)
@@ -201,17 +264,34 @@ class EventArchive:
             assert self._fd is not None
             raw = b"".join(self._buf)
             member = _gzip_member(raw, self.compress_level)
-            view = memoryview(member)
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
-            os.fsync(self._fd)
+            self._write_member(self._fd, member)
             self.events_written += len(self._buf)
             self.bytes_written += len(member)
             self._file_raw_bytes += len(raw)
             self._buf.clear()
         elif self._fd is not None and self._due():
             self._close_file()
+
+    def _write_member(self, fd: int, member: bytes) -> None:
+        """Append one whole member, or nothing: a write or fsync cut short (a full disk)
+        is cut back to where the file ended, so the retry never leaves a torn member in
+        the middle of the file. The events stay buffered for that retry."""
+        end = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(member)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        except OSError:
+            try:
+                os.ftruncate(fd, end)
+            except OSError:
+                log.error(
+                    "archive write failed and could not be cut back (readers skip the rest)",
+                    extra={"fields": {"file": self._path.name if self._path else None}},
+                )
+            raise
 
     def _due(self) -> bool:
         return (

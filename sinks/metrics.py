@@ -345,7 +345,7 @@ class Metrics:
             ["file"],
             registry=r,
         )
-        for kind in ("checkpoint", "origin", "pattern_state", "ledger"):
+        for kind in ("checkpoint", "origin", "pattern_state", "ledger", "archive"):
             self.state_corrupt.labels(kind)
         self.checkpoint_event_time = Gauge(
             "rcwatch_checkpoint_event_timestamp_seconds",

@@ -305,7 +305,8 @@ async def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     bar.close()
     if source.progress.truncated_files:
         print(
-            f"warning: {source.progress.truncated_files} file(s) ended in a torn gzip member",
+            f"warning: {source.progress.truncated_files} file(s) had a torn gzip member "
+            "(its partial last line skipped)",
             file=sys.stderr,
         )
     print(format_summary(summary), file=sys.stderr)

@@ -120,8 +120,9 @@ class ReplaySource:
         if stats.truncated:
             progress.truncated_files += 1
             log.warning(
-                "file ends in a torn gzip member; replayed up to its last complete line",
-                extra={"fields": {"file": str(path)}},
+                "file has a torn gzip member; its complete lines were replayed, reading "
+                "resumed at the next member",
+                extra={"fields": {"file": str(path), "members": stats.damaged_members}},
             )
 
     async def batches(self) -> AsyncIterator[list[RawEvent]]:

@@ -175,6 +175,9 @@ class Monitor:
         await self._start_sinks()
         if self.archive is not None:
             self.archive.start()
+            damaged = self.archive.damaged_members + self.archive.unreadable
+            if damaged:
+                self.metrics.state_corrupt.labels("archive").inc(damaged)
         queue: asyncio.Queue[list[RawEvent] | None] = asyncio.Queue(self.queue_max_batches)
         ordered: asyncio.Queue[BatchWork | None] = asyncio.Queue()
         source_task = asyncio.create_task(self._read(queue), name="rcwatch-source")

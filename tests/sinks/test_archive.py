@@ -4,6 +4,7 @@ import gzip
 from pathlib import Path
 
 import orjson
+import pytest
 
 from sinks.archive import ArchiveStats, EventArchive, iter_lines
 
@@ -126,3 +127,73 @@ def test_an_archive_line_with_an_undecodable_id_does_not_stop_a_start(tmp_path: 
     archive.start()  # raised UnicodeDecodeError on every start before
     assert not archive.append(None, "e1", b"{}", 3), "e1 is remembered as archived"
     archive.close()
+
+
+def test_a_torn_member_in_the_middle_hides_nothing_after_it(tmp_path: Path) -> None:
+    """Defect: reading stopped at the first torn member, so every later member (a full
+    disk episode, then days of events) was invisible to replay, backtests and the
+    re-delivery memory. Readers now resume at the next member header."""
+    path = tmp_path / "x.gz"
+    body = b"".join(b"line %d\n" % i for i in range(3000))
+    torn = gzip.compress(body)[:300]
+    garbage = b"not gzip at all \x1f\x8b but no member either"
+    path.write_bytes(gzip.compress(b"a\n") + torn + gzip.compress(b"b\nc\n") + garbage
+                     + gzip.compress(b"d\n"))  # fmt: skip
+    stats = ArchiveStats()
+    got = list(iter_lines(path, stats))
+    assert got[0] == b"a" and got[-3:] == [b"b", b"c", b"d"]
+    assert got[1:-3] == [b"line %d" % i for i in range(len(got) - 4)], "no partial line"
+    assert stats.truncated and stats.damaged_members == 2
+
+
+def test_an_unreadable_archive_file_does_not_stop_a_start(tmp_path: Path) -> None:
+    import os
+
+    if os.geteuid() == 0:
+        # root reads a 000 file anyway; a directory named like an archive file fails to open
+        (tmp_path / "events-20260505T111740Z-1-0001.ndjson.gz").mkdir()
+    else:
+        bad = tmp_path / "events-20260505T111740Z-1-0001.ndjson.gz"
+        bad.write_bytes(gzip.compress(b"{}\n"))
+        bad.chmod(0)
+    archive = EventArchive(tmp_path)
+    archive.start()
+    assert archive.unreadable == 1
+    _fill(archive, range(3))
+    archive.close()
+    assert archive.events_written == 3
+
+
+def test_a_member_cut_short_by_a_full_disk_is_cut_back(small_tmpfs: Path) -> None:
+    """Defect: the part of a member written before ENOSPC stayed in the file and the
+    retry wrote the whole member after it. Now the file is cut back to its last whole
+    member, and every event is readable after the retry (a real tmpfs that fills up)."""
+    import os
+
+    from tests.conftest import fill_up
+
+    def event(i: int) -> bytes:  # incompressible: one member is larger than what is left
+        return orjson.dumps({"meta": {"id": f"ev-{i}"}, "noise": os.urandom(1500).hex()})
+
+    archive = EventArchive(small_tmpfs / "archive")
+    archive.start()
+    archive.append(None, "ev-0", event(0), 0)
+    archive.flush()
+    assert archive.current_path is not None
+    size = archive.current_path.stat().st_size
+    filler = fill_up(small_tmpfs)
+    with open(filler, "r+b") as f:  # leave ~8 KiB: the next member (~30 KiB) does not fit
+        f.truncate(max(0, os.path.getsize(filler) - 8192))
+    for i in range(1, 11):
+        archive.append(None, f"ev-{i}", event(i), 0)
+    with pytest.raises(OSError, match="No space left"):
+        archive.flush()
+    assert archive.current_path.stat().st_size == size, "the partial member was cut back"
+    filler.unlink()
+    archive.flush()  # the runner's retry at its next commit
+    for i in range(11, 21):
+        archive.append(None, f"ev-{i}", event(i), 0)
+    archive.close()
+    stats = ArchiveStats()
+    ids = [orjson.loads(x)["event_id"] for p in archive.files() for x in iter_lines(p, stats)]
+    assert ids == [f"ev-{i}" for i in range(21)] and not stats.truncated
