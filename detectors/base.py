@@ -75,7 +75,9 @@ class DetectionContext:
     The rest is for pattern rules, which run after the others on the same event:
     ``findings`` of the other rules, the page's ``previous_editor`` (the last other user
     who edited it, kept by the runner) and fingerprints of personal data ``removed_pii``
-    from the page earlier (hashes, never the data).
+    from the page earlier (hashes, never the data). ``added_pii``, when the runner has
+    them, are the fingerprints of ``added_text`` worked out beforehand (off the event loop
+    for a long text); None means "compute them when needed".
     """
 
     added_text: str | None = None
@@ -83,6 +85,7 @@ class DetectionContext:
     findings: tuple[Finding, ...] = ()
     previous_editor: str | None = None
     removed_pii: frozenset[str] = frozenset()
+    added_pii: frozenset[str] | None = None
 
 
 EMPTY_CONTEXT = DetectionContext()

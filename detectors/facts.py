@@ -156,6 +156,8 @@ def _reinserted_pii(change: RecentChange, ctx: DetectionContext, text: str | Non
     """Personal data in this text that was removed from the same page earlier."""
     if not ctx.removed_pii or not text:
         return False
+    if ctx.added_pii is not None and text is ctx.added_text:
+        return not ctx.removed_pii.isdisjoint(ctx.added_pii)  # worked out off the loop
     tctx = TextContext(regions=regions_for_wiki(change.wiki), namespace=change.namespace)
     return not ctx.removed_pii.isdisjoint(pii_fingerprints(text, tctx))
 

@@ -12,7 +12,7 @@ import re
 from detectors.recognizers import RECOGNIZERS
 from detectors.recognizers.base import TextContext
 
-__all__ = ["FINGERPRINT_KINDS", "pii_fingerprints", "redact_pii"]
+__all__ = ["FINGERPRINT_KINDS", "MAX_FINGERPRINT_CHARS", "pii_fingerprints", "redact_pii"]
 
 FINGERPRINT_KINDS = (
     "email", "phone", "credit_card", "iban", "us_ssn", "uk_nino", "aadhaar", "street_address",
@@ -27,12 +27,19 @@ def _canonical(kind: str, value: str) -> str:
     return _NOISE.sub(" ", value.casefold()).strip()
 
 
+# the most of one text fingerprinted (as much as any rule looks at)
+MAX_FINGERPRINT_CHARS = 1 << 20
+
+
 def pii_fingerprints(
     text: str | None, ctx: TextContext | None = None, min_confidence: float = 0.5
 ) -> frozenset[str]:
+    """Hashes of the personal data in ``text`` (its first ``MAX_FINGERPRINT_CHARS``; each
+    recognizer within its candidate budget, recorded in ``ctx.budget`` when it runs out)."""
     if not text:
         return frozenset()
     ctx = ctx or TextContext()
+    text = text[:MAX_FINGERPRINT_CHARS]
     out = set()
     for kind in FINGERPRINT_KINDS:
         for m in RECOGNIZERS[kind].find(text, ctx):

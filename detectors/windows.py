@@ -32,11 +32,11 @@ from detectors.base import DetectionContext, Finding
 from detectors.facts import mentioned_users, page_owner, same_user
 from detectors.pii import pii_fingerprints, redact_pii
 from detectors.recognizers import regions_for_wiki
-from detectors.recognizers.base import TextContext
+from detectors.recognizers.base import Budget, TextContext
 from detectors.rules.model import Rule, Window
 from streams.event import PerformerKind, RecentChange
 
-__all__ = ["WindowStore", "group_values"]
+__all__ = ["WindowStore", "group_values", "text_fingerprints"]
 
 _PER_GROUP_MAX = 1000  # entries kept per group (thresholds are small; bounds memory)
 
@@ -119,6 +119,22 @@ def _span(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
+def _text_context(change: RecentChange, budget: Budget | None = None) -> TextContext:
+    return TextContext(
+        regions=regions_for_wiki(change.wiki), namespace=change.namespace, budget=budget
+    )
+
+
+def text_fingerprints(
+    change: RecentChange, ctx: DetectionContext, budget: Budget | None = None
+) -> tuple[frozenset[str], frozenset[str]]:
+    """Fingerprints of the personal data in the event's added and removed text: what the
+    page memory and ``reinserted_pii`` need. Pure, so the runner works them out in the
+    worker thread for an event with a lot of text (never on the event loop)."""
+    tctx = _text_context(change, budget)
+    return pii_fingerprints(ctx.added_text, tctx), pii_fingerprints(ctx.removed_text, tctx)
+
+
 class WindowStore:
     def __init__(
         self,
@@ -149,9 +165,14 @@ class WindowStore:
     # -- reading ----------------------------------------------------------------------
 
     def context_for(
-        self, change: RecentChange, ctx: DetectionContext, findings: Iterable[Finding]
+        self,
+        change: RecentChange,
+        ctx: DetectionContext,
+        findings: Iterable[Finding],
+        added_pii: frozenset[str] | None = None,
     ) -> DetectionContext:
-        """The context pattern rules see for this event."""
+        """The context pattern rules see for this event (``added_pii``: the fingerprints
+        of its added text, when worked out already; see ``text_fingerprints``)."""
         page = _page_key(change)
         prev = self._editors.get(page)
         previous = prev[0] if prev and prev[1] >= self.now - self.page_memory_seconds else None
@@ -168,6 +189,7 @@ class WindowStore:
             findings=tuple(findings),
             previous_editor=previous,
             removed_pii=fingerprints,
+            added_pii=added_pii,
         )
 
     @property
@@ -239,9 +261,11 @@ class WindowStore:
         ctx: DetectionContext,
         when: float,
         findings: Iterable[Finding] = (),
+        removed_pii: frozenset[str] | None = None,
     ) -> None:
         """After the event: who edited the page last (with personal data ``findings``
-        spotted in the name redacted), and what personal data it removed."""
+        spotted in the name redacted), and what personal data it removed (``removed_pii``
+        when worked out already, see ``text_fingerprints``)."""
         self.now = max(self.now, when)
         if change.type not in ("edit", "new") or not change.title:
             return
@@ -250,8 +274,11 @@ class WindowStore:
             self._editors[page] = (sys.intern(_redacted_user(change.user, findings)), when)
             self._editors.move_to_end(page)
         if ctx.removed_text:
-            tctx = TextContext(regions=regions_for_wiki(change.wiki), namespace=change.namespace)
-            fingerprints = pii_fingerprints(ctx.removed_text, tctx)
+            fingerprints = (
+                removed_pii
+                if removed_pii is not None
+                else pii_fingerprints(ctx.removed_text, _text_context(change))
+            )
             if fingerprints:
                 known = self._removed.setdefault(page, {})
                 known.update(dict.fromkeys(fingerprints, when))

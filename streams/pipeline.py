@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from detectors.base import EMPTY_CONTEXT, DetectionContext, Finding
-from detectors.windows import WindowStore
+from detectors.recognizers.base import Budget
+from detectors.windows import WindowStore, text_fingerprints
 from sinks.alert import Alert
 from sinks.archive import EventArchive
 from sinks.dedup import RecentIds
@@ -67,6 +68,9 @@ class EventWork:
     fetch: asyncio.Future[Content] | None = None
     deferred: bool = False  # detection left to stage 2 without a fetch (too much text)
     resolved: bool = False  # content taken from the fetch and counted
+    # personal-data fingerprints of the added and removed text, when worked out off the
+    # loop with the detection (pattern rules and page memory need them)
+    fingerprints: tuple[frozenset[str], frozenset[str]] | None = None
 
 
 @dataclass
@@ -239,6 +243,18 @@ class Pipeline:
         """Whether this event's evaluation belongs in a worker thread."""
         return item.change is not None and self._too_big(item.change, ctx)
 
+    def evaluate_off_loop(
+        self, change: RecentChange, ctx: DetectionContext
+    ) -> tuple[list[Finding], Budget, tuple[frozenset[str], frozenset[str]] | None]:
+        """Everything about one event that reads its whole text: the rules, and the
+        fingerprints the page memory and pattern rules need (when there are pattern
+        rules). Pure: the runner calls it in a worker thread."""
+        findings, budget = self.detection.evaluate(change, ctx)
+        fps = None
+        if self.detection.engine.pattern_rules:
+            fps = text_fingerprints(change, ctx, budget)
+        return findings, budget, fps
+
     # -- stage 2 ----------------------------------------------------------------------
 
     def complete(self, work: BatchWork) -> BatchResult:
@@ -279,7 +295,8 @@ class Pipeline:
             when = change.event_time or 0.0
             findings = item.findings or []
             if self.detection.engine.pattern_rules:
-                pctx = windows.context_for(change, ctx, findings)
+                fps = item.fingerprints
+                pctx = windows.context_for(change, ctx, findings, fps[0] if fps else None)
                 candidates = self.detection.engine.evaluate_patterns(change, pctx)
                 if candidates:
                     fired = windows.observe(
@@ -287,7 +304,7 @@ class Pipeline:
                     )
                     if fired:
                         findings = findings + self.detection.guarded(fired)
-                windows.remember(change, ctx, when, findings)
+                windows.remember(change, ctx, when, findings, fps[1] if fps else None)
                 self._since_expiry += 1
                 if self._since_expiry >= _EXPIRE_EVERY_EVENTS:
                     self._since_expiry = 0

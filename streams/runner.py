@@ -351,9 +351,10 @@ class Monitor:
                 continue
             change = item.change
             assert change is not None
-            detection = pipeline.detection
-            findings, budget = await asyncio.to_thread(detection.evaluate, change, ctx)
-            item.findings = detection.account(change, ctx, findings, budget)
+            findings, budget, item.fingerprints = await asyncio.to_thread(
+                pipeline.evaluate_off_loop, change, ctx
+            )
+            item.findings = pipeline.detection.account(change, ctx, findings, budget)
 
     # -- delivery -------------------------------------------------------------------------
 

@@ -163,3 +163,59 @@ async def test_events_with_a_lot_of_text_are_evaluated_off_the_event_loop(
     main = threading.main_thread().name
     assert detector.threads[orjson.loads(small)["meta"]["id"]] == main
     assert detector.threads[orjson.loads(big)["meta"]["id"]] != main
+
+
+async def test_fingerprints_of_a_long_text_are_worked_out_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Defect: the page memory fingerprinted the whole removed text, and the pattern fact
+    reinserted_pii the added text, on the event loop: blanking a 1 MiB page stalled it
+    for seconds although the rules ran in the worker thread. Every recognizer pass over
+    a long text now happens there; the pattern still fires."""
+    import detectors.facts
+    import detectors.pii
+    import detectors.windows
+    from sinks.metrics import Metrics
+    from streams.app import build_monitor
+    from streams.event import RawEvent
+    from streams.settings import Settings
+    from tests.streams.test_runner import FlakySink
+
+    calls: list[tuple[int, str]] = []
+    real = detectors.pii.pii_fingerprints
+
+    def spy(text: str | None, *args: object, **kwargs: object) -> frozenset[str]:
+        calls.append((len(text or ""), threading.current_thread().name))
+        return real(text, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(detectors.windows, "pii_fingerprints", spy)
+    monkeypatch.setattr(detectors.facts, "pii_fingerprints", spy)
+    filler = "Some ordinary prose about the weather and the town. " * 800  # ~42 KB
+    scenario = [
+        sc.event(title="User talk:Someone", user="Attacker", added="her mobile is +44 7700 900123"),
+        sc.event(title="User talk:Someone", user="Oversighter",
+                 removed=filler + "her mobile is +44 7700 900123"),
+        sc.event(title="User talk:Someone", user="Attacker",
+                 added=filler + "call her: +44 7700 900 123"),
+    ]  # fmt: skip
+
+    class Source:
+        async def batches(self):  # type: ignore[no-untyped-def]
+            for i, (data, content) in enumerate(scenario):
+                yield [RawEvent(f"[{i}]", data, 0, content)]
+
+        def stop(self) -> None:
+            pass
+
+    sink = FlakySink()
+    settings = Settings()
+    monitor = build_monitor(
+        settings, Source(), metrics=Metrics(), sinks=[sink], archive=False,
+        streams_name="recentchange",
+    )  # fmt: skip
+    await monitor.run()
+    assert any("pii-reinserted" in r for r in sink.rules), sink.rules
+    main = threading.main_thread().name
+    long_on_loop = [n for n, thread in calls if n > 10_000 and thread == main]
+    assert long_on_loop == [], "a long text was fingerprinted on the event loop"
+    assert any(n > 10_000 for n, _ in calls), "the long texts were fingerprinted"
