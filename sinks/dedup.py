@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -65,6 +66,8 @@ class Ledger:
         self.corrupt = 0
         self._fd: int | None = None
         self._lines = 0
+        self._pending: deque[bytes] = deque()  # appends a full disk refused, oldest first
+        self._pending_bytes = 0
 
     def open(self) -> list[str]:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -94,18 +97,55 @@ class Ledger:
         return ids
 
     def record(self, ids: Iterable[str]) -> None:
+        """Append ids, all or none: a short write (a disk filling up) is resumed, and a
+        failed one is cut back to the last whole line, so no torn id is left for the
+        next append to glue onto. Ids that could not be written are kept and written
+        before the next ones (or at ``sync``); OSError says they are waiting."""
         assert self._fd is not None, "ledger not open"
         data = b"".join(i.encode() + b"\n" for i in ids)
         if data:
-            os.write(self._fd, data)
+            self._pending.append(data)
+            self._pending_bytes += len(data)
+            while self._pending_bytes > self.capacity * 64 and len(self._pending) > 1:
+                self._pending_bytes -= len(self._pending.popleft())  # bounded: oldest go
+        self._write_pending()
+
+    @property
+    def pending(self) -> int:
+        """Ids recorded but not yet in the file (its disk was full)."""
+        return sum(chunk.count(b"\n") for chunk in self._pending)
+
+    def _write_pending(self) -> None:
+        if not self._pending or self._fd is None:
+            return
+        data = b"".join(self._pending)
+        fd = self._fd
+        end = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, end)
+            raise
+        self._pending.clear()
+        self._pending_bytes = 0
 
     def sync(self) -> None:
+        """Write the ids still waiting, then fsync; OSError when that fails."""
+        self._write_pending()
         if self._fd is not None:
             os.fsync(self._fd)
 
     def close(self) -> None:
+        """Close the file; ids still waiting for room are written if they can be (a
+        restart may repeat those that cannot: the caller logged and counted them)."""
         if self._fd is not None:
-            os.fsync(self._fd)
+            with contextlib.suppress(OSError):
+                self._write_pending()
+            with contextlib.suppress(OSError):
+                os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
 

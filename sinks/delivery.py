@@ -443,6 +443,7 @@ class SpooledSink(Sink):
         try:
             self.ledger.record(ids)
         except OSError as exc:  # the alerts are delivered or spooled: only repeats at risk
+            self.metrics.sink_ledger_errors.labels(self.name).inc(len(ids))
             log.error(
                 "cannot record delivered ids; a restart may deliver them again",
                 extra={"fields": {"sink": self.name, "error": exc.strerror}},

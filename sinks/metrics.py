@@ -277,6 +277,13 @@ class Metrics:
         self.sink_failures = Counter(
             "rcwatch_sink_failures", "Failed write or flush attempts", ["sink"], registry=r
         )
+        self.sink_ledger_errors = Counter(
+            "rcwatch_sink_ledger_errors",
+            "Delivered alerts a sink could not record in its ledger (a restart may "
+            "deliver them again)",
+            ["sink"],
+            registry=r,
+        )
         self.sink_retries = Counter(
             "rcwatch_sink_retries",
             "Delivery attempts repeated after a failure (from the spool)",

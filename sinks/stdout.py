@@ -6,6 +6,7 @@ delivered ids in the state directory to avoid printing an alert twice across res
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -17,6 +18,8 @@ from sinks.dedup import Ledger
 from sinks.metrics import Metrics
 
 __all__ = ["StdoutSink"]
+
+log = logging.getLogger(__name__)
 
 
 class StdoutSink(Sink):
@@ -66,11 +69,29 @@ class StdoutSink(Sink):
         except (OSError, ValueError) as exc:  # closed or broken pipe
             raise SinkError(f"cannot write to standard output: {exc}", retryable=False) from exc
         if self._ledger is not None:
-            self._ledger.record(a.delivery_id for a in alerts)
+            try:
+                self._ledger.record(a.delivery_id for a in alerts)
+            except OSError as exc:
+                # printed already: raising would make the runner send (print) them again
+                # on every retry while the disk stays full; only a restart may repeat them
+                if self._metrics is not None:
+                    self._metrics.sink_ledger_errors.labels(self.name).inc(len(alerts))
+                log.error(
+                    "cannot record printed alert ids; a restart may print them again",
+                    extra={"fields": {"sink": self.name, "error": exc.strerror}},
+                )
 
     async def flush(self) -> None:
         if self._ledger is not None:
-            self._ledger.sync()
+            try:
+                self._ledger.sync()
+            except OSError as exc:
+                log.error(
+                    "cannot write the ledger; its ids wait in memory, a restart may print "
+                    "them again",
+                    extra={"fields": {"sink": self.name, "waiting": self._ledger.pending,
+                                      "error": exc.strerror}},
+                )  # fmt: skip
 
     async def close(self) -> None:
         if self._ledger is not None:

@@ -37,3 +37,32 @@ async def test_closed_stream_is_reported() -> None:
     with pytest.raises(SinkError) as err:
         await StdoutSink("s", stream=out).send([make_alert(1)])
     assert not err.value.retryable
+
+
+async def test_a_full_disk_never_prints_an_alert_twice(small_tmpfs: Path) -> None:
+    """Defect: the alert was printed, then the ledger append failed, and the OSError made
+    the runner send (print) it again on every retry while the disk stayed full. Now the
+    sink reports the ledger problem (log, rcwatch_sink_ledger_errors_total) and the ids
+    are written once there is room (a real tmpfs that fills up)."""
+    from sinks.metrics import Metrics
+    from tests.conftest import fill_up
+    from tests.harness import metric_total
+
+    out = io.StringIO()
+    path = small_tmpfs / "ledger" / "s.ids"
+    sink = StdoutSink("s", ledger_path=path, stream=out)
+    metrics = Metrics()
+    sink.bind_metrics(metrics)
+    await sink.start()
+    filler = fill_up(small_tmpfs)
+    alerts = [make_alert(i) for i in range(200)]  # more ids than the free part of a page
+    await sink.send(alerts)  # printed: must not raise, or the runner prints them again
+    assert len(out.getvalue().splitlines()) == 200
+    assert metric_total(metrics, "rcwatch_sink_ledger_errors", sink="s") == 200
+    await sink.flush()  # still full: logged, not raised
+    filler.unlink()
+    await sink.flush()
+    await sink.close()
+    again = StdoutSink("s", ledger_path=path, stream=io.StringIO())
+    await again.start()
+    assert list(again.delivered_ids()) == [a.delivery_id for a in alerts]
