@@ -132,14 +132,20 @@ class KeywordIndex:
         words = _WORD.findall(text)
         stretched = _RUN3.search(text) is not None  # any letter repeated 3+ times?
         found: list[tuple[int, int, int]] = []  # (first word, last word, condition)
+        squeezes: dict[str, tuple[str, ...]] = {}
         single = self._single
         multi = self._multi
         starts = self._starts
         n = len(words)
         for i, tok in enumerate(words):
             ids = single.get(tok)
-            if ids is None and stretched and len(tok) > 2:
-                for form in _squeezed(tok):
+            if ids is None and stretched and len(tok) > 2 and not tok.isdigit():
+                forms = squeezes.get(tok)
+                if forms is None:  # a long text repeats its words: squeeze each once
+                    forms = _squeezed(tok)
+                    if len(squeezes) < 65_536:
+                        squeezes[tok] = forms
+                for form in forms:
                     ids = single.get(form)
                     if ids is not None:
                         break

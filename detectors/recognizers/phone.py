@@ -384,12 +384,21 @@ _DIGIT_OR_WORD_NEAR = re.compile(
 )
 
 
-def _spelled_digits(text: str) -> tuple[str, list[int], list[tuple[int, int]]] | None:
+# digit words one text is searched for (a spelled number takes 7-15): "oh oh oh ..." for a
+# megabyte would otherwise cost a regex search per word
+MAX_DIGIT_WORDS = 3_000
+_AROUND = 32  # characters kept around a run of digit words
+
+
+def _spelled_digits(
+    text: str, budget: Budget | None = None
+) -> tuple[str, list[int], list[tuple[int, int]]] | None:
     """The text with runs of digit words turned into digit groups ("seven seven zero zero"
     -> "7700"), the original offset of each character, and where the converted runs now
-    sit. None when it has fewer than three digit words."""
+    sit. None when it has fewer than three digit words. At most ``MAX_DIGIT_WORDS`` are
+    looked at (running out is recorded in ``budget`` as "phone")."""
     words = []
-    for m in _DIGIT_WORD.finditer(text):
+    for m in capped(_DIGIT_WORD.finditer(text), "phone", budget, MAX_DIGIT_WORDS):
         if m.group().lower() == "oh":  # only among digits: "oh two oh", not "oh well"
             around = text[max(0, m.start() - 8) : m.start()] + " " + text[m.end() : m.end() + 8]
             if not _DIGIT_OR_WORD_NEAR.search(around):
@@ -403,23 +412,38 @@ def _spelled_digits(text: str) -> tuple[str, list[int], list[tuple[int, int]]] |
             runs[-1].append(m)
         else:
             runs.append([m])
+    # only the neighbourhood of each run is converted (and searched again): a number may
+    # mix written digits with words ("0 seven 7 ..."), but the rest of a long text was
+    # searched by the plain pass already
+    segments: list[tuple[int, int, list[list[re.Match[str]]]]] = []
+    for run in runs:
+        lo, hi = max(0, run[0].start() - _AROUND), min(len(text), run[-1].end() + _AROUND)
+        if segments and lo <= segments[-1][1]:
+            segments[-1] = (segments[-1][0], hi, [*segments[-1][2], run])
+        else:
+            segments.append((lo, hi, [run]))
     pieces: list[str] = []
     origin: list[int] = []
     converted: list[tuple[int, int]] = []
-    pos = size = 0
-    for run in runs:
-        first = run[0].start()
-        pieces.append(text[pos:first])
-        origin.extend(range(pos, first))
-        size += first - pos
-        digits = "".join(_DIGIT_WORDS[m.group().lower()] for m in run)
-        pieces.append(digits)
-        origin.extend(m.start() for m in run)
-        converted.append((size, size + len(digits)))
-        size += len(digits)
-        pos = run[-1].end()
-    pieces.append(text[pos:])
-    origin.extend(range(pos, len(text) + 1))
+    size = 0
+    for lo, hi, seg_runs in segments:
+        pos = lo
+        for run in seg_runs:
+            first = run[0].start()
+            pieces.append(text[pos:first])
+            origin.extend(range(pos, first))
+            size += first - pos
+            digits = "".join(_DIGIT_WORDS[m.group().lower()] for m in run)
+            pieces.append(digits)
+            origin.extend(m.start() for m in run)
+            converted.append((size, size + len(digits)))
+            size += len(digits)
+            pos = run[-1].end()
+        pieces.append(text[pos:hi] + "\n\n")  # no number spans two segments
+        origin.extend(range(pos, hi))
+        origin.extend((hi, hi))
+        size += hi - pos + 2
+    origin.append(len(text))
     return "".join(pieces), origin, converted
 
 
@@ -427,7 +451,7 @@ def find_spelled_phones(
     text: str, regions: Sequence[str] = (), budget: Budget | None = None
 ) -> list[PiiMatch]:
     """Phone numbers with digits written as words, offsets into ``text``."""
-    spelled = _spelled_digits(text)
+    spelled = _spelled_digits(text, budget)
     if spelled is None:
         return []
     digits, origin, converted = spelled

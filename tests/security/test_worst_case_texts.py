@@ -74,6 +74,21 @@ def test_a_real_phone_number_before_the_junk_is_still_found() -> None:
     assert "phone" in budget.exhausted, "what was not looked at is reported"
 
 
+def test_spelled_digits_are_looked_for_within_a_budget_that_is_reported() -> None:
+    """Defect: "oh oh oh ..." ran one regex search per word over the whole text, and the
+    converted text was searched again in full, uncounted: the slowest 1 MiB shape. Now at
+    most MAX_DIGIT_WORDS words are looked at, only around them, and running out is
+    reported; a spelled number before the junk is still found."""
+    from detectors.recognizers.phone import MAX_DIGIT_WORDS, find_spelled_phones
+
+    text = "ring her on oh seven seven oh oh nine oh oh one two three. " + "oh " * (N // 3)
+    budget = Budget()
+    found = find_spelled_phones(text, (), budget)
+    assert [m.start for m in found] == [len("ring her on ")]
+    assert "phone" in budget.exhausted
+    assert text.count("oh ") > MAX_DIGIT_WORDS
+
+
 def test_the_engine_reports_a_field_longer_than_it_looks_at() -> None:
     engine = RuleEngine(load_rules([SHIPPED_RULES])[0])
     text = "x" * (MAX_FIELD_CHARS + 10) + " jane.roe@example.org"
