@@ -3,8 +3,9 @@
 It imports only the standard library before it takes over SIGTERM, then loads the command
 line. A signal during start-up (imports, settings, connecting) or shutdown ends the process
 with one line on stderr and the usual exit status (130 for SIGINT, 143 for SIGTERM), never
-a Python traceback. While the monitor runs, it handles both signals itself (finish what was
-received, flush, checkpoint; a second signal stops waiting for sinks).
+a Python traceback; once the command has finished, signals are ignored while the process
+exits (with the command's status). While the monitor runs, it handles both signals itself
+(finish what was received, flush, checkpoint; a second signal stops waiting for sinks).
 """
 
 from __future__ import annotations
@@ -41,23 +42,30 @@ def _interruption(exc: BaseException) -> BaseException | None:
     return None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> NoReturn:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         from streams.cli import main as cli_main  # noqa: PLC0415 (after the handler)
 
-        return cli_main(argv)
+        status = cli_main(argv)
     except BaseException as exc:
         cause = _interruption(exc)
         if cause is None:
             raise
-        # nothing may interrupt the exit itself: a second signal would turn it into a
-        # traceback or a death by signal
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _ignore_signals()
         terminated = isinstance(cause, Terminated)
         print(f"rcwatch: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
         _exit_now(143 if terminated else 130)
+    # the command is over and has said so: a signal during the interpreter's teardown
+    # would kill the process by that signal (no line, status -2) or print a traceback
+    _ignore_signals()
+    _exit_now(status)
+
+
+def _ignore_signals() -> None:
+    """Nothing may interrupt the exit itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _exit_now(status: int) -> NoReturn:
@@ -67,6 +75,9 @@ def _exit_now(status: int) -> NoReturn:
     itself with SIGINT (status -2, seen 1 time in 10 here). Everything that needed cleaning
     up already has (the stack unwound through every ``finally``); the standard streams are
     flushed here."""
+    if "logging" in sys.modules:  # what atexit would do: flush and close log handlers
+        with contextlib.suppress(Exception):
+            sys.modules["logging"].shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
