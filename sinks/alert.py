@@ -18,9 +18,13 @@ __all__ = [
     "printable",
 ]
 
-# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: what a terminal
-# or a line-oriented log reader would act on instead of showing
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# What a terminal or a line-oriented log reader would act on instead of showing: C0 and C1
+# controls, DEL, the Unicode line and paragraph separators, and the bidirectional controls
+# (marks, embeddings, overrides, isolates: an override in a title would reorder the rest
+# of the line in a bidi-aware viewer, showing another rule, severity or link)
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -30,9 +34,10 @@ def _escape(match: re.Match[str]) -> str:
 
 def printable(text: str, limit: int | None = None) -> str:
     """``text`` safe for one line of a terminal or log: control characters escaped
-    (``\\x1b``, ``\\x0a``), cut to ``limit`` characters with an ellipsis. Everything in an
-    event is written by someone who may be hostile: a title with an escape sequence must
-    not clear a screen, a user name with a newline must not forge a line."""
+    (``\\x1b``, ``\\x0a``, bidi controls as ``\\u202e``), cut to ``limit`` characters
+    with an ellipsis. Everything in an event is written by someone who may be hostile: a
+    title with an escape sequence must not clear a screen, a user name with a newline must
+    not forge a line, an override must not reorder it."""
     if limit is not None and len(text) > limit:
         text = text[:limit] + "…"
     return _CONTROL.sub(_escape, text)

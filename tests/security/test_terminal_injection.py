@@ -54,3 +54,20 @@ def test_log_lines_stay_one_line_whatever_their_fields_hold() -> None:
     record.fields = {"title": HOSTILE_TITLE, "user": FORGED_USER}
     line = _TextFormatter().format(record)
     assert "\n" not in line and "\x1b" not in line and "\r" not in line
+
+
+def test_bidirectional_controls_are_shown_not_obeyed() -> None:
+    """Defect: U+202E (RIGHT-TO-LEFT OVERRIDE) and the other bidi controls passed through,
+    so a title could reorder the rest of a stdout, log or table line in a bidi-aware viewer
+    ("Trojan Source") and show another rule, severity or link."""
+    from sinks.alert import printable
+
+    controls = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+    shown = printable(f"Talk:Page{controls}end")
+    assert not any(c in shown for c in controls)
+    assert shown == "Talk:Page" + "".join(f"\\u{ord(c):04x}" for c in controls) + "end"
+    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "msg", None, None)
+    record.fields = {"title": "Talk:\u202eevil"}
+    assert "\u202e" not in _TextFormatter().format(record)
+    # right-to-left text itself is not a control: shown as it is
+    assert printable("שיחה:עמוד") == "שיחה:עמוד"
