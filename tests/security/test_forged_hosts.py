@@ -192,6 +192,13 @@ async def test_a_trusted_name_resolving_to_a_private_address_is_refused(
         ("::1", False), ("fe80::1%eth0", False), ("fc00::1", False),
         ("::ffff:127.0.0.1", False), ("224.0.0.1", False), ("100.64.0.1", False),
         ("208.80.154.224", True), ("2620:0:861:ed1a::1", True),
+        # IPv6 forms that reach a private IPv4 address through a translator or tunnel
+        ("64:ff9b::a9fe:a9fe", False), ("64:ff9b::a00:1", False), ("2002:a00:1::1", False),
+        ("::7f00:1", False), ("::ffff:0:7f00:1", False), ("64:ff9b:1::a00:1", False),
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),
+        # and the same forms of a public one
+        ("64:ff9b::d050:9ae0", True), ("2002:d050:9ae0::1", True),
+        ("::ffff:208.80.154.224", True),
     ],
 )  # fmt: skip
 def test_only_public_addresses_pass(address: str, public: bool) -> None:
