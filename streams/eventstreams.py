@@ -50,7 +50,7 @@ from sinks.metrics import Metrics
 from sinks.retry import Backoff, parse_retry_after
 from streams.event import RawEvent
 from streams.logs import RateLimit, printable
-from streams.position import PositionError, check, pin_live_ends, resume_header
+from streams.position import PositionError, check, next_position, resume_header
 from streams.sse import SSEDecoder
 
 __all__ = [
@@ -517,10 +517,13 @@ class EventStreamsSource:
                     if ev.id is not None and ev.id != raw_id:
                         raw_id = ev.id
                         try:
-                            kept_id = pin_live_ends(ev.id, floor_ms)
+                            kept_id, carried = next_position(ev.id, floor_ms, self.last_event_id)
                         except PositionError as exc:
                             kept_id = None
                             self._bad_position(exc.reason, len(ev.id))
+                        else:
+                            if carried:  # a topic missing from the server's id: kept
+                                self._bad_position("missing_topic", len(ev.id))
                     event_id = kept_id if ev.id is not None else None
                     if event_id is not None:
                         self.last_event_id = event_id
@@ -555,8 +558,11 @@ class EventStreamsSource:
         suppressed = self._bad_ids.allow(reason)
         if suppressed is not None:
             log.warning(
-                "the server sent an event id that cannot be a stream position; the event is "
-                "processed, the position stays at the last good id",
+                "the server sent an event id without a topic the last one named; that "
+                "topic keeps its last position"
+                if reason == "missing_topic"
+                else "the server sent an event id that cannot be a stream position; the event "
+                "is processed, the position stays at the last good id",
                 extra={
                     "fields": {
                         "reason": reason,

@@ -11,6 +11,7 @@ An id is a JSON array with one entry per topic-partition (one topic per datacent
   skipped. Such an entry names no real position, so it is never kept as it is:
   ``pin_live_ends`` replaces it with a timestamp no later than the moment the topic was
   assigned (the connection's start, minus a margin), which can skip nothing.
+  (``{"offset": -2}``, Kafka's *earliest*, is kept: sent back it replays the backlog.)
 
 Every id is checked before it is used or saved (``check``): an id that cannot be sent back
 as an HTTP header, or that is not such an array, is refused with ``PositionError`` and the
@@ -29,6 +30,7 @@ __all__ = [
     "PositionError",
     "check",
     "has_live_end",
+    "next_position",
     "pin_live_ends",
     "resume_header",
 ]
@@ -89,7 +91,9 @@ def check(raw: str) -> str:
 
 
 def _is_live_end(entry: dict[str, Any]) -> bool:
-    return entry.get("timestamp") is None and entry.get("offset", -1) < 0
+    # only -1 (latest): -2 (Kafka's earliest) sent back replays the topic's whole backlog,
+    # which skips nothing, so it is kept as it is
+    return entry.get("timestamp") is None and entry.get("offset", -1) == -1
 
 
 def has_live_end(raw: str) -> bool:
@@ -98,7 +102,7 @@ def has_live_end(raw: str) -> bool:
 
 
 def pin_live_ends(raw: str, floor_ms: int) -> str:
-    """Checks ``raw``, and replaces every live-end entry (``offset`` -1 or -2) with
+    """Checks ``raw``, and replaces every live-end entry (``offset`` -1) with
     ``timestamp: floor_ms``. ``floor_ms`` must be no later than the moment the topic was
     assigned (connection start minus a margin), so the result skips nothing; events it
     re-delivers that were seen before are dropped by event id downstream."""
@@ -112,6 +116,26 @@ def pin_live_ends(raw: str, floor_ms: int) -> str:
             e["timestamp"] = max(0, floor_ms)
             changed = True
     return orjson.dumps(entries).decode() if changed else raw
+
+
+def next_position(raw: str, floor_ms: int, previous: str | None) -> tuple[str, int]:
+    """The position to keep after the server sent id ``raw``: checked, live ends pinned
+    (``pin_live_ends``), and every topic-partition the last kept position ``previous``
+    named but ``raw`` does not carried over with its last position. Sent back, an id
+    naming fewer topics would make the service assign only those: the others would never
+    be read again. Returns the position and how many entries were carried over."""
+    kept = pin_live_ends(raw, floor_ms)
+    if previous is None:
+        return kept, 0
+    names = {(e["topic"], e.get("partition", 0)) for e in _entries(kept)}
+    old = _entries(previous)
+    if len(names) >= len(old) and all((e["topic"], e.get("partition", 0)) in names for e in old):
+        return kept, 0
+    missing = [e for e in old if (e["topic"], e.get("partition", 0)) not in names]
+    merged = _entries(kept) + missing
+    if len(merged) > _MAX_ENTRIES:
+        raise PositionError("not_an_array_of_entries")
+    return orjson.dumps(merged).decode(), len(missing)
 
 
 def resume_header(raw: str, overlap_ms: int) -> str:

@@ -64,3 +64,33 @@ async def test_an_id_that_cannot_be_sent_back_is_counted_and_skipped(
     archived = archived_ids(tmp_path / "archive")
     assert archived["hostile-1"] == 1, "the event itself is still processed"
     assert set(event_ids(sample_events[:100])) <= set(archived)
+
+
+async def test_an_id_naming_fewer_topics_does_not_forget_the_other(
+    sample_events: list[bytes], tmp_path: Path
+) -> None:
+    """A buggy or hostile server sends an id naming one topic of two: the position kept
+    (and checkpointed) still names both, the missing one at its last position, so a
+    restart still reads it. Counted as rcwatch_stream_bad_positions_total{reason=
+    "missing_topic"}."""
+    server = EventStreamsServer(sample_events[:100])
+    await server.start()
+    try:
+        settings = settings_for(tmp_path, fast_stream_config(server.url))
+        monitor, _, metrics = make_monitor(settings)
+        await run_until(monitor, lambda: server.caught_up(monitor.tracker.watermark_id))
+        topics = {e["topic"] for e in orjson.loads(monitor.tracker.watermark_id or "[]")}
+        assert len(topics) == 2, "the test server serves two topics"
+        one_topic = orjson.dumps(
+            [{"topic": sorted(topics)[0], "partition": 0, "timestamp": 4_000_000_000_000}]
+        )
+        last = orjson.loads(sample_events[100])
+        server.faults = [Fault("raw", after_events=0, body=_frame(one_topic, orjson.dumps(last)))]
+        again, _, metrics = make_monitor(settings)
+        await run_until(again, lambda: metric_total(metrics, "rcwatch_events_processed") >= 1)
+    finally:
+        await server.stop()
+    saved = CheckpointStore(tmp_path).load()
+    assert saved is not None
+    assert {e["topic"] for e in orjson.loads(saved.last_event_id)} == topics
+    assert metric_total(metrics, "rcwatch_stream_bad_positions", reason="missing_topic") == 1

@@ -67,3 +67,34 @@ def test_resume_header_moves_timestamps_back_by_the_overlap() -> None:
     moved = orjson.loads(resume_header(raw, 1))
     assert moved[0]["timestamp"] == 999 and moved[1]["offset"] == 5
     assert resume_header(raw, 0) == raw
+
+
+def test_an_earliest_offset_is_kept_not_pinned() -> None:
+    """-2 is Kafka's *earliest*: sent back it replays the backlog, which skips nothing.
+    Pinning it to the connection's start (as for -1) would skip that backlog."""
+    raw = f'[{EQIAD},{{"topic":"codfw.mediawiki.recentchange","partition":0,"offset":-2}}]'
+    assert not has_live_end(raw)
+    assert pin_live_ends(raw, 500) == raw
+
+
+def test_a_topic_missing_from_the_servers_id_keeps_its_last_position() -> None:
+    """An id naming fewer topics than the last one, sent back, would make the service
+    assign only those: the other topic would never be read again."""
+    from streams.position import next_position
+
+    both = f'[{EQIAD},{{"topic":"codfw.mediawiki.recentchange","partition":0,"timestamp":900}}]'
+    one = '[{"topic":"eqiad.mediawiki.recentchange","partition":0,"timestamp":2000}]'
+    kept, carried = next_position(one, 500, both)
+    assert carried == 1
+    assert orjson.loads(kept) == [
+        {"topic": "eqiad.mediawiki.recentchange", "partition": 0, "timestamp": 2000},
+        {"topic": "codfw.mediawiki.recentchange", "partition": 0, "timestamp": 900},
+    ]
+    # the usual case: same topics, the id is kept verbatim; no previous: nothing to carry
+    same = f'[{EQIAD},{{"topic":"codfw.mediawiki.recentchange","partition":0,"offset":4}}]'
+    assert next_position(same, 500, both) == (same, 0)
+    assert next_position(one, 500, None) == (one, 0)
+    # live ends are pinned on the way
+    idle = f"[{EQIAD},{IDLE}]"
+    kept, carried = next_position(idle, 500, both)
+    assert carried == 0 and not has_live_end(kept)
