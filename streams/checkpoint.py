@@ -132,9 +132,9 @@ class CheckpointStore:
     ) -> Checkpoint:
         """Write the state (a new file per write) and then the checkpoint naming it, so
         the two always belong together. The checkpoint it replaces is kept as
-        ``checkpoint.prev.json`` with its state file: a corrupt checkpoint then costs one
-        checkpoint interval of replay, not everything since the first start. Other state
-        files are removed afterwards."""
+        ``checkpoint.prev.json`` with its state file (the very first one is copied there):
+        a corrupt checkpoint then costs one checkpoint interval of replay, not everything
+        since the first start. Other state files are removed afterwards."""
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         state_name = None
         if state is not None:
@@ -142,11 +142,15 @@ class CheckpointStore:
             self._write_atomic(self.state_dir / state_name, state)
         cp = Checkpoint(last_event_id, streams, event_time, _utc_now_iso(), state_name)
         previous = self._saved_state if self._saved is not None else self._current_state_file()
+        data = orjson.dumps(asdict(cp), option=orjson.OPT_INDENT_2) + b"\n"
         try:
             os.replace(self.path, self.prev_path)  # a crash now: the loader takes prev
+            first = False
         except FileNotFoundError:
-            previous = None
-        self._write_atomic(self.path, orjson.dumps(asdict(cp), option=orjson.OPT_INDENT_2) + b"\n")
+            previous, first = None, True
+        self._write_atomic(self.path, data)
+        if first:  # the very first checkpoint: a copy, so one bad file never means the origin
+            self._write_atomic(self.prev_path, data)
         self.writes += 1
         self._saved, self._saved_state = cp, state_name
         keep = {state_name, previous}

@@ -26,7 +26,10 @@ def test_the_checkpoint_before_is_kept_with_its_state(tmp_path: Path) -> None:
     """Every save keeps the checkpoint it replaces, and that checkpoint's state file,
     as the fallback for a corrupt one; older state files go."""
     store = CheckpointStore(tmp_path)
-    for n in range(1, 4):
+    store.save(_pos(1), "recentchange", None, state=b'{"n": 1}')
+    # the very first checkpoint has no predecessor: a copy stands in for one
+    assert store.load_previous() == store.load()
+    for n in range(2, 4):
         store.save(_pos(n), "recentchange", None, state=b'{"n": %d}' % n)
     cp, prev = store.load(), store.load_previous()
     assert cp is not None and prev is not None
