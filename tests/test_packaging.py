@@ -31,3 +31,11 @@ def test_the_shipped_rules_are_found_and_packaged() -> None:
         (REPO / "config" / "rules").rglob("*.txt")
     )
     assert shipped <= packaged, "a rule file would be missing from the wheel"
+
+
+def test_the_shipped_models_are_packaged() -> None:
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    globs = data["package-data"]["rcwatch_config"]
+    packaged = {p for g in globs for p in (REPO / "config").glob(g)}
+    shipped = {p for p in (REPO / "config" / "models").rglob("*") if p.is_file()}
+    assert shipped and shipped <= packaged, "a model file would be missing from the wheel"

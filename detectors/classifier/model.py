@@ -1,0 +1,281 @@
+"""A linear text classifier over word and character n-grams, stored as plain files.
+
+A model is a directory:
+
+- ``model.json``: the format and its version, the model's name and version, the feature
+  configuration (``detectors.classifier.features``), the intercept, the calibration that
+  turns the linear score into a probability, the thresholds chosen on validation folds of
+  the training data, and the validation figures;
+- ``weights.tsv.gz``: one ``feature<TAB>weight`` line per feature (``w:``, ``b:`` or
+  ``c:`` feature names), sorted, with its SHA-256 in ``model.json``;
+- ``MANIFEST.json``: where the training data came from (files, checksums, rows, labels),
+  written by ``rcwatch model train``; ``EVALUATION.md``: figures on held-out sets.
+
+No pickle and no third-party code at run time: loading reads text, scoring is dictionary
+lookups. ``score`` is pure and thread-safe (its caches only change the cost).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from itertools import pairwise, repeat
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from detectors.classifier.features import FeatureConfig, char_grams, token_spans, tokens
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "ModelError",
+    "TermWeight",
+    "TextClassifier",
+    "load_model",
+    "save_model",
+]
+
+FORMAT = "rcwatch-text-classifier"
+FORMAT_VERSION = 1
+_TOKEN_CACHE_MAX = 200_000
+_ZEROS = repeat(0.0)  # map(dict.get, keys, _ZEROS): a default for every key
+
+
+class ModelError(Exception):
+    """A model directory that cannot be used; the message names the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class TermWeight:
+    start: int  # offsets into the scored text
+    end: int
+    weight: float  # the token's share of the linear score (positive: towards the class)
+
+
+@dataclass
+class TextClassifier:
+    name: str
+    version: str
+    features: FeatureConfig
+    intercept: float
+    weights: Mapping[str, float]  # feature name -> weight
+    calibration: tuple[float, float] = (1.0, 0.0)  # probability = sigmoid(a * z + b)
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    meta: Mapping[str, Any] = field(default_factory=dict)  # the rest of model.json
+
+    def __post_init__(self) -> None:
+        unigrams: dict[str, float] = {}
+        bigrams: dict[tuple[str, str], float] = {}
+        chars: dict[str, float] = {}
+        for name, w in self.weights.items():
+            kind = name[:2]
+            if kind == "w:":
+                unigrams[name[2:]] = w
+            elif kind == "b:":
+                a, _, b = name[2:].partition(" ")
+                bigrams[(a, b)] = w
+            elif kind == "c:":
+                chars[name] = w
+            else:
+                raise ModelError(f"unknown feature kind in {name!r}")
+        self._unigrams = unigrams
+        self._bigrams = bigrams
+        self._chars = chars
+        # token -> (its word weight, the sum of its character n-grams' weights, how many)
+        self._tokens: dict[str, tuple[float, float, int]] = {}
+
+    # -- scoring ------------------------------------------------------------------------
+
+    def _token(self, token: str) -> tuple[float, float, int]:
+        entry = self._tokens.get(token)
+        if entry is None:
+            grams = char_grams(token, self.features)
+            c_get = self._chars.get
+            entry = (self._unigrams.get(token, 0.0), sum(map(c_get, grams, _ZEROS)), len(grams))
+            if len(self._tokens) >= _TOKEN_CACHE_MAX:
+                self._tokens.clear()  # bounded; only the cost changes
+            self._tokens[token] = entry
+        return entry
+
+    def linear(self, text: str) -> float:
+        """The linear score ``z`` (the log-odds before calibration)."""
+        return self._linear(tokens(text, self.features))
+
+    def _linear(self, toks: list[str]) -> float:
+        if not toks:
+            return self.intercept
+        distinct = set(toks)
+        word_sum = char_sum = 0.0
+        n_chars = 0
+        cache, token = self._tokens, self._token
+        for t in distinct:
+            entry = cache.get(t) or token(t)
+            word_sum += entry[0]
+            char_sum += entry[1]
+            n_chars += entry[2]
+        n_words = len(distinct)
+        if self.features.word_bigrams and len(toks) > 1:
+            pairs = set(pairwise(toks))
+            word_sum += sum(map(self._bigrams.get, pairs, repeat(0.0)))
+            n_words += len(pairs)
+        return self.intercept + word_sum / math.sqrt(n_words) + char_sum / math.sqrt(n_chars)
+
+    def probability(self, z: float) -> float:
+        a, b = self.calibration
+        x = a * z + b
+        if x >= 0:
+            return 1.0 / (1.0 + math.exp(-x))
+        e = math.exp(x)
+        return e / (1.0 + e)
+
+    def score(self, text: str) -> float:
+        """The calibrated probability that ``text`` belongs to the class (0..1)."""
+        return self.probability(self.linear(text))
+
+    def explain(self, text: str, top: int = 3) -> list[TermWeight]:
+        """The tokens that pushed the score up most, strongest first: each token's word
+        weight, half of each pair it is in, and its character n-grams', scaled as in the
+        score. What an alert shows as the *why* (masked)."""
+        spans = token_spans(text, self.features)
+        toks = [w for _s, _e, w in spans]
+        if not toks:
+            return []
+        distinct = set(toks)
+        pairs = set(pairwise(toks)) if self.features.word_bigrams else set()
+        entries = {t: self._token(t) for t in distinct}
+        word_norm = 1 / math.sqrt(len(distinct) + len(pairs))
+        char_norm = 1 / math.sqrt(sum(e[2] for e in entries.values()) or 1)
+        per = {t: e[0] * word_norm + e[1] * char_norm for t, e in entries.items()}
+        for a, b in pairs:
+            half = self._bigrams.get((a, b), 0.0) * word_norm / 2
+            per[a] += half
+            per[b] += half
+        first: dict[str, tuple[int, int]] = {}
+        for start, end, w in spans:
+            first.setdefault(w, (start, end))
+        ranked = sorted((w for w in per if per[w] > 0), key=lambda w: -per[w])[:top]
+        return [TermWeight(*first[w], per[w]) for w in ranked]
+
+
+# -- files -------------------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except OSError as exc:
+        raise ModelError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except orjson.JSONDecodeError as exc:
+        raise ModelError(f"{path} is not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path} is not a JSON object")
+    return data
+
+
+def _number(data: Mapping[str, Any], key: str, path: Path) -> float:
+    value = data.get(key)
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise ModelError(f"{path}: {key} must be a finite number")
+    return float(value)
+
+
+def load_model(directory: str | Path) -> TextClassifier:
+    """The model in ``directory``; ``ModelError`` naming the file for anything wrong (a
+    format this version cannot read, a weights file that does not match its checksum)."""
+    directory = Path(directory)
+    path = directory / "model.json"
+    meta = _read_json(path)
+    if meta.get("format") != FORMAT:
+        raise ModelError(f"{path}: not an rcwatch text classifier (format {FORMAT!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelError(
+            f"{path}: format version {meta.get('format_version')!r}; this rcwatch reads "
+            f"version {FORMAT_VERSION} (retrain with `rcwatch model train`)"
+        )
+    name, version = meta.get("name"), meta.get("version")
+    if not isinstance(name, str) or not name or not isinstance(version, str):
+        raise ModelError(f"{path}: name and version must be strings")
+    try:
+        features = FeatureConfig.from_json(meta.get("features") or {})
+    except ValueError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+    intercept = _number(meta, "intercept", path)
+    cal = meta.get("calibration") or {"a": 1.0, "b": 0.0}
+    if not isinstance(cal, dict):
+        raise ModelError(f"{path}: calibration must be an object")
+    calibration = (_number(cal, "a", path), _number(cal, "b", path))
+    raw_thresholds = meta.get("thresholds") or {}
+    if not isinstance(raw_thresholds, dict):
+        raise ModelError(f"{path}: thresholds must be an object")
+    thresholds = {str(k): _number(raw_thresholds, k, path) for k in raw_thresholds}
+    weights_name = meta.get("weights_file", "weights.tsv.gz")
+    if not isinstance(weights_name, str) or "/" in weights_name or weights_name.startswith("."):
+        raise ModelError(f"{path}: weights_file must be a file name in the model directory")
+    weights_path = directory / weights_name
+    try:
+        blob = weights_path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read {weights_path}: {exc.strerror or exc}") from None
+    digest = meta.get("weights_sha256")
+    if digest is not None and hashlib.sha256(blob).hexdigest() != digest:
+        raise ModelError(f"{weights_path} does not match weights_sha256 in {path}")
+    weights = _parse_weights(blob, weights_path)
+    try:
+        return TextClassifier(
+            name, version, features, intercept, weights, calibration, thresholds, meta
+        )
+    except ModelError as exc:
+        raise ModelError(f"{weights_path}: {exc}") from None
+
+
+def _parse_weights(blob: bytes, path: Path) -> dict[str, float]:
+    try:
+        text = gzip.decompress(blob).decode("utf-8") if blob[:2] == b"\x1f\x8b" else blob.decode()
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: cannot be read ({exc})") from None
+    weights: dict[str, float] = {}
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.rpartition("\t")
+        try:
+            w = float(value)
+        except ValueError:
+            w = math.nan
+        if not sep or not name or not math.isfinite(w):
+            raise ModelError(f"{path}:{n}: expected 'feature<TAB>weight'")
+        weights[name] = w
+    return weights
+
+
+def save_model(model: TextClassifier, directory: str | Path, extra: Mapping[str, Any]) -> Path:
+    """Write ``model.json`` and ``weights.tsv.gz`` (deterministic bytes for the same model:
+    sorted features, fixed precision, no timestamp in the gzip header)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = [f"# {FORMAT} weights, format version {FORMAT_VERSION}: feature<TAB>weight"]
+    lines += [f"{k}\t{v:.6g}" for k, v in sorted(model.weights.items()) if v != 0.0]
+    blob = gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=9, mtime=0)
+    (directory / "weights.tsv.gz").write_bytes(blob)
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": model.name,
+        "version": model.version,
+        "features": model.features.to_json(),
+        "intercept": round(model.intercept, 8),
+        "calibration": {"a": round(model.calibration[0], 8), "b": round(model.calibration[1], 8)},
+        "thresholds": {k: round(v, 4) for k, v in model.thresholds.items()},
+        "weights_file": "weights.tsv.gz",
+        "weights_sha256": hashlib.sha256(blob).hexdigest(),
+        "features_kept": len(lines) - 1,
+        **extra,
+    }
+    path = directory / "model.json"
+    path.write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+    return path
