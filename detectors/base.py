@@ -65,6 +65,7 @@ class Finding:
     reason: str  # why, in words that never contain the private data
     spans: tuple[Span, ...] = ()
     target: str | None = None  # who or what it is about, when a pattern rule knows it
+    score: float | None = None  # a classifier condition's score, when the rule has one
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from detectors.base import Detector
+from detectors.classifier import ModelError, TextClassifier, load_model
 from detectors.rules.engine import RuleEngine
 from detectors.rules.loader import load_rules
 from detectors.windows import WindowStore
@@ -23,7 +24,7 @@ from sinks.secrets import SecretError
 from sinks.stdout import StdoutSink
 from streams import __version__
 from streams.checkpoint import CheckpointStore
-from streams.confload import ConfigError
+from streams.confload import ConfigError, ConfigIssue
 from streams.content import ContentFetcher
 from streams.detection import Detection
 from streams.pipeline import BatchResult, Pipeline
@@ -64,12 +65,38 @@ class UsageError(Exception):
     """Bad options or an unusable environment; the CLI prints it and exits with 2."""
 
 
-def load_engine(settings: Settings, *, include_disabled: bool = False) -> RuleEngine:
-    """The rule engine for the settings' rule paths. Raises ConfigError listing every problem."""
-    rules, issues = load_rules(settings.rules_paths)
+_MODELS: dict[tuple[str, Path], tuple[int, TextClassifier]] = {}
+
+
+def load_classifiers(settings: Settings) -> dict[str, TextClassifier]:
+    """Every classifier rules may name (the shipped models, then ``detectors.classifiers``),
+    loaded once per process per file version. Raises ConfigError naming a model that
+    cannot be loaded."""
+    out: dict[str, TextClassifier] = {}
+    issues = []
+    for name, directory in settings.detectors.model_dirs().items():
+        key = (name, directory.resolve())
+        try:
+            stamp = (directory / "model.json").stat().st_mtime_ns
+            cached = _MODELS.get(key)
+            if cached is None or cached[0] != stamp:
+                cached = _MODELS[key] = (stamp, load_model(directory))
+            out[name] = cached[1]
+        except (OSError, ModelError) as exc:
+            issues.append(ConfigIssue(str(directory), None, f"detectors.classifiers.{name}",
+                                      str(exc)))  # fmt: skip
     if issues:
         raise ConfigError(issues)
-    return RuleEngine(rules, include_disabled=include_disabled)
+    return out
+
+
+def load_engine(settings: Settings, *, include_disabled: bool = False) -> RuleEngine:
+    """The rule engine for the settings' rule paths. Raises ConfigError listing every problem."""
+    classifiers = load_classifiers(settings)
+    rules, issues = load_rules(settings.rules_paths, classifiers.keys())
+    if issues:
+        raise ConfigError(issues)
+    return RuleEngine(rules, include_disabled=include_disabled, classifiers=classifiers)
 
 
 def build_detection(

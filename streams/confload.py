@@ -344,6 +344,8 @@ def _resolve_paths(value: Any, base: Path) -> Any:
         return str(base / Path(value).expanduser()) if value else value
     if isinstance(value, (list, tuple)):
         return type(value)(_resolve_paths(v, base) for v in value)
+    if isinstance(value, dict):
+        return {k: _resolve_paths(v, base) for k, v in value.items()}
     return value
 
 

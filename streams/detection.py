@@ -231,7 +231,9 @@ class Detection:
         for rule in self.engine.rules:
             single = self._singles.get(rule.id)
             if single is None:
-                single = self._singles[rule.id] = RuleEngine([rule])
+                single = self._singles[rule.id] = RuleEngine(
+                    [rule], classifiers=self.engine.classifiers
+                )
             t0 = time.perf_counter()
             single.evaluate(change, ctx)
             m.rule_cost.labels(rule.id).inc(time.perf_counter() - t0)

@@ -20,6 +20,7 @@ from detectors.rules.loader import load_rules, rule_files
 from detectors.rules.model import Example, Rule
 from sinks.alert import printable
 from sinks.metrics import Metrics
+from streams.app import load_classifiers
 from streams.content import Content
 from streams.detection import Detection, StormGuardConfig
 from streams.event import MalformedEvent
@@ -107,7 +108,7 @@ def _paths(settings: Settings, args: argparse.Namespace) -> list[Path]:
 
 
 def _load(settings: Settings, args: argparse.Namespace, out: TextIO) -> list[Rule] | None:
-    rules, issues = load_rules(_paths(settings, args))
+    rules, issues = load_rules(_paths(settings, args), load_classifiers(settings).keys())
     for issue in issues:
         print(str(issue), file=out)
     return None if issues else rules
@@ -126,7 +127,7 @@ def run_rules_command(settings: Settings, args: argparse.Namespace) -> int:
 
 def _validate(settings: Settings, args: argparse.Namespace) -> int:
     paths = _paths(settings, args)
-    rules, issues = load_rules(paths)
+    rules, issues = load_rules(paths, load_classifiers(settings).keys())
     for issue in issues:
         print(str(issue))
     files = rule_files(paths)
@@ -149,7 +150,7 @@ def _test(settings: Settings, args: argparse.Namespace) -> int:
             print(f"unknown rule id(s): {', '.join(sorted(unknown))}")
             return 1
         selected = [r for r in rules if r.id in args.rule]
-    count, failures = run_examples(selected, context=rules)
+    count, failures = run_examples(selected, context=rules, classifiers=load_classifiers(settings))
     print(_ran(selected), file=sys.stderr)
     for f in failures:
         print(str(f))
@@ -168,8 +169,11 @@ async def _backtest(settings: Settings, args: argparse.Namespace) -> int:
     if missing:
         print(f"no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    engine = RuleEngine(rules, include_disabled=not args.only_enabled)
-    singles = {r.id: RuleEngine([r], include_disabled=True) for r in engine.rules}
+    models = load_classifiers(settings)
+    engine = RuleEngine(rules, include_disabled=not args.only_enabled, classifiers=models)
+    singles = {
+        r.id: RuleEngine([r], include_disabled=True, classifiers=models) for r in engine.rules
+    }
     metrics = Metrics()
     # the production path without its production guards: every hit counts, none is
     # folded (throttle) or muted (storm guard); archived content is used, never fetched
@@ -302,7 +306,9 @@ def _scan(settings: Settings, args: argparse.Namespace) -> int:
     rules = _load(settings, args, sys.stderr)
     if rules is None:
         return 1
-    engine = RuleEngine(rules, include_disabled=not args.only_enabled)
+    engine = RuleEngine(
+        rules, include_disabled=not args.only_enabled, classifiers=load_classifiers(settings)
+    )
     enabled = {r.id: r.enabled for r in engine.rules}
     print(_ran(engine.rules), file=sys.stderr)
     stream: TextIO = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")  # noqa: SIM115

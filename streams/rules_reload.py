@@ -71,7 +71,8 @@ class RulesReloader:
                 self.reload()
 
     def reload(self) -> bool:
-        rules, issues = load_rules(self.paths)
+        classifiers = self.detection.engine.classifiers
+        rules, issues = load_rules(self.paths, classifiers.keys())
         if issues:
             self.failures += 1
             self.metrics.rules_reloads.labels("failed").inc()
@@ -83,7 +84,7 @@ class RulesReloader:
                 extra={"fields": {"problems": len(issues)}},
             )
             return False
-        self.detection.swap(RuleEngine(rules))
+        self.detection.swap(RuleEngine(rules, classifiers=classifiers))
         self.reloads += 1
         self.metrics.rules_reloads.labels("ok").inc()
         self.metrics.rules_last_reload_ok.set(1)

@@ -12,12 +12,14 @@ ship with rcwatch are used.
 
 from __future__ import annotations
 
-import importlib.util
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from detectors.classifier import shipped_model_dirs
+from detectors.shipped import shipped_config_dir
 from sinks.factory import RemoteSinkConfig
 from sinks.routing import RouteConfig, check_sink_name
 from streams.confload import ConfigError, ConfigIssue, NodeLoader, compose_file
@@ -115,20 +117,20 @@ class PipelineConfig:
     detect_in_thread_min_chars: int = field(default=16_384, metadata={"min": 1024})
 
 
-def shipped_config_dir() -> Path:
-    """The ``config/`` directory that ships with rcwatch: the repository's in a checkout or
-    an editable install, else the copy a wheel installs as ``rcwatch_config``."""
-    source = Path(__file__).resolve().parent.parent / "config"
-    if (source / "rules").is_dir():
-        return source
-    spec = importlib.util.find_spec("rcwatch_config")
-    for location in (spec.submodule_search_locations or []) if spec is not None else []:
-        if Path(location, "rules").is_dir():
-            return Path(location)
-    return source
-
-
 SHIPPED_RULES = str(shipped_config_dir() / "rules")
+
+
+_MODEL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _check_model_dirs(dirs: dict[str, str]) -> str | None:
+    bad = [
+        f"{name}: {path}" for name, path in dirs.items() if not Path(path, "model.json").is_file()
+    ]
+    if bad:
+        return f"no model.json in {', '.join(bad)}"
+    bad_names = [n for n in dirs if not _MODEL_NAME.fullmatch(n)]
+    return f"model names are letters, digits, '-' and '_' (got {bad_names})" if bad_names else None
 
 
 def _check_rule_paths(paths: tuple[str, ...]) -> str | None:
@@ -152,6 +154,16 @@ class DetectorsConfig:
     # every Nth event is also evaluated rule by rule to measure each rule's cost; 0: never
     profile_every_events: int = field(default=1000, metadata={"min": 0})
     storm_guard: StormGuardConfig = field(default_factory=StormGuardConfig)
+    # text classifiers rules name (``classifier: toxicity``): name -> model directory
+    # (relative: to the settings file's directory), added to the models that ship with
+    # rcwatch; a shipped model's name replaces that model (one trained on your labels)
+    classifiers: dict[str, str] = field(
+        default_factory=dict, metadata={"path": True, "check": _check_model_dirs}
+    )
+
+    def model_dirs(self) -> dict[str, Path]:
+        """Every classifier rules may name: the shipped models, then the configured ones."""
+        return {**shipped_model_dirs(), **{k: Path(v) for k, v in self.classifiers.items()}}
 
 
 @dataclass(frozen=True)

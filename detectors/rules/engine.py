@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
@@ -38,6 +38,7 @@ from detectors.base import (
     Span,
     field_text,
 )
+from detectors.classifier import TextClassifier, load_model, shipped_model_dirs
 from detectors.facts import CONTEXT_FACTS, FACTS, FIELD_FACTS
 from detectors.keywords import KeywordIndex, is_substring_keyword, phrase_tokens
 from detectors.normalize import Normalized, normalize
@@ -47,6 +48,7 @@ from detectors.rules.loader import RE2_OPTIONS
 from detectors.rules.model import (
     AllOf,
     AnyOf,
+    ClassifierCond,
     Condition,
     FactCond,
     FindingCond,
@@ -75,6 +77,48 @@ def _mask(text: str) -> str:
     if len(text) <= 2:
         return "*" * len(text)
     return f"{text[0]}{'*' * min(len(text) - 2, 8)}{text[-1]}"
+
+
+_SHIPPED: dict[str, TextClassifier] = {}
+
+
+def _classifiers_for(
+    rules: Sequence[Rule], given: Mapping[str, TextClassifier] | None
+) -> dict[str, TextClassifier]:
+    """The models the rules name: from ``given``, else the shipped ones (loaded once per
+    process). ``ValueError`` naming the rule's file and line for a name not available."""
+    names = {
+        (c.classifier, r.file, c.line)
+        for r in rules
+        for c in _leaves_of(r.match)
+        if isinstance(c, ClassifierCond)
+    }
+    out: dict[str, TextClassifier] = {}
+    for name, file, line in sorted(names):
+        if name in out:
+            continue
+        if given is not None:
+            model = given.get(name)
+        else:
+            model = _SHIPPED.get(name)
+            if model is None and name in (dirs := shipped_model_dirs()):
+                model = _SHIPPED[name] = load_model(dirs[name])
+        if model is None:
+            raise ValueError(f"{file}:{line}: unknown classifier {name!r}")
+        out[name] = model
+    if given is not None:
+        out = {**given, **out}
+    return out
+
+
+def _leaves_of(cond: Condition) -> Iterable[Condition]:
+    if isinstance(cond, AllOf | AnyOf | Near):
+        for c in cond.conditions:
+            yield from _leaves_of(c)
+    elif isinstance(cond, Not):
+        yield from _leaves_of(cond.condition)
+    else:
+        yield cond
 
 
 class _Scope:
@@ -149,6 +193,7 @@ class _Compiled:
     triggers: frozenset[int] | None  # None: must always be evaluated
     groups: frozenset[int]
     reads_content: bool
+    classifier_conds: tuple[ClassifierCond, ...] = ()
 
 
 @dataclass
@@ -164,8 +209,8 @@ class _State:
     """What one event's evaluation has worked out so far (caches, per event only)."""
 
     __slots__ = (
-        "budget", "change", "ctx", "facts", "matched", "normalized", "recognized", "spans",
-        "texts",
+        "budget", "change", "ctx", "facts", "matched", "normalized", "recognized", "scores",
+        "spans", "texts",
     )  # fmt: skip
 
     def __init__(
@@ -180,13 +225,21 @@ class _State:
         self.spans: dict[int, list[tuple[int, int, int]]] = {}  # cond -> (group, start, end)
         self.recognized: dict[tuple[str, str], list[PiiMatch]] = {}
         self.facts: dict[tuple[str, str | None], bool] = {}
+        self.scores: dict[tuple[str, str], float] = {}
 
 
 class RuleEngine:
     """Compiled rules. ``evaluate`` is the pure per-event function."""
 
-    def __init__(self, rules: Iterable[Rule], *, include_disabled: bool = False) -> None:
+    def __init__(
+        self,
+        rules: Iterable[Rule],
+        *,
+        include_disabled: bool = False,
+        classifiers: Mapping[str, TextClassifier] | None = None,
+    ) -> None:
         self.rules = tuple(r for r in rules if r.enabled or include_disabled)
+        self.classifiers = _classifiers_for(self.rules, classifiers)
         self._groups: list[_Group] = []
         self._group_index: dict[tuple[str, tuple[str, ...]], _Group] = {}
         self._cond_ids: dict[object, int] = {}  # dedupe identical leaf conditions
@@ -312,7 +365,8 @@ class RuleEngine:
             fld = getattr(leaf, "field", None)
             if fld in ("added_text", "removed_text"):
                 reads_content = True
-        return _Compiled(rule, self._triggers(rule.match), frozenset(groups), reads_content)
+        scored = tuple(c for c in self._leaves(rule.match) if isinstance(c, ClassifierCond))
+        return _Compiled(rule, self._triggers(rule.match), frozenset(groups), reads_content, scored)
 
     # -- evaluation ---------------------------------------------------------------------
 
@@ -454,9 +508,22 @@ class RuleEngine:
             return self._near(st, cond)
         if isinstance(cond, ValueCond):
             return self._value(st, cond)
+        if isinstance(cond, ClassifierCond):
+            return self._score(st, cond) >= cond.min_score
         if isinstance(cond, FindingCond):
             return self._finding(st, cond)
         return self._fact(st, cond)
+
+    def _score(self, st: _State, cond: ClassifierCond) -> float:
+        key = (cond.field, cond.classifier)
+        score = st.scores.get(key)
+        if score is None:
+            text = self._text(st, cond.field)
+            model = self.classifiers[cond.classifier]
+            if text and len(text) > model.features.max_chars and st.budget is not None:
+                st.budget.exhausted.add("classifier")
+            score = st.scores[key] = model.score(text) if text else 0.0
+        return score
 
     def _places(self, st: _State, cond: Condition) -> list[tuple[int, int]]:
         """Original-text offsets of a span-producing leaf's matches."""
@@ -503,6 +570,8 @@ class RuleEngine:
                 s for c in cond.conditions if self._holds(st, c) for s in self._spans(st, c, rule)
             ]
         sensitive = rule.category in _SENSITIVE
+        if isinstance(cond, ClassifierCond):
+            return self._classifier_spans(st, cond, sensitive)
         if isinstance(cond, RecognizerCond):
             return [
                 Span(cond.field, m.start, m.end, m.kind, m.redacted, m.confidence, True)
@@ -520,6 +589,19 @@ class RuleEngine:
                 out.append(Span(cond.field, start, end, kind, redacted, 1.0, sensitive))
             return out
         return []
+
+    def _classifier_spans(self, st: _State, cond: ClassifierCond, sensitive: bool) -> list[Span]:
+        """The score (kind: the classifier's name) and the terms that weighed most."""
+        if not self._holds(st, cond):
+            return []
+        text = self._text(st, cond.field) or ""
+        score = self._score(st, cond)
+        out = [Span(cond.field, 0, 0, cond.classifier, f"{score:.2f}", score, False)]
+        for term in self.classifiers[cond.classifier].explain(text, top=3):
+            piece = text[term.start : term.end]
+            redacted = f"[redacted, {len(piece)} chars]" if sensitive else _mask(piece)
+            out.append(Span(cond.field, term.start, term.end, "term", redacted, 1.0, sensitive))
+        return out
 
     def clear_memo(self) -> None:
         """Forget memoised scans (benchmarks: measure cold texts, not the memo)."""
@@ -586,8 +668,17 @@ class RuleEngine:
                 seen.add(rule.id)
                 if self._holds(st, rule.match):
                     spans = tuple(dict.fromkeys(self._spans(st, rule.match, rule)))
+                    score, reason = None, rule.title
+                    scored = [
+                        (self._score(st, c), c.classifier)
+                        for c in comp.classifier_conds
+                        if self._holds(st, c)
+                    ]
+                    if scored:
+                        score, name = max(scored)
+                        reason = f"{rule.title} ({name} {score:.2f})"
                     findings.append(
-                        Finding(rule.id, rule.category, rule.severity, rule.title, spans)
+                        Finding(rule.id, rule.category, rule.severity, reason, spans, None, score)
                     )
         if len(findings) > 1:
             fired = [f.rule for f in findings]

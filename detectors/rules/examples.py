@@ -7,11 +7,12 @@ An example is a partial event. Unset fields take neutral defaults: an edit on en
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from detectors.base import DetectionContext, Finding
+from detectors.classifier import TextClassifier
 from detectors.rules.engine import RuleEngine
 from detectors.rules.model import Example, Rule
 from detectors.windows import WindowStore
@@ -99,7 +100,9 @@ class ExampleFailure:
 
 
 def run_examples(
-    rules: Iterable[Rule], context: Iterable[Rule] = ()
+    rules: Iterable[Rule],
+    context: Iterable[Rule] = (),
+    classifiers: Mapping[str, TextClassifier] | None = None,
 ) -> tuple[int, list[ExampleFailure]]:
     """(examples run, failures). Each rule runs alone, disabled ones included; a pattern
     rule runs with the enabled ordinary rules of ``context`` (whose findings it reads).
@@ -110,7 +113,7 @@ def run_examples(
     helpers = [r for r in context if r.enabled and r.window is None]
     for rule in rules:
         others = [r for r in helpers if r.id != rule.id] if rule.window is not None else []
-        engine = RuleEngine([rule, *others], include_disabled=True)
+        engine = RuleEngine([rule, *others], include_disabled=True, classifiers=classifiers)
         for expected, examples in ((True, rule.examples.match), (False, rule.examples.no_match)):
             for events, line in examples:
                 count += 1

@@ -11,6 +11,7 @@ Condition syntax (one kind key per mapping)::
     field: summary, regex: '(?i)\\bdoxx?(ed|ing)?\\b', normalize: [casefold]
     field: added_text, keywords: [idiot, moron], keywords_file: lists/insults.en.txt
     field: summary, recognizer: phone, min_confidence: 0.6
+    field: added_text, classifier: toxicity, min_score: 0.8
     field: namespace, in: [2, 3]        field: size_delta, gt: 5000
     fact: others_user_space             fact: second_person, field: added_text
 """
@@ -18,7 +19,7 @@ Condition syntax (one kind key per mapping)::
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import re2
 import yaml
 
 from detectors.base import Severity
+from detectors.classifier import shipped_model_dirs
 from detectors.facts import CONTEXT_FACTS, CONTEXT_FACTS_WITH_FIELD, FACTS, FIELD_FACTS
 from detectors.normalize import STEPS
 from detectors.recognizers import RECOGNIZERS
@@ -35,6 +37,7 @@ from detectors.rules.model import (
     VALUE_FIELDS,
     AllOf,
     AnyOf,
+    ClassifierCond,
     Condition,
     Example,
     FactCond,
@@ -53,8 +56,8 @@ from streams.confload import ConfigIssue, NodeLoader, compose_file, node_line
 __all__ = ["RE2_OPTIONS", "load_rules", "rule_files"]
 
 _KINDS = ("all", "any", "near", "not", "regex", "keywords", "keywords_file", "recognizer",
-          "fact", "finding", "equals", "in", "gt", "gte", "lt", "lte")  # fmt: skip
-_MODIFIERS = ("field", "normalize", "min_confidence")
+          "classifier", "fact", "finding", "equals", "in", "gt", "gte", "lt", "lte")  # fmt: skip
+_MODIFIERS = ("field", "normalize", "min_confidence", "min_score")
 _VALUE_OPS = ("equals", "in", "gt", "gte", "lt", "lte")
 _NUMERIC_FIELDS = ("namespace", "size_delta")
 
@@ -74,9 +77,10 @@ def rule_files(paths: Iterable[str | Path]) -> list[Path]:
 
 
 class RuleLoader(NodeLoader):
-    def __init__(self, file: str, base_dir: Path) -> None:
+    def __init__(self, file: str, base_dir: Path, classifiers: Collection[str] = ()) -> None:
         super().__init__(file, base_dir=base_dir)
         self.rules_dir = base_dir  # keyword lists are relative to the rule file
+        self.classifiers = classifiers  # the names a classifier condition may use
 
     def _value(self, tp: Any, node: yaml.Node, path: str) -> Any:
         if tp == Condition:
@@ -144,6 +148,8 @@ class RuleLoader(NodeLoader):
             return self._regex(field, items, path, line)
         if kind == "keywords":
             return self._keywords(field, items, path, line)
+        if kind == "classifier":
+            return self._classifier(field, items, path, line)
         return self._recognizer(field, items, path, line)
 
     def _near(self, node: yaml.Node, path: str, line: int) -> Near | None:
@@ -305,6 +311,37 @@ class RuleLoader(NodeLoader):
                 return None
             min_conf = value
         return RecognizerCond(field, name, min_conf, line)
+
+    def _classifier(
+        self, field: str, items: dict[str, tuple[yaml.Node, yaml.Node]], path: str, line: int
+    ) -> ClassifierCond | None:
+        name = self.build(str, items["classifier"][1], f"{path}.classifier")
+        if name is None:
+            return None
+        if name not in self.classifiers:
+            known = ", ".join(sorted(self.classifiers)) or "none configured"
+            self.error(
+                items["classifier"][1],
+                f"{path}.classifier",
+                f"unknown classifier {name!r} (known: {known}; add one under "
+                "detectors.classifiers)",
+            )
+            return None
+        if "min_score" not in items:
+            self.error(
+                items["classifier"][0],
+                f"{path}.min_score",
+                "a classifier condition needs min_score (0..1; `rcwatch model info` shows "
+                "the model's thresholds)",
+            )
+            return None
+        value = self.build(float, items["min_score"][1], f"{path}.min_score")
+        if value is None:
+            return None
+        if not 0.0 < value <= 1.0:
+            self.error(items["min_score"][1], f"{path}.min_score", "must be above 0, at most 1")
+            return None
+        return ClassifierCond(field, name, value, line)
 
     def _value_cond(
         self,
@@ -483,8 +520,13 @@ def _rule_id(node: yaml.Node) -> str | None:
     return str(value.value) if isinstance(value, yaml.ScalarNode) else None
 
 
-def load_rules(paths: Sequence[str | Path]) -> tuple[list[Rule], list[ConfigIssue]]:
-    """Every rule under ``paths`` (files or directories), and every problem found."""
+def load_rules(
+    paths: Sequence[str | Path], classifiers: Collection[str] | None = None
+) -> tuple[list[Rule], list[ConfigIssue]]:
+    """Every rule under ``paths`` (files or directories), and every problem found.
+    ``classifiers``: the classifier names rules may use (default: the shipped models)."""
+    if classifiers is None:
+        classifiers = shipped_model_dirs().keys()
     rules: list[Rule] = []
     issues: list[ConfigIssue] = []
     for p in map(Path, paths):
@@ -499,9 +541,9 @@ def load_rules(paths: Sequence[str | Path]) -> tuple[list[Rule], list[ConfigIssu
         issues.extend(syntax)
         if node is None:
             continue
-        top = RuleLoader(str(file), file.parent)
+        top = RuleLoader(str(file), file.parent, classifiers)
         for i, rnode in enumerate(_rule_nodes(top, node)):
-            loader = RuleLoader(str(file), file.parent)
+            loader = RuleLoader(str(file), file.parent, classifiers)
             loader.rule_id = rid = _rule_id(rnode)
             line = node_line(rnode) or 0
             if rid is not None and rid in seen_ids:

@@ -12,6 +12,7 @@ __all__ = [
     "VALUE_FIELDS",
     "AllOf",
     "AnyOf",
+    "ClassifierCond",
     "Condition",
     "Example",
     "FactCond",
@@ -57,6 +58,17 @@ class RecognizerCond:
     field: str
     recognizer: str
     min_confidence: float = 0.5
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class ClassifierCond:
+    """A trained text classifier's score for the field reaches ``min_score`` (0..1, a
+    calibrated probability: see the model's thresholds)."""
+
+    field: str
+    classifier: str
+    min_score: float = 0.5
     line: int = 0
 
 
@@ -118,6 +130,7 @@ Condition = (
     RegexCond
     | KeywordCond
     | RecognizerCond
+    | ClassifierCond
     | ValueCond
     | FactCond
     | FindingCond

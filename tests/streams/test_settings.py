@@ -221,3 +221,21 @@ def test_a_missing_rules_path_is_named_with_file_line_and_key(tmp_path: Path) ->
         f"{tmp_path / 's.yaml'}:3: detectors.rules_paths: no such file or directory: "
         f"{tmp_path / 'nowhere'}"
     )
+
+
+def test_classifiers_are_relative_to_the_file_and_checked(tmp_path: Path) -> None:
+    own = tmp_path / "models" / "toxicity"
+    own.mkdir(parents=True)
+    (own / "model.json").write_text("{}")
+    settings = _load(tmp_path, "detectors:\n  classifiers: {toxicity: models/toxicity}\n")
+    dirs = settings.detectors.model_dirs()
+    assert dirs["toxicity"] == own, "a model trained on your labels replaces the shipped one"
+    assert Settings().detectors.model_dirs()["toxicity"] == REPO / "config/models/toxicity"
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, "detectors:\n  classifiers:\n    spam: nowhere\n")
+    assert f"s.yaml:3: detectors.classifiers: no model.json in spam: {tmp_path / 'nowhere'}" in str(
+        err.value
+    )
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, "detectors:\n  classifiers: {'bad name': models/toxicity}\n")
+    assert "model names are letters, digits" in str(err.value)
