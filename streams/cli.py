@@ -32,6 +32,7 @@ from streams.confload import ConfigError
 from streams.demo import run_demo
 from streams.eventstreams import EventStreamsSource, parse_since, stream_names
 from streams.logs import setup_logging
+from streams.model_cli import add_model_parser, run_model_command
 from streams.pipeline import BatchResult
 from streams.progress import ProgressBar, format_summary
 from streams.replay import ReplaySource, parse_speed
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     add_rules_parser(sub, _common)
+    add_model_parser(sub, _common)
     add_sinks_parser(sub, _common)
 
     demo = sub.add_parser(
@@ -329,6 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_rules_command(settings, args)
         if args.command == "sinks":
             return run_sinks_command(settings, args)
+        if args.command == "model":
+            return run_model_command(settings, args)
         if args.command == "demo":
             if args.metrics_addr:
                 settings = _with_metrics_addr(settings, args.metrics_addr)
