@@ -1,174 +1,308 @@
-"""Harassment detection quality against peers, and identity-term false positives.
+"""Harassment detection quality: old keyword rules, the rebuilt rules, the classifier alone
+and two peers, on every labeled source apart, in one run.
 
-    python -m bench.harassment_eval
+    python -m bench.harassment_eval [--max-rows N] [--markdown PATH]
 
-1. Jigsaw toxic-comment rows (real Wikipedia talk-page comments, ../shared/data/labeled):
-   precision/recall of "any harassment rule fires" against the labels toxic, insult and
-   threat (positive = any of the three), for rcwatch's shipped rules, better-profanity and
-   alt-profanity-check, side by side. Splits: "dev" (fastbert_train_sample, the only rows
-   looked at while writing the lexicons), "held-out" (hurelyyu_train_head300: the head of
-   Jigsaw's train.csv, never looked at), and "val-sample" (fastbert_val_sample), reported
-   apart because its labels disagree with the comments for every detector (e.g. "you dumb
-   fuck" and "you are a twat" are labeled non-toxic), not only for rcwatch.
-   alt-profanity-check's model was trained on Jigsaw data: its figures here are in-sample.
-2. bias_madlibs_77k: the share of NOT_BAD template sentences ("You are a caring
-   transgender", "Being muslim is kind.") on which each detector fires: naming an identity
-   must not count as an attack. BAD rows are shown for reference.
+Sets (``streams.model_data.evaluation_sets``; the shipped model never trained on them):
 
-Each comment is scanned as text added to an article talk page by a registered editor.
+* Wikipedia talk-page comments first: the Jigsaw held-out rows (``hurelyyu_train_head300``,
+  the head of Jigsaw's train.csv), the Jigsaw ``fastbert_val_sample`` rows (reported apart:
+  their labels disagree with the comments for every detector), Wikipedia Detox 250 and CAT.
+* HateCheck, per functionality (counter-speech, quoting, negation, neutral identity
+  mentions, ...): where a toxicity model fails on hate-speech tests.
+* bias_madlibs_77k: the share of NOT_BAD template sentences ("I am a gay Muslim woman") on
+  which a detector fires: naming an identity must not count as an attack.
+* For reference, the Jigsaw dev rows the model *was* trained on (in-sample).
+
+Rules see each comment as text added to an article talk page by a registered editor
+("positive" for rules = any harassment finding, or medium severity and above).
+Peers: alt-profanity-check was trained on Jigsaw's toxic-comment data, which holds the
+Jigsaw rows scored here (its figures on every Jigsaw set are in-sample, and probably on the
+other Wikipedia sets' sources too); better-profanity is a word list. The old keyword
+rules are ``bench/baselines/harassment-keywords-2026.11.yaml`` (the pack before the
+classifier), run with today's engine.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
+import argparse
+import math
+import random
+import shutil
+import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import SHARED_DATA, require
 from detectors.base import Category, Severity
+from detectors.classifier import TextClassifier, load_model, shipped_model_dirs
 from detectors.rules.engine import RuleEngine
 from detectors.rules.examples import example_change
+from detectors.rules.loader import load_rules
 from detectors.rules.model import Example
-from streams.app import load_engine
-from streams.settings import Settings
+from detectors.shipped import shipped_config_dir
+from streams.model_cli import auc
+from streams.model_data import EvalSet, evaluation_sets
 
-JIGSAW = SHARED_DATA / "labeled" / "jigsaw_toxic_subset" / "jigsaw_subset_merged_dedup.csv.gz"
-MADLIBS = SHARED_DATA / "labeled" / "bias_madlibs_77k" / "bias_madlibs_77k.csv.gz"
-DEV_SOURCE = "fastbert_train_sample"
-HELD_OUT_SOURCE = "hurelyyu_train_head300"
-SUSPECT_SOURCE = "fastbert_val_sample"
-HELD_OUT_SOURCE = "hurelyyu_train_head300"
-SUSPECT_SOURCE = "fastbert_val_sample"
+LABELED = SHARED_DATA / "labeled"
+BASELINE = Path(__file__).resolve().parent / "baselines" / "harassment-keywords-2026.11.yaml"
+SLOW_PEER_ROWS = 1000
+Detect = Callable[[Sequence[str]], list[float]]  # a score per text (0/1 for yes/no detectors)
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
-    with gzip.open(require(path), "rt", encoding="utf-8") as f:
-        return list(csv.DictReader(io.StringIO(f.read())))
-
-
-@dataclass
-class Score:
-    tp: int = 0
-    fp: int = 0
-    fn: int = 0
-    tn: int = 0
-
-    def add(self, predicted: bool, actual: bool) -> None:
-        if predicted and actual:
-            self.tp += 1
-        elif predicted:
-            self.fp += 1
-        elif actual:
-            self.fn += 1
-        else:
-            self.tn += 1
-
-    @property
-    def precision(self) -> float:
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
-
-    @property
-    def recall(self) -> float:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
-
-    @property
-    def f1(self) -> float:
-        p, r = self.precision, self.recall
-        return 2 * p * r / (p + r) if p + r else 0.0
-
-
-def ours(
-    engine: RuleEngine, min_severity: Severity = Severity.LOW
-) -> Callable[[Sequence[str]], list[bool]]:
-    def predict(texts: Sequence[str]) -> list[bool]:
-        engine.clear_memo()  # texts/s of texts the engine has not seen
+def rules_detector(engine: RuleEngine, min_severity: Severity) -> Detect:
+    def detect(texts: Sequence[str]) -> list[float]:
+        engine.clear_memo()
         out = []
         for text in texts:
             change, ctx = example_change(Example(title="Talk:Example page", added_text=text))
-            out.append(
-                any(
-                    f.category == Category.HARASSMENT and f.severity.rank >= min_severity.rank
-                    for f in engine.evaluate(change, ctx)
-                )
+            fired = any(
+                f.category == Category.HARASSMENT and f.severity.rank >= min_severity.rank
+                for f in engine.evaluate(change, ctx)
             )
+            out.append(float(fired))
         return out
 
-    return predict
+    return detect
 
 
-def peers() -> dict[str, Callable[[Sequence[str]], list[bool]]]:
-    from better_profanity import profanity
-    from profanity_check import predict
-
-    profanity.load_censor_words()
-    return {
-        "better-profanity": lambda texts: [bool(profanity.contains_profanity(t)) for t in texts],
-        "alt-profanity-check": lambda texts: [bool(x) for x in predict(list(texts))],
-    }
+def engine_for(rules_dir: Path, classifiers: dict[str, TextClassifier]) -> RuleEngine:
+    rules, issues = load_rules([rules_dir], classifiers.keys())
+    if issues:
+        raise SystemExit("\n".join(str(i) for i in issues))
+    return RuleEngine(rules, classifiers=classifiers)
 
 
-def main() -> None:
-    engine = load_engine(Settings())
-    detectors: dict[str, Callable[[Sequence[str]], list[bool]]] = {
-        "rcwatch (any severity)": ours(engine),
-        "rcwatch (medium+)": ours(engine, Severity.MEDIUM),
-        **peers(),
-    }
-    rows = _rows(JIGSAW)
-    splits = {
-        "dev": [r for r in rows if r["source"] == DEV_SOURCE],
-        "held-out": [r for r in rows if r["source"] == HELD_OUT_SOURCE],
-        "dev+held": [r for r in rows if r["source"] in (DEV_SOURCE, HELD_OUT_SOURCE)],
-        "val-sample": [r for r in rows if r["source"] == SUSPECT_SOURCE],
-    }
-    sizes = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
-    print(f"Jigsaw rows: {len(rows)} ({sizes})")
-    print("positive = toxic or insult or threat")
-    print(f"{'detector':<24} {'split':<10} {'P':>6} {'R':>6} {'F1':>6} {'texts/s':>9}")
-    for name, detect in detectors.items():
-        for split, part in splits.items():
-            texts = [r["comment_text"] for r in part]
-            t0 = time.perf_counter()
-            predicted = detect(texts)
-            rate = len(texts) / (time.perf_counter() - t0)
-            s = Score()
-            for r, p in zip(part, predicted, strict=True):
-                s.add(p, "1" in (r["toxic"], r["insult"], r["threat"]))
-            print(
-                f"{name:<24} {split:<9} {s.precision:6.3f} {s.recall:6.3f} {s.f1:6.3f} {rate:9,.0f}"
-            )
-    print()
-    print("per label on dev+held-out rows (recall; precision against that label alone)")
-    rows = splits["dev+held"]
-    all_texts = [r["comment_text"] for r in rows]
-    predictions = {name: detect(all_texts) for name, detect in detectors.items()}
-    for label in ("toxic", "insult", "threat", "obscene", "identity_hate"):
-        line = [f"{label:<14}"]
-        for name, predicted in predictions.items():
-            s = Score()
-            for r, p in zip(rows, predicted, strict=True):
-                s.add(p, r[label] == "1")
-            line.append(f"{name}: P {s.precision:.2f} R {s.recall:.2f}")
-        print("  ".join(line))
-    print()
-    madlibs = _rows(MADLIBS)
-    print(f"bias_madlibs_77k: {len(madlibs)} rows; share of rows each detector fires on")
-    print(f"{'detector':<24} {'NOT_BAD (FP rate)':>18} {'BAD':>8}")
-    for name, detect in detectors.items():
-        fired = {"NOT_BAD": 0, "BAD": 0}
-        total = {"NOT_BAD": 0, "BAD": 0}
-        predicted = detect([r["Text"] for r in madlibs])
-        for r, p in zip(madlibs, predicted, strict=True):
-            total[r["Label"]] += 1
-            fired[r["Label"]] += p
-        print(
-            f"{name:<24} {fired['NOT_BAD'] / total['NOT_BAD']:18.4f} "
-            f"{fired['BAD'] / total['BAD']:8.4f}"
+def old_rules_dir(tmp: Path) -> Path:
+    """Today's rule directory with the harassment pack swapped for the keyword baseline."""
+    out = tmp / "rules"
+    shutil.copytree(shipped_config_dir() / "rules", out)
+    shutil.copyfile(BASELINE, out / "harassment.yaml")
+    return out
+
+
+def classifier_detector(model: TextClassifier) -> Detect:
+    def detect(texts: Sequence[str]) -> list[float]:
+        return [model.score(t) for t in texts]
+
+    return detect
+
+
+def peers() -> dict[str, tuple[Detect, str]]:
+    out: dict[str, tuple[Detect, str]] = {}
+    try:
+        from profanity_check import predict_prob
+    except ImportError:
+        print("alt-profanity-check is not installed (pip install -e '.[bench]'): skipped")
+    else:
+        out["alt-profanity-check"] = (
+            lambda texts: [float(x) for x in predict_prob(list(texts))],
+            "trained on Jigsaw: in-sample on Jigsaw sets",
         )
+    try:
+        from better_profanity import profanity
+    except ImportError:
+        print("better-profanity is not installed (pip install -e '.[bench]'): skipped")
+    else:
+        profanity.load_censor_words()
+        out["better-profanity"] = (
+            lambda texts: [float(profanity.contains_profanity(t)) for t in texts],
+            f"word list; scored on a sample of at most {SLOW_PEER_ROWS:,} rows of each set "
+            "(it checks about 20 long comments a second)",
+        )
+    return out
+
+
+def counts(scores: Sequence[float], labels: Sequence[int], t: float) -> tuple[int, int, int]:
+    tp = sum(1 for s, y in zip(scores, labels, strict=True) if s >= t and y)
+    fp = sum(1 for s, y in zip(scores, labels, strict=True) if s >= t and not y)
+    return tp, fp, sum(labels) - tp
+
+
+def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
+def fmt(x: float) -> str:
+    return "   -" if math.isnan(x) else f"{x:.3f}"
+
+
+class Report:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, line: str = "") -> None:
+        print(line, flush=True)
+        self.lines.append(line)
+
+
+def jigsaw_dev(root: Path) -> EvalSet:
+    """The Jigsaw rows the shipped model trained on (reported as in-sample)."""
+    import csv
+    import gzip
+    import io
+
+    path = require(root / "jigsaw_toxic_subset" / "jigsaw_subset_merged_dedup.csv.gz")
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        rows = [
+            r
+            for r in csv.DictReader(io.StringIO(f.read()))
+            if r["source"] == "fastbert_train_sample"
+        ]
+    labels = [int("1" in (r["toxic"], r["insult"], r["threat"])) for r in rows]
+    return EvalSet(
+        "jigsaw dev (IN-SAMPLE)",
+        [r["comment_text"] for r in rows],
+        labels,
+        ["dev"] * len(rows),
+        True,
+    )
+
+
+def cap(s: EvalSet, max_rows: int | None) -> EvalSet:
+    if max_rows is None or len(s.texts) <= max_rows:
+        return s
+    idx = sorted(random.Random(13).sample(range(len(s.texts)), max_rows))
+    return EvalSet(
+        s.name,
+        [s.texts[i] for i in idx],
+        [s.labels[i] for i in idx],
+        [s.groups[i] for i in idx],
+        s.wikipedia,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.harassment_eval", description=__doc__)
+    ap.add_argument("--max-rows", type=int, default=None, help="sample each set to N rows")
+    ap.add_argument("--markdown", type=Path, default=None, help="also write the report here")
+    args = ap.parse_args(argv)
+    out = Report()
+    model_dir = shipped_model_dirs()["toxicity"]
+    model = load_model(model_dir)
+    classifiers = {"toxicity": model}
+    sets = [cap(s, args.max_rows) for s in evaluation_sets(require(LABELED))]
+    sets.append(cap(jigsaw_dev(LABELED), args.max_rows))
+    with tempfile.TemporaryDirectory() as tmp:
+        old = engine_for(old_rules_dir(Path(tmp)), classifiers)
+    new = engine_for(shipped_config_dir() / "rules", classifiers)
+    op, hp = model.thresholds["operating"], model.thresholds["high_precision"]
+    # name -> (detect, thresholds to report at, note)
+    detectors: dict[str, tuple[Detect, dict[str, float], str]] = {
+        "keyword rules (old), any": (rules_detector(old, Severity.LOW), {"": 0.5}, ""),
+        "keyword rules (old), medium+": (rules_detector(old, Severity.MEDIUM), {"": 0.5}, ""),
+        "rules (new), any": (rules_detector(new, Severity.LOW), {"": 0.5}, ""),
+        "rules (new), medium+": (rules_detector(new, Severity.MEDIUM), {"": 0.5}, ""),
+        "classifier alone": (
+            classifier_detector(model),
+            {f"@op {op:.2f}": op, f"@hp {hp:.2f}": hp},
+            "thresholds from validation folds of its training data",
+        ),
+    }
+    for name, (detect, note) in peers().items():
+        detectors[name] = (detect, {"@0.5": 0.5} if "check" in name else {"": 0.5}, note)
+
+    size = sum(p.stat().st_size for p in model_dir.iterdir() if p.is_file())
+    out(f"# Harassment detection: {model.name} {model.version}")
+    out()
+    sampled = f" --max-rows {args.max_rows}" if args.max_rows else ""
+    out(f"Reproduce: `python -m bench.harassment_eval{sampled}` (figures from one run).")
+    out(f"Model: {len(model.weights):,} features, {size / 1e6:.2f} MB on disk ({model_dir.name}/).")
+    out("Positive = any harassment finding (rules), score >= threshold (classifier, peers).")
+    out("AUC only for detectors with a score. Peers' notes say where their training data overlaps.")
+    out()
+    # (detector, set) -> (scores, labels, groups) of the rows that detector scored
+    scores: dict[tuple[str, str], tuple[list[float], list[int], list[str]]] = {}
+    spent: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])  # texts, seconds
+    for s in sets:
+        for name, (detect, _t, _n) in detectors.items():
+            part = cap(s, SLOW_PEER_ROWS) if name == "better-profanity" else s
+            t0 = time.perf_counter()
+            scored = detect(part.texts)
+            spent[name][0] += len(part.texts)
+            spent[name][1] += time.perf_counter() - t0
+            scores[(name, s.name)] = (scored, part.labels, part.groups)
+
+    out("## Per source (Wikipedia talk-page sets first)")
+    out()
+    out("| set | rows | positive | detector | P | R | F1 | AUC |")
+    out("|---|---:|---:|---|---:|---:|---:|---:|")
+    for s in sets:
+        if s.name in ("HateCheck", "bias madlibs"):
+            continue
+        for name, (_d, thresholds, _n) in detectors.items():
+            sc, labels, _g = scores[(name, s.name)]
+            has_auc = len(thresholds) > 1 or "@" in next(iter(thresholds))
+            a = auc(sc, labels) if has_auc else math.nan
+            for label, t in thresholds.items():
+                p, r, f1 = prf(*counts(sc, labels, t))
+                out(
+                    f"| {s.name} | {len(labels):,} | {sum(labels):,} | {name} {label} | "
+                    f"{p:.3f} | {r:.3f} | {f1:.3f} | {fmt(a)} |"
+                )
+    out()
+    madlibs = next(s for s in sets if s.name == "bias madlibs")
+    out("## Identity terms: bias_madlibs_77k (share of rows a detector fires on)")
+    out()
+    out("| detector | NOT_BAD (false-positive rate) | BAD |")
+    out("|---|---:|---:|")
+    for name, (_d, thresholds, _n) in detectors.items():
+        sc, _l, groups = scores[(name, madlibs.name)]
+        for label, t in thresholds.items():
+            fired = {"NOT_BAD": 0, "BAD": 0}
+            total = {"NOT_BAD": 0, "BAD": 0}
+            for g, x in zip(groups, sc, strict=True):
+                total[g] += 1
+                fired[g] += x >= t
+            out(
+                f"| {name} {label} | {fired['NOT_BAD'] / max(total['NOT_BAD'], 1):.4f} | "
+                f"{fired['BAD'] / max(total['BAD'], 1):.4f} |"
+            )
+    out()
+    hc = next(s for s in sets if s.name == "HateCheck")
+    funcs = sorted(set(hc.groups))
+    # better-profanity scored a sample only: not in the per-functionality table
+    shown = [
+        "rules (new), any",
+        "keyword rules (old), any",
+        "classifier alone",
+        "alt-profanity-check",
+    ]
+    shown = [n for n in shown if n in detectors]
+    out("## HateCheck per functionality (share of cases each detector gets right)")
+    out()
+    out("| functionality | cases | gold | " + " | ".join(shown) + " |")
+    out("|---|---:|---|" + "---:|" * len(shown))
+    for func in funcs:
+        idx = [i for i, g in enumerate(hc.groups) if g == func]
+        gold = {hc.labels[i] for i in idx}
+        cells = []
+        for name in shown:
+            sc = scores[(name, hc.name)][0]
+            t = next(iter(detectors[name][1].values()))
+            right = sum(1 for i in idx if (sc[i] >= t) == bool(hc.labels[i]))
+            cells.append(f"{right / len(idx):.2f}")
+        g = "hateful" if gold == {1} else "non-hateful" if gold == {0} else "mixed"
+        out(f"| {func} | {len(idx)} | {g} | " + " | ".join(cells) + " |")
+    out()
+    out("## Speed (texts per second over every set above, one core, this machine)")
+    out()
+    out("| detector | texts | texts/s |")
+    out("|---|---:|---:|")
+    for name in detectors:
+        n, seconds = spent[name]
+        out(f"| {name} | {n:,.0f} | {n / seconds:,.0f} |")
+    out()
+    for name, (_d, _t, note) in detectors.items():
+        if note:
+            out(f"- {name}: {note}")
+    if args.markdown is not None:
+        args.markdown.write_text("\n".join(out.lines) + "\n")
+        print(f"written: {args.markdown}")
 
 
 if __name__ == "__main__":

@@ -126,14 +126,14 @@ def test_demo_runs_offline(tmp_path: Path) -> None:
     assert {
         "privacy.email-in-summary",
         "privacy.email-in-title",
-        "harassment.targeted-insult",
+        "harassment.personal-attack",
         "pattern.brigading",
         "doxxing.i-know-where-you-live",
         "doxxing.personal-data-on-others-page",
     } <= rules
     deliveries = [a["id"] if a["count"] == 1 else f"{a['id']}~{a['count']}" for a in lines]
     assert len(deliveries) == len(set(deliveries))
-    pile_on = [a for a in lines if a["rule"] == "harassment.targeted-insult"]
+    pile_on = [a for a in lines if a["rule"] == "harassment.personal-attack"]
     assert [a["count"] for a in pile_on] == [1, 2, 3] and len({a["id"] for a in pile_on}) == 1
     assert "7700 900123" not in out.stdout and "7700 900123" not in str(lines)
     assert CheckpointStore(tmp_path).load() is not None

@@ -84,7 +84,7 @@ async def test_caught_from_the_stream_archived_and_replayed_offline(
     await _run_to_end(monitor, server, api)
     lines = [orjson.loads(x) for x in (tmp_path / "alerts.jsonl").read_bytes().splitlines()]
     live = {a["rule"] for a in lines}
-    assert {"harassment.targeted-insult", "pattern.brigading", "privacy.email-in-summary"} <= live
+    assert {"harassment.personal-attack", "pattern.brigading", "privacy.email-in-summary"} <= live
     assert metric_total(metrics, "rcwatch_content_events", outcome="fetched") == 3
     assert all(r.headers.get("User-Agent") for r in api.requests)
 
@@ -117,7 +117,7 @@ async def test_a_failing_api_costs_content_rules_only(
     await _run_to_end(monitor, server, api)
     rules = {orjson.loads(x)["rule"] for x in (tmp_path / "alerts.jsonl").read_bytes().splitlines()}
     assert "privacy.email-in-summary" in rules, "metadata rules still run"
-    assert "harassment.targeted-insult" not in rules
+    assert "harassment.personal-attack" not in rules
     seen = monitor.pipeline.events - monitor.pipeline.dropped["duplicate"]
     assert seen == len(events), "no event lost (re-deliveries of a resume aside)"
     # the attacks and the recorded talk-page edits: none fetched, every miss counted
@@ -154,4 +154,4 @@ async def test_detection_runs_ahead_of_a_slow_fetch(
     [(_seq, prepared)] = prepared_when_released
     assert prepared > 300, "later events were decoded and checked while the fetch hung"
     rules = {orjson.loads(x)["rule"] for x in (tmp_path / "alerts.jsonl").read_bytes().splitlines()}
-    assert "harassment.targeted-insult" in rules, "and the slow event was still caught"
+    assert "harassment.personal-attack" in rules, "and the slow event was still caught"

@@ -84,12 +84,12 @@ def test_scan_texts(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     lines = [orjson.loads(x) for x in out.stdout.splitlines()]
     assert [x["line"] for x in lines] == [1, 2, 3, 5]
-    # the untargeted variant (incivility) is suppressed by the targeted one
-    assert {f["rule"] for f in lines[0]["findings"]} == {"harassment.targeted-insult"}
+    # the keyword variants (targeted-insult, incivility) are suppressed by the attack
+    assert {f["rule"] for f in lines[0]["findings"]} == {"harassment.personal-attack"}
     assert lines[1]["findings"] == []
     assert lines[2]["findings"][0]["spans"][0]["redacted"] == "j***@e***.org"
     assert "jane.roe" not in out.stdout
-    assert "harassment.targeted-insult" in {f["rule"] for f in lines[3]["findings"]}
+    assert "harassment.personal-attack" in {f["rule"] for f in lines[3]["findings"]}
     summary = rcwatch("rules", "scan", "--field", "summary", str(inputs))
     first = orjson.loads(summary.stdout.splitlines()[0])
     assert [f["rule"] for f in first["findings"]] == ["harassment.insult-in-summary"]

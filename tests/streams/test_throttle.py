@@ -81,14 +81,14 @@ def test_a_pile_on_pages_once_and_escalates() -> None:
         for i, w in enumerate(["idiot", "moron", "imbecile"])
     ]
     result = p.process([RawEvent(None, d, 0, c) for d, c in attacks])
-    insults = [a for a in result.alerts if a.rule == "harassment.targeted-insult"]
+    insults = [a for a in result.alerts if a.rule == "harassment.personal-attack"]
     assert [a.count for a in insults] == [1, 2, 3]
     assert len({a.id for a in insults}) == 1
-    assert insults[-1].severity == "high" and insults[0].severity == "medium"
+    assert insults[-1].severity == "critical" and insults[0].severity == "high"
     assert insults[0].target == "User:Victim"
     value = metrics.registry.get_sample_value
-    assert value("rcwatch_alert_updates_total", {"rule": "harassment.targeted-insult"}) == 2
-    assert value("rcwatch_alert_escalations_total", {"rule": "harassment.targeted-insult"}) == 1
+    assert value("rcwatch_alert_updates_total", {"rule": "harassment.personal-attack"}) == 2
+    assert value("rcwatch_alert_escalations_total", {"rule": "harassment.personal-attack"}) == 1
 
 
 def test_the_same_change_counted_twice_is_a_repeat_not_a_new_count() -> None:
