@@ -24,16 +24,16 @@ from datetime import datetime, timedelta
 import orjson
 
 from bench.common import RECORDED, require
+from detectors.event import decode_event
 from sinks.metrics import Metrics
 from streams.app import build_monitor
-from streams.content import ContentConfig, ContentFetcher
-from streams.event import decode_event
-from streams.eventstreams import EventStreamsConfig, EventStreamsSource
-from streams.fake_mediawiki import FakeMediaWiki
-from streams.pipeline import BatchResult
-from streams.runner import Monitor
+from streams.fetch.content import ContentConfig, ContentFetcher
+from streams.pipeline.runner import Monitor
+from streams.pipeline.stages import BatchResult
 from streams.settings import ArchiveConfig, Settings
-from streams.sse_server import EventStreamsServer
+from streams.source.eventstreams import EventStreamsConfig, EventStreamsSource
+from streams.standins.fake_mediawiki import FakeMediaWiki
+from streams.standins.sse_server import EventStreamsServer
 
 UA = "rcwatch-bench/0.1 (https://example.org/rcwatch; bench@example.org)"
 

@@ -3,7 +3,7 @@ and two peers, on every labeled source apart, in one run.
 
     python -m bench.harassment_eval [--max-rows N] [--markdown PATH]
 
-Sets (``streams.model_data.evaluation_sets``; the shipped model never trained on them):
+Sets (``streams.commands.model_data.evaluation_sets``; the shipped model never trained on them):
 
 * Wikipedia talk-page comments first: the Jigsaw held-out rows (``hurelyyu_train_head300``,
   the head of Jigsaw's train.csv), the Jigsaw ``fastbert_val_sample`` rows (reported apart:
@@ -43,8 +43,8 @@ from detectors.rules.examples import example_change
 from detectors.rules.loader import load_rules
 from detectors.rules.model import Example
 from detectors.shipped import shipped_config_dir
-from streams.model_cli import auc
-from streams.model_data import EvalSet, evaluation_sets
+from streams.commands.model import auc
+from streams.commands.model_data import EvalSet, evaluation_sets
 
 LABELED = SHARED_DATA / "labeled"
 BASELINE = Path(__file__).resolve().parent / "baselines" / "harassment-keywords-2026.11.yaml"

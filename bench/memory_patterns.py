@@ -22,10 +22,10 @@ import time
 import orjson
 
 from bench.common import RECORDED, require
+from detectors.event import RawEvent
 from sinks.metrics import Metrics
 from streams.app import build_detection, tune_gc
-from streams.event import RawEvent
-from streams.pipeline import Pipeline
+from streams.pipeline.stages import Pipeline
 from streams.settings import Settings
 
 INSULTS = ["you idiot", "you moron", "what a cretin you are", "you dumbass", "stupid asshole you"]

@@ -25,8 +25,8 @@ import orjson
 from bench.common import RECORDED, best_of, require
 from sinks.metrics import Metrics
 from streams.app import build_monitor, tune_gc
-from streams.replay import ReplaySource
 from streams.settings import JsonlSinkConfig, Settings
+from streams.source.replay import ReplaySource
 
 
 def build_inputs(target: int, workdir: Path) -> tuple[Path, Path, list[bytes], list[bytes]]:

@@ -26,9 +26,9 @@ import orjson
 
 from bench.common import RECORDED, SHARED_DATA, require
 from detectors.base import DetectionContext
+from detectors.event import RecentChange, decode_event
 from detectors.rules.engine import RuleEngine
 from detectors.rules.loader import load_rules
-from streams.event import RecentChange, decode_event
 
 JIGSAW = SHARED_DATA / "labeled" / "jigsaw_toxic_subset" / "jigsaw_subset_merged_dedup.csv.gz"
 

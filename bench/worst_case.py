@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 
 from bench.common import SHARED_DATA, best_of
+from detectors.event import RawEvent
 from detectors.recognizers.base import Budget
 from detectors.rules.engine import RuleEngine
 from detectors.rules.examples import example_change
@@ -37,8 +38,7 @@ from detectors.rules.loader import load_rules
 from detectors.rules.model import Example
 from sinks.metrics import Metrics
 from streams.app import build_detection
-from streams.event import RawEvent
-from streams.pipeline import Pipeline
+from streams.pipeline.stages import Pipeline
 from streams.settings import SHIPPED_RULES, Settings
 from tests import scenarios as sc
 

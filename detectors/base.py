@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from streams.event import RecentChange
+from detectors.event import RecentChange
 
 __all__ = [
     "FIELDS",

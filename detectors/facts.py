@@ -10,11 +10,11 @@ import re
 from collections.abc import Callable
 
 from detectors.base import DetectionContext
+from detectors.event import RecentChange
 from detectors.normalize import tokenize
 from detectors.pii import pii_fingerprints
 from detectors.recognizers import regions_for_wiki
 from detectors.recognizers.base import TextContext
-from streams.event import RecentChange
 
 __all__ = [
     "CONTEXT_FACTS",

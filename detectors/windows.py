@@ -29,12 +29,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from detectors.base import DetectionContext, Finding
+from detectors.event import PerformerKind, RecentChange
 from detectors.facts import mentioned_users, page_owner, same_user
 from detectors.pii import pii_fingerprints, redact_pii
 from detectors.recognizers import regions_for_wiki
 from detectors.recognizers.base import Budget, TextContext
 from detectors.rules.model import Rule, Window
-from streams.event import PerformerKind, RecentChange
 
 __all__ = ["WindowStore", "group_values", "text_fingerprints"]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from detectors.base import Detector
 from detectors.classifier import ModelError, TextClassifier, load_model
+from detectors.confload import ConfigError, ConfigIssue
 from detectors.rules.engine import RuleEngine
 from detectors.rules.loader import load_rules
 from detectors.windows import WindowStore
@@ -23,16 +24,15 @@ from sinks.metrics import Metrics, MetricsServer
 from sinks.secrets import SecretError
 from sinks.stdout import StdoutSink
 from streams import __version__
-from streams.checkpoint import CheckpointStore
-from streams.confload import ConfigError, ConfigIssue
-from streams.content import ContentFetcher
-from streams.detection import Detection
-from streams.pipeline import BatchResult, Pipeline
-from streams.rules_reload import RulesReloader
-from streams.runner import Monitor, RunSummary, Source
+from streams.fetch.content import ContentFetcher
+from streams.fetch.wikihosts import WikiHosts
+from streams.pipeline.detection import Detection
+from streams.pipeline.rules_reload import RulesReloader
+from streams.pipeline.runner import Monitor, RunSummary, Source
+from streams.pipeline.stages import BatchResult, Pipeline
+from streams.pipeline.throttle import Throttle
 from streams.settings import JsonlSinkConfig, Settings, StdoutSinkConfig, parse_host_port
-from streams.throttle import Throttle
-from streams.wikihosts import WikiHosts
+from streams.source.checkpoint import CheckpointStore
 
 __all__ = [
     "StopAbandoned",

@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when ignored
         signal.signal(signal.SIGINT, _on_signal)
     try:
-        from streams.cli import main as cli_main  # noqa: PLC0415 (after the handler)
+        from streams.commands.cli import main as cli_main
 
         status = cli_main(argv)
     except BaseException as exc:

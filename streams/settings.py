@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import Literal
 
 from detectors.classifier import shipped_model_dirs
+from detectors.confload import ConfigError, ConfigIssue, NodeLoader, compose_file
 from detectors.shipped import shipped_config_dir
 from sinks.factory import RemoteSinkConfig
 from sinks.routing import RouteConfig, check_sink_name
-from streams.confload import ConfigError, ConfigIssue, NodeLoader, compose_file
-from streams.content import ContentConfig
-from streams.detection import StormGuardConfig
-from streams.eventstreams import EventStreamsConfig, user_agent_problem
-from streams.scope import ScopeConfig
-from streams.throttle import ThrottleConfig
+from streams.fetch.content import ContentConfig
+from streams.pipeline.detection import StormGuardConfig
+from streams.pipeline.scope import ScopeConfig
+from streams.pipeline.throttle import ThrottleConfig
+from streams.source.eventstreams import EventStreamsConfig, user_agent_problem
 
 __all__ = [
     "ArchiveConfig",

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.demo import load_sample
-from streams.sse_server import EventStreamsServer
+from streams.commands.demo import load_sample
+from streams.standins.sse_server import EventStreamsServer
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

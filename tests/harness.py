@@ -14,11 +14,11 @@ import orjson
 from sinks.archive import iter_lines
 from sinks.metrics import Metrics
 from streams.app import build_monitor
-from streams.checkpoint import CheckpointStore
-from streams.eventstreams import EventStreamsConfig, EventStreamsSource
-from streams.runner import Monitor, RunSummary
+from streams.pipeline.runner import Monitor, RunSummary
 from streams.settings import ArchiveConfig, JsonlSinkConfig, PipelineConfig, Settings
-from streams.start import resolve_start
+from streams.source.checkpoint import CheckpointStore
+from streams.source.eventstreams import EventStreamsConfig, EventStreamsSource
+from streams.source.start import resolve_start
 
 TEST_UA = "rcwatch-tests/0.1 (https://example.org/rcwatch; tests@example.org)"
 
@@ -120,9 +120,9 @@ def event_ids(events: list[bytes]) -> list[str]:
 
 def expected_alert_ids(events: list[bytes], settings: Settings | None = None) -> set[str]:
     """Alert ids a fault-free run must produce: the pipeline alone over the same events."""
+    from detectors.event import RawEvent
     from streams.app import build_detection
-    from streams.event import RawEvent
-    from streams.pipeline import Pipeline
+    from streams.pipeline.stages import Pipeline
 
     settings = settings or Settings()
     metrics = Metrics()

@@ -6,14 +6,14 @@ from __future__ import annotations
 import orjson
 
 from detectors.base import DetectionContext
+from detectors.event import decode_event
 from sinks.alert import Alert
 from sinks.metrics import Metrics
-from streams.alerting import build_alerts
 from streams.app import build_detection
-from streams.content import WIKIMEDIA_HOSTS
-from streams.event import decode_event
+from streams.fetch.content import WIKIMEDIA_HOSTS
+from streams.fetch.wikihosts import WikiHosts
+from streams.pipeline.alerting import build_alerts
 from streams.settings import Settings
-from streams.wikihosts import WikiHosts
 
 HOSTS = WikiHosts(WIKIMEDIA_HOSTS)
 

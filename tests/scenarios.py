@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from streams.event import RawEvent
+from detectors.event import RawEvent
 from tests.conftest import shared_data
 
 _ids = itertools.count(1)

@@ -39,6 +39,7 @@ from detectors.base import (
     field_text,
 )
 from detectors.classifier import TextClassifier, load_model, shipped_model_dirs
+from detectors.event import RecentChange
 from detectors.facts import CONTEXT_FACTS, FACTS, FIELD_FACTS
 from detectors.keywords import KeywordIndex, is_substring_keyword, phrase_tokens
 from detectors.normalize import Normalized, normalize
@@ -61,7 +62,6 @@ from detectors.rules.model import (
     RuleScope,
     ValueCond,
 )
-from streams.event import RecentChange
 
 __all__ = ["MAX_FIELD_CHARS", "MAX_RECOGNIZER_CHARS", "RuleEngine"]
 

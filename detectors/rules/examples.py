@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 
 from detectors.base import DetectionContext, Finding
 from detectors.classifier import TextClassifier
+from detectors.event import RecentChange, decode_object
 from detectors.rules.engine import RuleEngine
 from detectors.rules.model import Example, Rule
 from detectors.windows import WindowStore
-from streams.event import RecentChange, decode_object
 
 __all__ = ["ExampleFailure", "example_change", "run_examples"]
 

@@ -28,6 +28,7 @@ import yaml
 
 from detectors.base import Severity
 from detectors.classifier import shipped_model_dirs
+from detectors.confload import ConfigIssue, NodeLoader, compose_file, node_line
 from detectors.facts import CONTEXT_FACTS, CONTEXT_FACTS_WITH_FIELD, FACTS, FIELD_FACTS
 from detectors.normalize import STEPS
 from detectors.recognizers import RECOGNIZERS
@@ -51,7 +52,6 @@ from detectors.rules.model import (
     RuleExamples,
     ValueCond,
 )
-from streams.confload import ConfigIssue, NodeLoader, compose_file, node_line
 
 __all__ = ["RE2_OPTIONS", "load_rules", "rule_files"]
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from detectors.event import RecentChange, decode_event
 from detectors.facts import FACTS, FIELD_FACTS, mentioned_users, page_owner
-from streams.event import RecentChange, decode_event
 
 
 def _change(title: str, namespace: int, user: str = "Alice") -> RecentChange:

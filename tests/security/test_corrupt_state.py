@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 import pytest
 
+from detectors.event import RawEvent
 from sinks.metrics import Metrics
-from streams.checkpoint import CheckpointStore
-from streams.event import RawEvent
-from streams.start import resolve_start
+from streams.source.checkpoint import CheckpointStore
+from streams.source.start import resolve_start
 from tests.harness import fast_stream_config, make_monitor, metric_total, settings_for
 
 LIVE = (

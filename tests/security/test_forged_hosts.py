@@ -19,14 +19,14 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from detectors.base import EMPTY_CONTEXT
+from detectors.event import RawEvent, RecentChange, decode_event
 from sinks.metrics import Metrics
-from streams.alerting import build_alerts
 from streams.app import build_detection
-from streams.content import WIKIMEDIA_HOSTS, Content, ContentConfig, ContentFetcher
-from streams.event import RawEvent, RecentChange, decode_event
-from streams.pipeline import Pipeline
+from streams.fetch.content import WIKIMEDIA_HOSTS, Content, ContentConfig, ContentFetcher
+from streams.fetch.wikihosts import PublicAddressResolver, WikiHosts, is_public_address
+from streams.pipeline.alerting import build_alerts
+from streams.pipeline.stages import Pipeline
 from streams.settings import Settings
-from streams.wikihosts import PublicAddressResolver, WikiHosts, is_public_address
 from tests.harness import TEST_UA, metric_total
 from tests.sinks.endpoints import free_port
 

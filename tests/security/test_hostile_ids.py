@@ -13,8 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.checkpoint import CheckpointStore
-from streams.sse_server import EventStreamsServer, Fault
+from streams.source.checkpoint import CheckpointStore
+from streams.standins.sse_server import EventStreamsServer, Fault
 from tests.harness import (
     archived_ids,
     event_ids,

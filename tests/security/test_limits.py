@@ -12,13 +12,13 @@ from pathlib import Path
 
 import orjson
 
+from detectors.event import RawEvent
 from sinks.metrics import Metrics
 from streams.app import build_detection
-from streams.event import RawEvent
-from streams.pipeline import Pipeline
+from streams.pipeline.stages import Pipeline
 from streams.settings import Settings
-from streams.sse import SSEDecoder
-from streams.sse_server import EventStreamsServer, Fault
+from streams.source.sse import SSEDecoder
+from streams.standins.sse_server import EventStreamsServer, Fault
 from tests.harness import (
     archived_ids,
     fast_stream_config,

@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from detectors.event import RawEvent
 from sinks.metrics import Metrics
 from streams.app import build_detection
-from streams.event import RawEvent
-from streams.pipeline import Pipeline
+from streams.pipeline.stages import Pipeline
 from streams.settings import Settings
-from streams.sse_server import EventStreamsServer
+from streams.standins.sse_server import EventStreamsServer
 from tests import scenarios as sc
 from tests.harness import fast_stream_config, make_monitor, run_until, settings_for
 

@@ -12,12 +12,12 @@ import logging
 
 import orjson
 
+from detectors.event import RawEvent
 from sinks.metrics import Metrics
 from sinks.stdout import StdoutSink
 from streams.app import build_detection
-from streams.event import RawEvent
 from streams.logs import _TextFormatter
-from streams.pipeline import Pipeline
+from streams.pipeline.stages import Pipeline
 from streams.settings import Settings
 from tests import scenarios as sc
 

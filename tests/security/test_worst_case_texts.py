@@ -20,6 +20,7 @@ import orjson
 import pytest
 
 from detectors.base import DetectionContext, Finding
+from detectors.event import RecentChange
 from detectors.recognizers import RECOGNIZERS, TextContext
 from detectors.recognizers.base import MAX_CANDIDATES, Budget
 from detectors.recognizers.phone import MAX_VALIDATIONS
@@ -29,11 +30,10 @@ from detectors.rules.loader import load_rules
 from detectors.rules.model import Example
 from sinks.metrics import MetricsServer
 from streams.app import build_detection
-from streams.content import ContentConfig
-from streams.event import RecentChange
-from streams.fake_mediawiki import FakeMediaWiki
+from streams.fetch.content import ContentConfig
 from streams.settings import SHIPPED_RULES
-from streams.sse_server import EventStreamsServer
+from streams.standins.fake_mediawiki import FakeMediaWiki
+from streams.standins.sse_server import EventStreamsServer
 from tests import scenarios as sc
 from tests.harness import fast_stream_config, make_monitor, metric_total, run_until, settings_for
 
@@ -190,11 +190,11 @@ async def test_fingerprints_of_a_long_text_are_worked_out_off_the_event_loop(
     import detectors.facts
     import detectors.pii
     import detectors.windows
+    from detectors.event import RawEvent
     from sinks.metrics import Metrics
     from streams.app import build_monitor
-    from streams.event import RawEvent
     from streams.settings import Settings
-    from tests.streams.test_runner import FlakySink
+    from tests.streams.pipeline.test_runner import FlakySink
 
     calls: list[tuple[int, str]] = []
     real = detectors.pii.pii_fingerprints

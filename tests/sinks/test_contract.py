@@ -390,7 +390,7 @@ def remote(t: Target) -> None:
     if t.fail is None:
         pytest.skip(
             f"{t.name} writes a local file: a failing disk raises to the runner, which "
-            "retries and holds the checkpoint (tests/streams/test_runner.py); no spool"
+            "retries and holds the checkpoint (tests/streams/pipeline/test_runner.py); no spool"
         )
 
 

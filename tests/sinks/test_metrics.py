@@ -7,10 +7,10 @@ import re
 import aiohttp
 import orjson
 
+from detectors.event import RawEvent
 from sinks.metrics import Metrics, MetricsServer
 from streams.app import build_detection
-from streams.event import RawEvent
-from streams.pipeline import Pipeline
+from streams.pipeline.stages import Pipeline
 from streams.settings import Settings
 
 

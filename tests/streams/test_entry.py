@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # the process exits: the thread waits until the command has returned, then signals.
 SCRIPT = """
 import os, sys, threading, time
-import streams.cli
+import streams.commands.cli
 
 MAIN = threading.main_thread().ident
 
@@ -38,7 +38,7 @@ def command(argv):
     threading.Thread(target=spam, args=(int(sys.argv[1]),)).start()
     return 0
 
-streams.cli.main = command
+streams.commands.cli.main = command
 from streams.entry import main
 sys.exit(main([]))
 """
@@ -75,14 +75,14 @@ print("probe: imported whole", file=sys.stderr, flush=True)
 
 IMPORTING = """
 import sys, time
-import streams.cli
+import streams.commands.cli
 
 def command(argv):
     import probe
     time.sleep(30)  # the deferred signal lands here, once the import is over
     return 0
 
-streams.cli.main = command
+streams.commands.cli.main = command
 from streams.entry import main
 sys.exit(main([]))
 """

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.confload import ConfigError
+from detectors.confload import ConfigError
 from streams.settings import Settings, load_settings, validate_for_run
 
 REPO = Path(__file__).resolve().parents[2]

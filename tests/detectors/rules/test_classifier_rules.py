@@ -13,7 +13,7 @@ from detectors.rules.engine import RuleEngine
 from detectors.rules.examples import example_change, run_examples
 from detectors.rules.loader import load_rules
 from detectors.rules.model import ClassifierCond, Example
-from streams.alerting import build_alerts
+from streams.pipeline.alerting import build_alerts
 from tests.privatedata import HOSTS
 
 TOY = TextClassifier(

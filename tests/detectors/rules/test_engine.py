@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from detectors.base import DetectionContext, Finding
+from detectors.event import RecentChange, decode_event
 from detectors.rules.engine import RuleEngine
 from detectors.rules.examples import example_change, run_examples
 from detectors.rules.loader import load_rules
 from detectors.rules.model import Example, Rule
-from streams.event import RecentChange, decode_event
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -1,0 +1,358 @@
+"""``rcwatch rules``: tooling for rule maintainers (validate, test, backtest, scan)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+
+from detectors.base import DetectionContext
+from detectors.event import MalformedEvent
+from detectors.rules.engine import RuleEngine
+from detectors.rules.examples import example_change, run_examples
+from detectors.rules.loader import load_rules, rule_files
+from detectors.rules.model import Example, Rule
+from sinks.alert import printable
+from sinks.metrics import Metrics
+from streams.app import load_classifiers
+from streams.fetch.content import Content
+from streams.pipeline.detection import Detection, StormGuardConfig
+from streams.pipeline.stages import Pipeline
+from streams.pipeline.throttle import Throttle, ThrottleConfig
+from streams.settings import Settings
+from streams.source.replay import ReplaySource
+
+__all__ = ["add_rules_parser", "run_rules_command"]
+
+SCAN_FIELDS = ("summary", "added_text", "title", "removed_text", "user")
+
+
+def add_rules_parser(sub: Any, common: Any) -> None:
+    rules = sub.add_parser(
+        "rules",
+        help="validate, test, backtest and scan rule packs",
+        description="Tools for rule maintainers. Rule files come from the settings "
+        "(detectors.rules_paths, default config/rules) unless --rules is given.",
+    )
+    rsub = rules.add_subparsers(dest="rules_command", metavar="SUBCOMMAND")
+    rsub.required = True
+
+    def paths(p: argparse.ArgumentParser) -> None:
+        common(p)
+        p.add_argument(
+            "--rules",
+            metavar="PATH",
+            action="append",
+            help="rule file or directory (repeatable); default: from the settings",
+        )
+
+    v = rsub.add_parser(
+        "validate",
+        help="check rule files: every error, with file, line and rule id",
+        description="Static checks: schema, unknown keys, regexes RE2 cannot compile, "
+        "unknown recognizers, facts and fields, missing keyword files, duplicate ids, "
+        "enabled rules without an example that must match. Exit 1 on any problem.",
+    )
+    paths(v)
+    t = rsub.add_parser(
+        "test",
+        help="run every rule's examples",
+        description="Run each rule's match and no_match examples (each rule alone, disabled "
+        "rules included). Exit 1 on any failure.",
+    )
+    paths(t)
+    t.add_argument("--rule", metavar="ID", action="append", help="only these rules")
+    b = rsub.add_parser(
+        "backtest",
+        help="run the rules over recorded history",
+        description="Replay recorded events (NDJSON, plain or .gz, plain events or capture "
+        "wrappers, rcwatch's archive) through the rules, disabled ones included: hits, hits "
+        "per 10k events, cost per rule, and a few redacted sample hits each.",
+    )
+    b.add_argument("files", nargs="+", metavar="FILE")
+    paths(b)
+    b.add_argument("--samples", type=int, default=3, help="sample hits shown per rule")
+    b.add_argument(
+        "--cost-every",
+        type=int,
+        default=10,
+        metavar="N",
+        help="time each rule alone on every Nth event (default 10)",
+    )
+    b.add_argument("--only-enabled", action="store_true", help="skip disabled rules")
+    b.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    s = rsub.add_parser(
+        "scan",
+        help="run the rules over texts, one per line",
+        description="Each input line is a text, or a JSON object with 'text' (and optionally "
+        "the partial-event keys of rule examples: title, namespace, user, type...). Prints "
+        "one JSON line per input with its findings and redacted spans; disabled rules are "
+        "included (each finding says whether its rule is enabled), as in test and backtest. "
+        "Scope is ignored; added_text is scanned as a comment on an article talk page.",
+    )
+    s.add_argument("input", nargs="?", default="-", metavar="FILE|-")
+    paths(s)
+    s.add_argument("--field", choices=SCAN_FIELDS, default="added_text")
+    s.add_argument("--only-enabled", action="store_true", help="skip disabled rules")
+
+
+def _paths(settings: Settings, args: argparse.Namespace) -> list[Path]:
+    return [Path(p) for p in args.rules] if args.rules else settings.rules_paths
+
+
+def _load(settings: Settings, args: argparse.Namespace, out: TextIO) -> list[Rule] | None:
+    rules, issues = load_rules(_paths(settings, args), load_classifiers(settings).keys())
+    for issue in issues:
+        print(str(issue), file=out)
+    return None if issues else rules
+
+
+def run_rules_command(settings: Settings, args: argparse.Namespace) -> int:
+    cmd = args.rules_command
+    if cmd == "validate":
+        return _validate(settings, args)
+    if cmd == "test":
+        return _test(settings, args)
+    if cmd == "backtest":
+        return asyncio.run(_backtest(settings, args))
+    return _scan(settings, args)
+
+
+def _validate(settings: Settings, args: argparse.Namespace) -> int:
+    paths = _paths(settings, args)
+    rules, issues = load_rules(paths, load_classifiers(settings).keys())
+    for issue in issues:
+        print(str(issue))
+    files = rule_files(paths)
+    if issues:
+        print(f"{len(issues)} problem(s) in {len(files)} file(s)", file=sys.stderr)
+        return 1
+    enabled = sum(r.enabled for r in rules)
+    print(f"ok: {len(rules)} rules ({enabled} enabled) in {len(files)} file(s)")
+    return 0
+
+
+def _test(settings: Settings, args: argparse.Namespace) -> int:
+    rules = _load(settings, args, sys.stdout)
+    if rules is None:
+        return 1
+    selected = rules
+    if args.rule:
+        unknown = set(args.rule) - {r.id for r in rules}
+        if unknown:
+            print(f"unknown rule id(s): {', '.join(sorted(unknown))}")
+            return 1
+        selected = [r for r in rules if r.id in args.rule]
+    count, failures = run_examples(selected, context=rules, classifiers=load_classifiers(settings))
+    print(_ran(selected), file=sys.stderr)
+    for f in failures:
+        print(str(f))
+    if failures:
+        print(f"{len(failures)} of {count} examples failed ({len(selected)} rules)")
+        return 1
+    print(f"ok: {count} examples of {len(selected)} rules passed")
+    return 0
+
+
+async def _backtest(settings: Settings, args: argparse.Namespace) -> int:
+    rules = _load(settings, args, sys.stderr)
+    if rules is None:
+        return 1
+    missing = [f for f in args.files if not Path(f).is_file()]  # noqa: ASYNC240
+    if missing:
+        print(f"no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    models = load_classifiers(settings)
+    engine = RuleEngine(rules, include_disabled=not args.only_enabled, classifiers=models)
+    singles = {
+        r.id: RuleEngine([r], include_disabled=True, classifiers=models) for r in engine.rules
+    }
+    metrics = Metrics()
+    # the production path without its production guards: every hit counts, none is
+    # folded (throttle) or muted (storm guard); archived content is used, never fetched
+    detection = Detection(
+        engine, metrics, storm=StormGuardConfig(enabled=False), profile_every_events=0
+    )
+    pipeline = Pipeline(
+        settings.scope.build(), detection, metrics, throttle=Throttle(ThrottleConfig(enabled=False))
+    )
+    hits: Counter[str] = Counter()
+    cost: dict[str, float] = defaultdict(float)
+    samples: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    timed = seen = 0
+    started = time.perf_counter()
+    async for batch in ReplaySource(args.files).batches():
+        work = pipeline.prepare(batch)
+        for item in work.events:
+            if not (item.in_scope and item.change is not None):
+                continue
+            seen += 1
+            if args.cost_every and seen % args.cost_every == 0:
+                timed += 1
+                ctx = _ctx(item.content)
+                for rule_id, single in singles.items():
+                    t0 = time.perf_counter()
+                    single.evaluate(item.change, ctx)
+                    cost[rule_id] += time.perf_counter() - t0
+        result = pipeline.complete(work)
+        for alert in result.alerts:
+            hits[alert.rule] += 1
+            if len(samples[alert.rule]) < args.samples:
+                samples[alert.rule].append(
+                    {
+                        "wiki": alert.wiki,
+                        "title": alert.title,
+                        "event_time": alert.event_time,
+                        "link": alert.diff_url or alert.page_url,
+                        "target": alert.target,
+                        "evidence": [f"{e.kind} {e.redacted} in {e.field}" for e in alert.evidence],
+                    }
+                )
+    seconds = time.perf_counter() - started
+    evaluated = pipeline.processed
+    value = metrics.registry.get_sample_value
+    report = {
+        "rules_ran": len(engine.rules),
+        "rules_disabled": sum(not r.enabled for r in engine.rules),
+        "events": pipeline.events,
+        "evaluated": evaluated,
+        "malformed": pipeline.dropped["malformed"],
+        "with_content": int(value("rcwatch_content_events_total", {"outcome": "archived"}) or 0),
+        "seconds": round(seconds, 3),
+        "rules": [
+            {
+                "id": r.id,
+                "enabled": r.enabled,
+                "category": str(r.category),
+                "severity": str(r.severity),
+                "pattern": r.window is not None,
+                "hits": hits[r.id],
+                "hits_per_10k": round(hits[r.id] * 10_000 / evaluated, 2) if evaluated else 0.0,
+                "cost_us_per_event": round(cost[r.id] / timed * 1e6, 2) if timed else None,
+                "samples": samples[r.id],
+            }
+            for r in engine.rules
+        ],
+    }
+    if args.json:
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    _print_backtest(report)
+    return 0
+
+
+def _ran(rules: Sequence[Rule]) -> str:
+    """Which rules ran: said by every command that runs them."""
+    disabled = sum(not r.enabled for r in rules)
+    return f"rules: {len(rules)} ran ({disabled} of them disabled)"
+
+
+def _ctx(content: Content | None) -> DetectionContext:
+    if content is None or content.status != "ok":
+        return DetectionContext()
+    return DetectionContext(added_text=content.added, removed_text=content.removed)
+
+
+def _print_backtest(report: dict[str, Any]) -> None:
+    print(f"rules: {report['rules_ran']} ran ({report['rules_disabled']} of them disabled)")
+    print(
+        f"{report['events']:,} events ({report['evaluated']:,} in scope, "
+        f"{report['with_content']:,} with archived content, "
+        f"{report['malformed']:,} malformed) in {report['seconds']:.2f} s"
+    )
+    print(f"{'rule':<40} {'on':>3} {'sev':>8} {'hits':>7} {'/10k':>8} {'us/event':>9}")
+    for r in report["rules"]:
+        us = "-" if r["cost_us_per_event"] is None else f"{r['cost_us_per_event']:.1f}"
+        on = "yes" if r["enabled"] else "no"
+        print(
+            f"{r['id']:<40} {on:>3} {r['severity']:>8} {r['hits']:>7,} "
+            f"{r['hits_per_10k']:>8.2f} {us:>9}"
+        )
+    for r in report["rules"]:
+        for s in r["samples"]:
+            ev = "; ".join(s["evidence"])
+            print(printable(f"  {r['id']}: {s['wiki']} {s['title']} {s['link']} ({ev})"))
+
+
+def _scan_example(line: str, field: str) -> Example | None:
+    line = line.rstrip("\n")
+    if not line.strip():
+        return None
+    context: dict[str, Any] = {}
+    text = line
+    if line.lstrip().startswith("{"):
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict) and isinstance(obj.get("text"), str):
+            text = obj.pop("text")
+            known = {f.name for f in Example.__dataclass_fields__.values()}
+            context = {k: v for k, v in obj.items() if k in known}
+    defaults: dict[str, Any] = {"title": "Talk:Example page"} if field == "added_text" else {}
+    if field == "title":
+        defaults["type"] = "new"
+    return Example(**{**defaults, **context, field: text})
+
+
+def _scan(settings: Settings, args: argparse.Namespace) -> int:
+    rules = _load(settings, args, sys.stderr)
+    if rules is None:
+        return 1
+    engine = RuleEngine(
+        rules, include_disabled=not args.only_enabled, classifiers=load_classifiers(settings)
+    )
+    enabled = {r.id: r.enabled for r in engine.rules}
+    print(_ran(engine.rules), file=sys.stderr)
+    stream: TextIO = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")  # noqa: SIM115
+    out = sys.stdout
+    try:
+        for n, line in enumerate(stream, 1):
+            example = _scan_example(line, args.field)
+            if example is None:
+                continue
+            try:
+                change, ctx = example_change(example)
+            except MalformedEvent as exc:
+                out.write(orjson.dumps({"line": n, "error": exc.reason}).decode() + "\n")
+                continue
+            findings = engine.evaluate(change, ctx, ignore_scope=True)
+            out.write(
+                orjson.dumps(
+                    {
+                        "line": n,
+                        "findings": [
+                            {
+                                "rule": f.rule,
+                                "enabled": enabled.get(f.rule, True),
+                                "category": str(f.category),
+                                "severity": str(f.severity),
+                                "title": f.reason,
+                                "spans": [
+                                    {
+                                        "field": s.field,
+                                        "start": s.start,
+                                        "end": s.end,
+                                        "kind": s.kind,
+                                        "redacted": s.redacted,
+                                    }
+                                    for s in f.spans
+                                ],
+                            }
+                            for f in findings
+                        ],
+                    }
+                ).decode()
+                + "\n"
+            )
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    return 0

@@ -1,0 +1,77 @@
+"""The synchronous pipeline step: counting, de-duplication, scope, detector isolation."""
+
+from __future__ import annotations
+
+import orjson
+
+from detectors.base import DetectionContext, Finding
+from detectors.event import RawEvent, RecentChange
+from sinks.metrics import Metrics
+from streams.app import build_detection
+from streams.pipeline.scope import ScopeConfig
+from streams.pipeline.stages import Pipeline
+from streams.settings import Settings
+from tests.harness import metric_total
+
+
+def _raw(events: list[bytes]) -> list[RawEvent]:
+    return [RawEvent(None, e, 0) for e in events]
+
+
+class Exploding:
+    name = "exploding"
+
+    def detect(self, change: RecentChange, ctx: DetectionContext) -> list[Finding]:
+        raise RuntimeError("bug in a detector")
+
+
+def _pipeline(metrics: Metrics, scope: ScopeConfig | None = None, **kw: object) -> Pipeline:
+    detection = build_detection(Settings(), metrics, **kw)  # type: ignore[arg-type]
+    return Pipeline((scope or ScopeConfig()).build(), detection, metrics)
+
+
+def test_every_event_is_counted(sample_events: list[bytes]) -> None:
+    metrics = Metrics()
+    p = _pipeline(metrics)
+    batch = [*sample_events, b"garbage", sample_events[0]]
+    result = p.process(_raw(batch))
+    assert p.dropped["malformed"] == 1
+    assert p.dropped["duplicate"] == 1
+    assert p.dropped["canary"] == 1
+    received = metric_total(metrics, "rcwatch_events_received")
+    assert received == len(sample_events)
+    assert result.processed + p.dropped["filtered"] + p.dropped["canary"] == received
+    assert {a.rule for a in result.alerts} == {"privacy.email-in-summary", "privacy.email-in-title"}
+    assert len(result.alerts) == 3
+
+
+def test_a_failing_detector_does_not_stop_the_others(sample_events: list[bytes]) -> None:
+    metrics = Metrics()
+    p = _pipeline(metrics, extra=[Exploding()])
+    result = p.process(_raw(sample_events))
+    assert len(result.alerts) == 3
+    errors = metrics.registry.get_sample_value(
+        "rcwatch_detector_errors_total", {"detector": "exploding"}
+    )
+    assert errors == result.processed
+
+
+def test_global_scope_filters_before_the_rules(sample_events: list[bytes]) -> None:
+    metrics = Metrics()
+    p = _pipeline(metrics, ScopeConfig(include_bots=False))
+    p.process(_raw(sample_events))
+    assert p.dropped["filtered"] > 100
+    assert metric_total(metrics, "rcwatch_rule_hits") == 3
+
+
+def test_received_labels_are_bounded() -> None:
+    metrics = Metrics()
+    p = _pipeline(metrics)
+    weird = orjson.dumps({"meta": {"stream": "s", "dt": "2026-01-01T00:00:00Z"}, "type": "x" * 50})
+    p.process(_raw([weird]))
+    assert (
+        metrics.registry.get_sample_value(
+            "rcwatch_events_received_total", {"stream": "other", "type": "other"}
+        )
+        == 1
+    ), "an unknown stream and an unknown type each count as 'other'"
