@@ -24,8 +24,9 @@ import orjson
 from bench.common import RECORDED, require
 from detectors.event import RawEvent
 from sinks.metrics import Metrics
-from streams.app import build_detection, tune_gc
+from streams.app import build_detection
 from streams.pipeline.stages import Pipeline
+from streams.pipeline.tuning import tune_gc
 from streams.settings import Settings
 
 INSULTS = ["you idiot", "you moron", "what a cretin you are", "you dumbass", "stupid asshole you"]

@@ -24,7 +24,8 @@ import orjson
 
 from bench.common import RECORDED, best_of, require
 from sinks.metrics import Metrics
-from streams.app import build_monitor, tune_gc
+from streams.app import build_monitor
+from streams.pipeline.tuning import tune_gc
 from streams.settings import JsonlSinkConfig, Settings
 from streams.source.replay import ReplaySource
 

@@ -10,6 +10,7 @@ stream.wikimedia.org and the wikis (recorded edits have no text there: counted a
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import gzip
 import sys
@@ -25,6 +26,7 @@ from sinks.metrics import Metrics
 from sinks.spool import Spool
 from streams import __version__
 from streams.app import UsageError, build_monitor, run_monitor, serve_metrics
+from streams.commands.monitor import with_metrics_addr
 from streams.commands.progress import format_summary
 from streams.pipeline.runner import Monitor
 from streams.pipeline.stages import BatchResult
@@ -55,6 +57,12 @@ def load_content(api: FakeMediaWiki) -> int:
         server_name, rev = key.split("|")
         api.add_edit(server_name, e["old_rev"], int(rev), e["old"], e["new"], title=e["title"])
     return len(entries)
+
+
+def demo(settings: Settings, args: argparse.Namespace) -> int:
+    if args.metrics_addr:
+        settings = with_metrics_addr(settings, args.metrics_addr)
+    return asyncio.run(run_demo(settings, args))
 
 
 async def run_demo(settings: Settings, args: argparse.Namespace) -> int:

@@ -25,84 +25,9 @@ from detectors.classifier.features import FeatureConfig
 from sinks.alert import printable
 from streams.settings import Settings, shipped_config_dir
 
-__all__ = ["add_model_parser", "run_model_command"]
+__all__ = ["run_model_command"]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-
-
-def add_model_parser(sub: Any, common: Any) -> None:
-    model = sub.add_parser(
-        "model",
-        help="train, measure and try the text classifiers rules use",
-        description="Text classifiers (classifier: NAME in a rule). Models come from the "
-        "settings (detectors.classifiers, plus the shipped config/models) unless --model "
-        "is given.",
-    )
-    msub = model.add_subparsers(dest="model_command", metavar="SUBCOMMAND")
-    msub.required = True
-
-    def which(p: argparse.ArgumentParser) -> None:
-        common(p)
-        p.add_argument("--name", default="toxicity", help="model name (default: toxicity)")
-        p.add_argument("--model", metavar="DIR", help="model directory (overrides --name)")
-
-    t = msub.add_parser(
-        "train",
-        help="train a model (shared labeled data and/or your own CSV)",
-        description="Fit a linear model over word and character n-grams. Thresholds and "
-        "calibration are chosen on out-of-fold scores of the validation examples (the "
-        "shared Wikipedia talk sample, or your CSV rows), never on an evaluation set. "
-        "Deterministic for the same data and --seed. Needs: pip install 'rcwatch[train]'.",
-    )
-    common(t)
-    t.add_argument("--out", metavar="DIR", required=True, help="model directory to write")
-    t.add_argument(
-        "--shared",
-        metavar="DIR",
-        help="the shared data's labeled/ directory: train with the shipped recipe",
-    )
-    t.add_argument(
-        "--csv",
-        metavar="FILE",
-        action="append",
-        default=[],
-        help="your labeled CSV (text,label[,weight]); repeatable; its rows also form the "
-        "validation folds",
-    )
-    t.add_argument("--csv-weight", type=float, default=5.0, help="weight of CSV rows (5)")
-    t.add_argument(
-        "--identity-terms",
-        metavar="FILE",
-        help="terms dropped before scoring (default: config/models/identity_terms.txt)",
-    )
-    t.add_argument("--name", default="toxicity", help="the model's name (default: toxicity)")
-    t.add_argument("--model-version", default="1", help="a version string for model.json")
-    t.add_argument("--seed", type=int, default=13)
-    t.add_argument("--folds", type=int, default=5)
-    t.add_argument("--c", type=float, default=2.0, help="inverse regularisation (2.0)")
-    t.add_argument("--max-features", type=int, default=150_000)
-    t.add_argument(
-        "--max-rows-per-source",
-        type=int,
-        metavar="N",
-        help="sample each source down to N rows (a quick trial run)",
-    )
-
-    e = msub.add_parser(
-        "eval",
-        help="measure a model on a labeled CSV",
-        description="AUC, and precision/recall at the model's thresholds, on a labeled CSV "
-        "(text,label) the model was not trained on.",
-    )
-    which(e)
-    e.add_argument("--csv", metavar="FILE", required=True)
-
-    s = msub.add_parser("score", help="score texts (arguments, or lines on stdin)")
-    which(s)
-    s.add_argument("texts", nargs="*", metavar="TEXT")
-
-    i = msub.add_parser("info", help="what a model is: version, thresholds, figures, data")
-    which(i)
 
 
 def run_model_command(settings: Settings, args: argparse.Namespace) -> int:

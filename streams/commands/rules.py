@@ -29,78 +29,7 @@ from streams.pipeline.throttle import Throttle, ThrottleConfig
 from streams.settings import Settings
 from streams.source.replay import ReplaySource
 
-__all__ = ["add_rules_parser", "run_rules_command"]
-
-SCAN_FIELDS = ("summary", "added_text", "title", "removed_text", "user")
-
-
-def add_rules_parser(sub: Any, common: Any) -> None:
-    rules = sub.add_parser(
-        "rules",
-        help="validate, test, backtest and scan rule packs",
-        description="Tools for rule maintainers. Rule files come from the settings "
-        "(detectors.rules_paths, default config/rules) unless --rules is given.",
-    )
-    rsub = rules.add_subparsers(dest="rules_command", metavar="SUBCOMMAND")
-    rsub.required = True
-
-    def paths(p: argparse.ArgumentParser) -> None:
-        common(p)
-        p.add_argument(
-            "--rules",
-            metavar="PATH",
-            action="append",
-            help="rule file or directory (repeatable); default: from the settings",
-        )
-
-    v = rsub.add_parser(
-        "validate",
-        help="check rule files: every error, with file, line and rule id",
-        description="Static checks: schema, unknown keys, regexes RE2 cannot compile, "
-        "unknown recognizers, facts and fields, missing keyword files, duplicate ids, "
-        "enabled rules without an example that must match. Exit 1 on any problem.",
-    )
-    paths(v)
-    t = rsub.add_parser(
-        "test",
-        help="run every rule's examples",
-        description="Run each rule's match and no_match examples (each rule alone, disabled "
-        "rules included). Exit 1 on any failure.",
-    )
-    paths(t)
-    t.add_argument("--rule", metavar="ID", action="append", help="only these rules")
-    b = rsub.add_parser(
-        "backtest",
-        help="run the rules over recorded history",
-        description="Replay recorded events (NDJSON, plain or .gz, plain events or capture "
-        "wrappers, rcwatch's archive) through the rules, disabled ones included: hits, hits "
-        "per 10k events, cost per rule, and a few redacted sample hits each.",
-    )
-    b.add_argument("files", nargs="+", metavar="FILE")
-    paths(b)
-    b.add_argument("--samples", type=int, default=3, help="sample hits shown per rule")
-    b.add_argument(
-        "--cost-every",
-        type=int,
-        default=10,
-        metavar="N",
-        help="time each rule alone on every Nth event (default 10)",
-    )
-    b.add_argument("--only-enabled", action="store_true", help="skip disabled rules")
-    b.add_argument("--json", action="store_true", help="one JSON object instead of a table")
-    s = rsub.add_parser(
-        "scan",
-        help="run the rules over texts, one per line",
-        description="Each input line is a text, or a JSON object with 'text' (and optionally "
-        "the partial-event keys of rule examples: title, namespace, user, type...). Prints "
-        "one JSON line per input with its findings and redacted spans; disabled rules are "
-        "included (each finding says whether its rule is enabled), as in test and backtest. "
-        "Scope is ignored; added_text is scanned as a comment on an article talk page.",
-    )
-    s.add_argument("input", nargs="?", default="-", metavar="FILE|-")
-    paths(s)
-    s.add_argument("--field", choices=SCAN_FIELDS, default="added_text")
-    s.add_argument("--only-enabled", action="store_true", help="skip disabled rules")
+__all__ = ["run_rules_command"]
 
 
 def _paths(settings: Settings, args: argparse.Namespace) -> list[Path]:

@@ -26,26 +26,7 @@ from sinks.spool import Spool
 from sinks.webhooks import safe_target
 from streams.settings import JsonlSinkConfig, Settings, SinkConfig
 
-__all__ = ["add_sinks_parser", "run_sinks_command"]
-
-
-def add_sinks_parser(sub: Any, common: Any) -> None:
-    sinks = sub.add_parser(
-        "sinks",
-        help="inspect sinks, test a target, redrive dead letters",
-        description="Operate the alert sinks configured in the settings file.",
-    )
-    ssub = sinks.add_subparsers(dest="sinks_command", metavar="SUBCOMMAND")
-    ssub.required = True
-    st = ssub.add_parser("status", help="spool, dead letters and route of every sink")
-    common(st)
-    st.add_argument("--json", action="store_true", help="one JSON object per sink")
-    t = ssub.add_parser("test", help="send one synthetic alert to a sink's target")
-    common(t)
-    t.add_argument("name", help="sink name from the settings file")
-    r = ssub.add_parser("redrive", help="queue a sink's dead letters for redelivery")
-    common(r)
-    r.add_argument("name", help="sink name from the settings file")
+__all__ = ["run_sinks_command"]
 
 
 def run_sinks_command(settings: Settings, args: argparse.Namespace) -> int:

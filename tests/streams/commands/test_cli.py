@@ -422,3 +422,19 @@ async def test_stopping_while_a_sink_is_stuck_loses_no_alert(
         await server.stop()
     rules = [orjson.loads(x)["rule"] for x in alerts.read_bytes().splitlines() if x]
     assert rules.count("privacy.email-in-summary") == 1
+
+
+def test_help_loads_nothing_but_the_parser() -> None:
+    """``rcwatch --help`` must answer at once: no HTTP client, detectors, sinks or YAML
+    (bench/cli_startup.py measures the time)."""
+    probe = (
+        "import sys\n"
+        "from streams.commands.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = ('aiohttp', 'detectors', 'sinks', 'yaml', 'orjson', 'prometheus_client', 're2')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert "rules" in out.stdout and out.stdout.strip().splitlines()[-1] == "[]", out.stdout

@@ -1,0 +1,263 @@
+"""The ``rcwatch`` command line's parser: every command group's options, and nothing else.
+
+Standard library only, so that ``rcwatch --help`` (and a mistyped option) answers at once;
+the commands import what they use when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from streams import __version__
+
+__all__ = ["SCAN_FIELDS", "build_parser"]
+
+SCAN_FIELDS = ("summary", "added_text", "title", "removed_text", "user")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="settings file (default: config/rcwatch.yaml)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-format", choices=["text", "json"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rcwatch",
+        description="Real-time Trust & Safety monitor over Wikimedia EventStreams.",
+    )
+    parser.add_argument("--version", action="version", version=f"rcwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    run = sub.add_parser(
+        "run",
+        help="monitor a live event stream",
+        description="Read an EventStreams stream, run the detectors, deliver alerts. Resumes "
+        "from the checkpoint in the state directory.",
+    )
+    _common(run)
+    run.add_argument("--stream-url", metavar="URL", help="EventStreams URL; join streams with ','")
+    run.add_argument(
+        "--since",
+        metavar="TIME",
+        help="where the first start begins (later starts resume from the checkpoint, or "
+        "from this first start's origin): ISO-8601, epoch ms, or an age (15m, 2h, 1d)",
+    )
+    run.add_argument("--state-dir", metavar="DIR", help="checkpoint, ledgers, default outputs")
+    run.add_argument("--archive", metavar="DIR", help="raw-event archive directory")
+    run.add_argument("--no-archive", action="store_true", help="do not archive raw events")
+    run.add_argument("--alerts-jsonl", metavar="FILE", help="JSONL file alerts are appended to")
+    run.add_argument("--metrics-addr", metavar="HOST:PORT", help="/metrics and /healthz address")
+    run.add_argument("--user-agent", metavar="TEXT", help="descriptive User-Agent with contact")
+    run.add_argument(
+        "--reset-checkpoint",
+        action="store_true",
+        help="forget the saved position and origin; start from --since (or the live end)",
+    )
+
+    replay = sub.add_parser(
+        "replay",
+        help="run the detectors over recorded files",
+        description="Replay recorded NDJSON files (plain or .gz; plain events or capture "
+        "wrappers, including rcwatch's own archive) through the full pipeline.",
+    )
+    replay.add_argument("files", nargs="+", metavar="FILE")
+    _common(replay)
+    replay.add_argument(
+        "--speed", metavar="max|N", help="'max' or a multiple of real time (by event time)"
+    )
+    replay.add_argument("--alerts-jsonl", metavar="FILE", help="also append alerts to this file")
+    replay.add_argument(
+        "--metrics-addr", metavar="HOST:PORT", help="serve /metrics while replaying"
+    )
+    replay.add_argument("--quiet", action="store_true", help="do not print alerts")
+    replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    _rules(sub, _common)
+    _model(sub, _common)
+    _sinks(sub, _common)
+
+    demo = sub.add_parser(
+        "demo",
+        help="offline demo over bundled recorded events",
+        description="Serve a bundled sample of recorded events over a local server that speaks "
+        "the EventStreams protocol, and monitor it. Needs no network.",
+    )
+    _common(demo)
+    demo.add_argument("--speed", metavar="N", default="4", help="multiple of real time (default 4)")
+    demo.add_argument("--state-dir", metavar="DIR", help="keep state here (default: a temp dir)")
+    demo.add_argument("--metrics-addr", metavar="HOST:PORT", help="default 127.0.0.1:9410")
+    demo.add_argument(
+        "--hold", action="store_true", help="keep running after the sample (until Ctrl-C)"
+    )
+    demo.add_argument(
+        "--keep-sinks",
+        action="store_true",
+        help="also deliver to the remote sinks of the settings file (Redis, Kafka, webhooks...)",
+    )
+    return parser
+
+
+def _rules(sub: Any, common: Any) -> None:
+    rules = sub.add_parser(
+        "rules",
+        help="validate, test, backtest and scan rule packs",
+        description="Tools for rule maintainers. Rule files come from the settings "
+        "(detectors.rules_paths, default config/rules) unless --rules is given.",
+    )
+    rsub = rules.add_subparsers(dest="rules_command", metavar="SUBCOMMAND")
+    rsub.required = True
+
+    def paths(p: argparse.ArgumentParser) -> None:
+        common(p)
+        p.add_argument(
+            "--rules",
+            metavar="PATH",
+            action="append",
+            help="rule file or directory (repeatable); default: from the settings",
+        )
+
+    v = rsub.add_parser(
+        "validate",
+        help="check rule files: every error, with file, line and rule id",
+        description="Static checks: schema, unknown keys, regexes RE2 cannot compile, "
+        "unknown recognizers, facts and fields, missing keyword files, duplicate ids, "
+        "enabled rules without an example that must match. Exit 1 on any problem.",
+    )
+    paths(v)
+    t = rsub.add_parser(
+        "test",
+        help="run every rule's examples",
+        description="Run each rule's match and no_match examples (each rule alone, disabled "
+        "rules included). Exit 1 on any failure.",
+    )
+    paths(t)
+    t.add_argument("--rule", metavar="ID", action="append", help="only these rules")
+    b = rsub.add_parser(
+        "backtest",
+        help="run the rules over recorded history",
+        description="Replay recorded events (NDJSON, plain or .gz, plain events or capture "
+        "wrappers, rcwatch's archive) through the rules, disabled ones included: hits, hits "
+        "per 10k events, cost per rule, and a few redacted sample hits each.",
+    )
+    b.add_argument("files", nargs="+", metavar="FILE")
+    paths(b)
+    b.add_argument("--samples", type=int, default=3, help="sample hits shown per rule")
+    b.add_argument(
+        "--cost-every",
+        type=int,
+        default=10,
+        metavar="N",
+        help="time each rule alone on every Nth event (default 10)",
+    )
+    b.add_argument("--only-enabled", action="store_true", help="skip disabled rules")
+    b.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    s = rsub.add_parser(
+        "scan",
+        help="run the rules over texts, one per line",
+        description="Each input line is a text, or a JSON object with 'text' (and optionally "
+        "the partial-event keys of rule examples: title, namespace, user, type...). Prints "
+        "one JSON line per input with its findings and redacted spans; disabled rules are "
+        "included (each finding says whether its rule is enabled), as in test and backtest. "
+        "Scope is ignored; added_text is scanned as a comment on an article talk page.",
+    )
+    s.add_argument("input", nargs="?", default="-", metavar="FILE|-")
+    paths(s)
+    s.add_argument("--field", choices=SCAN_FIELDS, default="added_text")
+    s.add_argument("--only-enabled", action="store_true", help="skip disabled rules")
+
+
+def _model(sub: Any, common: Any) -> None:
+    model = sub.add_parser(
+        "model",
+        help="train, measure and try the text classifiers rules use",
+        description="Text classifiers (classifier: NAME in a rule). Models come from the "
+        "settings (detectors.classifiers, plus the shipped config/models) unless --model "
+        "is given.",
+    )
+    msub = model.add_subparsers(dest="model_command", metavar="SUBCOMMAND")
+    msub.required = True
+
+    def which(p: argparse.ArgumentParser) -> None:
+        common(p)
+        p.add_argument("--name", default="toxicity", help="model name (default: toxicity)")
+        p.add_argument("--model", metavar="DIR", help="model directory (overrides --name)")
+
+    t = msub.add_parser(
+        "train",
+        help="train a model (shared labeled data and/or your own CSV)",
+        description="Fit a linear model over word and character n-grams. Thresholds and "
+        "calibration are chosen on out-of-fold scores of the validation examples (the "
+        "shared Wikipedia talk sample, or your CSV rows), never on an evaluation set. "
+        "Deterministic for the same data and --seed. Needs: pip install 'rcwatch[train]'.",
+    )
+    common(t)
+    t.add_argument("--out", metavar="DIR", required=True, help="model directory to write")
+    t.add_argument(
+        "--shared",
+        metavar="DIR",
+        help="the shared data's labeled/ directory: train with the shipped recipe",
+    )
+    t.add_argument(
+        "--csv",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="your labeled CSV (text,label[,weight]); repeatable; its rows also form the "
+        "validation folds",
+    )
+    t.add_argument("--csv-weight", type=float, default=5.0, help="weight of CSV rows (5)")
+    t.add_argument(
+        "--identity-terms",
+        metavar="FILE",
+        help="terms dropped before scoring (default: config/models/identity_terms.txt)",
+    )
+    t.add_argument("--name", default="toxicity", help="the model's name (default: toxicity)")
+    t.add_argument("--model-version", default="1", help="a version string for model.json")
+    t.add_argument("--seed", type=int, default=13)
+    t.add_argument("--folds", type=int, default=5)
+    t.add_argument("--c", type=float, default=2.0, help="inverse regularisation (2.0)")
+    t.add_argument("--max-features", type=int, default=150_000)
+    t.add_argument(
+        "--max-rows-per-source",
+        type=int,
+        metavar="N",
+        help="sample each source down to N rows (a quick trial run)",
+    )
+
+    e = msub.add_parser(
+        "eval",
+        help="measure a model on a labeled CSV",
+        description="AUC, and precision/recall at the model's thresholds, on a labeled CSV "
+        "(text,label) the model was not trained on.",
+    )
+    which(e)
+    e.add_argument("--csv", metavar="FILE", required=True)
+
+    s = msub.add_parser("score", help="score texts (arguments, or lines on stdin)")
+    which(s)
+    s.add_argument("texts", nargs="*", metavar="TEXT")
+
+    i = msub.add_parser("info", help="what a model is: version, thresholds, figures, data")
+    which(i)
+
+
+def _sinks(sub: Any, common: Any) -> None:
+    sinks = sub.add_parser(
+        "sinks",
+        help="inspect sinks, test a target, redrive dead letters",
+        description="Operate the alert sinks configured in the settings file.",
+    )
+    ssub = sinks.add_subparsers(dest="sinks_command", metavar="SUBCOMMAND")
+    ssub.required = True
+    st = ssub.add_parser("status", help="spool, dead letters and route of every sink")
+    common(st)
+    st.add_argument("--json", action="store_true", help="one JSON object per sink")
+    t = ssub.add_parser("test", help="send one synthetic alert to a sink's target")
+    common(t)
+    t.add_argument("name", help="sink name from the settings file")
+    r = ssub.add_parser("redrive", help="queue a sink's dead letters for redelivery")
+    common(r)
+    r.add_argument("name", help="sink name from the settings file")
