@@ -106,3 +106,15 @@ def test_the_extractor_finds_commands_and_skips_synopses() -> None:
         "rcwatch model info",
         "rcwatch rules validate",
     ]
+
+
+def test_every_path_the_docs_name_exists() -> None:
+    """A page that names a file (a test, a benchmark, a config file) names one that exists."""
+    missing = []
+    for page in PAGES:
+        for path in re.findall(
+            r"`((?:tests|bench|streams|detectors|sinks|config|docs)/[\w./-]*)`", page.read_text()
+        ):
+            if "*" not in path and not (ROOT / path).exists():
+                missing.append(f"{page.name}: {path}")
+    assert missing == []
