@@ -30,7 +30,17 @@ from typing import Any, TypeVar, get_args, get_origin
 
 import yaml
 
-__all__ = ["ConfigError", "ConfigIssue", "NodeLoader", "compose_file", "compose_text"]
+__all__ = [
+    "ConfigError",
+    "ConfigIssue",
+    "NodeLoader",
+    "compose_file",
+    "compose_text",
+    "json_int",
+    "json_list",
+    "json_number",
+    "json_str",
+]
 
 T = TypeVar("T")
 
@@ -356,3 +366,30 @@ def _join(path: str, key: str) -> str:
 def _suggest(word: str, options: list[str]) -> str:
     close = difflib.get_close_matches(word, options, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# -- strict checks for values read back from JSON state (snapshots, checkpoints) ---------------
+
+
+def json_list(value: Any) -> list[Any]:
+    if not isinstance(value, (list, tuple)):
+        raise ValueError("expected a list")
+    return list(value)
+
+
+def json_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected a string")
+    return value
+
+
+def json_int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("expected an integer")
+    return value
+
+
+def json_number(value: Any) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError("expected a number")
+    return float(value)

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from detectors.base import DetectionContext, Finding
+from detectors.confload import json_int, json_list, json_number, json_str
 from detectors.event import PerformerKind, RecentChange
 from detectors.facts import mentioned_users, page_owner, same_user
 from detectors.pii import pii_fingerprints, redact_pii
@@ -337,41 +338,37 @@ class WindowStore:
             raise ValueError("unknown window state version")
         version = data["version"]
         groups: OrderedDict[tuple[str, str], list[tuple[float, str, str]]] = OrderedDict()
-        for item in _list(data.get("groups")):
+        for item in json_list(data.get("groups")):
             rid, values, entries = _items(item, 3)
             if version == 1:  # names as they were: hashed now, so no name stays on disk
-                key = (_str(rid), _h("\x1f".join(_str(v) for v in _list(values))))
+                key = (json_str(rid), _h("\x1f".join(json_str(v) for v in json_list(values))))
                 groups[key] = [
-                    (_num(t), sys.intern(_h(_str(m))), "") for t, m, _ in _entries(entries)
+                    (json_number(t), sys.intern(_h(json_str(m))), "")
+                    for t, m, _ in _entries(entries)
                 ]
             else:
-                key = (_str(rid), _str(values))
+                key = (json_str(rid), json_str(values))
                 groups[key] = [
-                    (_num(t), sys.intern(_str(m)), _str(e)) for t, m, e in _entries(entries)
+                    (json_number(t), sys.intern(json_str(m)), json_str(e))
+                    for t, m, e in _entries(entries)
                 ]
         editors = OrderedDict(
-            (_int(p), (sys.intern(_str(e)), _num(t)))
-            for p, e, t in (_items(x, 3) for x in _list(data.get("editors")))
+            (json_int(p), (sys.intern(json_str(e)), json_number(t)))
+            for p, e, t in (_items(x, 3) for x in json_list(data.get("editors")))
         )
         removed: OrderedDict[int, dict[str, float]] = OrderedDict()
-        for item in _list(data.get("removed")):
+        for item in json_list(data.get("removed")):
             page, fingerprints = _items(item, 2)
             if not isinstance(fingerprints, dict):
                 raise ValueError("expected a map of fingerprints")
-            removed[_int(page)] = {_str(k): _num(v) for k, v in fingerprints.items()}
-        now, evictions = _num(data.get("now")), _int(data.get("evictions", 0))
+            removed[json_int(page)] = {json_str(k): json_number(v) for k, v in fingerprints.items()}
+        now, evictions = json_number(data.get("now")), json_int(data.get("evictions", 0))
         self._groups, self._editors, self._removed = groups, editors, removed
         self.now, self.evictions = now, evictions
 
 
-def _list(value: Any) -> list[Any]:
-    if not isinstance(value, (list, tuple)):
-        raise ValueError("expected a list")
-    return list(value)
-
-
 def _items(value: Any, n: int) -> list[Any]:
-    items = _list(value)
+    items = json_list(value)
     if len(items) != n:
         raise ValueError(f"expected {n} items")
     return items
@@ -380,30 +377,12 @@ def _items(value: Any, n: int) -> list[Any]:
 def _entries(value: Any) -> list[tuple[Any, Any, Any]]:
     """Window entries: [time, mark, event key], or [time, mark] as older versions wrote."""
     out = []
-    for x in _list(value):
-        e = _list(x)
+    for x in json_list(value):
+        e = json_list(x)
         if len(e) not in (2, 3):
             raise ValueError("a window entry of the wrong shape")
         out.append((e[0], e[1], e[2] if len(e) == 3 else ""))
     return out
-
-
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("expected a string")
-    return value
-
-
-def _int(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError("expected an integer")
-    return value
-
-
-def _num(value: Any) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ValueError("expected a number")
-    return float(value)
 
 
 def _redacted_user(user: str, findings: Iterable[Finding]) -> str:

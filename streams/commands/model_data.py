@@ -52,7 +52,9 @@ __all__ = [
 
 JIGSAW = "jigsaw_toxic_subset/jigsaw_subset_merged_dedup.csv.gz"
 JIGSAW_TRAIN_SOURCE = "fastbert_train_sample"
-JIGSAW_SUSPECT_SOURCE = "fastbert_val_sample"  # labels disagree with the text (bench/harassment_eval.py)
+JIGSAW_SUSPECT_SOURCE = (
+    "fastbert_val_sample"  # labels disagree with the text (bench/harassment_eval.py)
+)
 TT = "toxicity_training/"
 
 

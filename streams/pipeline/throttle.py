@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from detectors.confload import json_int, json_list, json_number, json_str
 from sinks.alert import Alert, alert_id
 
 __all__ = ["Throttle", "ThrottleConfig"]
@@ -150,63 +151,44 @@ class Throttle:
         version = data["version"]
         cooldown = self.config.cooldown_seconds
         groups: OrderedDict[_Key, _Group] = OrderedDict()
-        for item in _list(data.get("groups")):
+        for item in json_list(data.get("groups")):
             key, fields = _pair(item)
-            g = _list(fields)
+            g = json_list(fields)
             if len(g) not in (6, 7):
                 raise ValueError("throttle group of the wrong shape")
-            gid, severity = _str(g[0]), _str(g[5])
-            count, first, last = _int(g[1]), _num(g[2]), _num(g[3])
-            first_event = None if g[4] is None else _str(g[4])
+            gid, severity = json_str(g[0]), json_str(g[5])
+            count, first, last = json_int(g[1]), json_number(g[2]), json_number(g[3])
+            first_event = None if g[4] is None else json_str(g[4])
             sources = g[6] if len(g) == 7 else {gid: 1}
             if severity not in _LEVELS or count < 1 or not isinstance(sources, dict):
                 raise ValueError("throttle group with impossible values")
-            counted = {_str(k): _int(v) for k, v in sources.items()}
+            counted = {json_str(k): json_int(v) for k, v in sources.items()}
             if version == 1:
                 rule, wiki, target = _strs(key, 3)
                 new_key = (rule, wiki, _h(target), int(last // cooldown))
             else:
-                parts = _list(key)
+                parts = json_list(key)
                 if len(parts) != 4:
                     raise ValueError("throttle key of the wrong shape")
-                new_key = (_str(parts[0]), _str(parts[1]), _str(parts[2]), _int(parts[3]))
+                new_key = (
+                    json_str(parts[0]),
+                    json_str(parts[1]),
+                    json_str(parts[2]),
+                    json_int(parts[3]),
+                )
             groups[new_key] = _Group(gid, count, first, last, first_event, severity, counted)
         self._groups = groups
 
 
-def _list(value: Any) -> list[Any]:
-    if not isinstance(value, (list, tuple)):
-        raise ValueError("expected a list")
-    return list(value)
-
-
 def _pair(value: Any) -> tuple[Any, Any]:
-    items = _list(value)
+    items = json_list(value)
     if len(items) != 2:
         raise ValueError("expected a pair")
     return items[0], items[1]
 
 
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("expected a string")
-    return value
-
-
 def _strs(value: Any, n: int) -> list[str]:
-    items = _list(value)
+    items = json_list(value)
     if len(items) != n:
         raise ValueError(f"expected {n} strings")
-    return [_str(v) for v in items]
-
-
-def _int(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError("expected an integer")
-    return value
-
-
-def _num(value: Any) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ValueError("expected a number")
-    return float(value)
+    return [json_str(v) for v in items]
