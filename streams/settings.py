@@ -27,6 +27,7 @@ from streams.fetch.content import ContentConfig
 from streams.pipeline.detection import StormGuardConfig
 from streams.pipeline.scope import ScopeConfig
 from streams.pipeline.throttle import ThrottleConfig
+from streams.scaleout.config import ScaleOutConfig
 from streams.source.eventstreams import EventStreamsConfig, user_agent_problem
 
 __all__ = [
@@ -205,6 +206,7 @@ class Settings:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    scaleout: ScaleOutConfig = field(default_factory=ScaleOutConfig)
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.sinks]

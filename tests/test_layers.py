@@ -28,6 +28,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "streams.commands", "streams.standins", "streams.app", "streams.settings",
         "streams.entry",
     ),
+    "streams.scaleout": ("streams.commands", "streams.standins", "streams.app", "streams.entry"),
     "streams.settings": ("streams.commands", "streams.standins", "streams.app", "streams.entry"),
     "streams.app": ("streams.commands", "streams.standins", "streams.entry"),
 }  # fmt: skip

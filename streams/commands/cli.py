@@ -81,6 +81,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from streams.commands.model import run_model_command
 
         return run_model_command(settings, args)
+    if args.command == "scaleout":
+        from streams.commands.scaleout import run_scaleout_command
+
+        return run_scaleout_command(settings, args)
     from streams.commands.demo import demo  # the parser knows no other command
 
     return demo(settings, args)

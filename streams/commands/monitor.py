@@ -27,7 +27,7 @@ from streams.source.eventstreams import EventStreamsSource, parse_since, stream_
 from streams.source.replay import ReplaySource, parse_speed
 from streams.source.start import resolve_start
 
-__all__ = ["replay", "run", "with_metrics_addr"]
+__all__ = ["apply_stream_args", "replay", "run", "with_metrics_addr"]
 
 log = logging.getLogger("rcwatch")
 
@@ -55,6 +55,22 @@ def _with_jsonl(settings: Settings, path: str) -> Settings:
 
 
 def _apply_run_args(settings: Settings, args: argparse.Namespace) -> Settings:
+    settings = apply_stream_args(settings, args)
+    if args.archive:
+        settings = dataclasses.replace(
+            settings, archive=dataclasses.replace(settings.archive, enabled=True, dir=args.archive)
+        )
+    if args.no_archive:
+        settings = dataclasses.replace(
+            settings, archive=dataclasses.replace(settings.archive, enabled=False)
+        )
+    if args.alerts_jsonl:
+        settings = _with_jsonl(settings, args.alerts_jsonl)
+    return settings
+
+
+def apply_stream_args(settings: Settings, args: argparse.Namespace) -> Settings:
+    """--stream-url, --since, --user-agent, --state-dir and --metrics-addr (run, ingest)."""
     stream = settings.stream
     if args.stream_url:
         stream = dataclasses.replace(stream, url=args.stream_url)
@@ -69,16 +85,6 @@ def _apply_run_args(settings: Settings, args: argparse.Namespace) -> Settings:
     settings = dataclasses.replace(settings, stream=stream)
     if args.state_dir:
         settings = dataclasses.replace(settings, state_dir=args.state_dir)
-    if args.archive:
-        settings = dataclasses.replace(
-            settings, archive=dataclasses.replace(settings.archive, enabled=True, dir=args.archive)
-        )
-    if args.no_archive:
-        settings = dataclasses.replace(
-            settings, archive=dataclasses.replace(settings.archive, enabled=False)
-        )
-    if args.alerts_jsonl:
-        settings = _with_jsonl(settings, args.alerts_jsonl)
     if args.metrics_addr:
         settings = with_metrics_addr(settings, args.metrics_addr)
     return settings

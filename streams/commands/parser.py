@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     _rules(sub, _common)
     _model(sub, _common)
     _sinks(sub, _common)
+    _scaleout(sub, _common)
 
     demo = sub.add_parser(
         "demo",
@@ -261,3 +262,33 @@ def _sinks(sub: Any, common: Any) -> None:
     r = ssub.add_parser("redrive", help="queue a sink's dead letters for redelivery")
     common(r)
     r.add_argument("name", help="sink name from the settings file")
+
+
+def _scaleout(sub: Any, common: Any) -> None:
+    so = sub.add_parser(
+        "scaleout",
+        help="run rcwatch as several processes on a Kafka broker",
+        description="Scale-out on Kafka (settings: scaleout:). See docs/scaleout.md.",
+    )
+    ssub = so.add_subparsers(dest="scaleout_command", metavar="SUBCOMMAND")
+    ssub.required = True
+    t = ssub.add_parser("topics", help="create the topics with their configs (idempotent)")
+    common(t)
+    t.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="the Kafka brokers")
+    i = ssub.add_parser(
+        "ingest",
+        help="EventStreams in, the events topic out",
+        description="Read the stream as `rcwatch run` does and produce every raw event to the "
+        "events topic (acks=all); the resume position is saved once the broker acknowledged "
+        "everything before it. One ingest per state directory.",
+    )
+    common(i)
+    i.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="the Kafka brokers")
+    i.add_argument("--stream-url", metavar="URL", help="EventStreams URL; join streams with ','")
+    i.add_argument("--since", metavar="TIME", help="where the very first start begins")
+    i.add_argument("--state-dir", metavar="DIR", help="the ingest's own position and lock")
+    i.add_argument("--user-agent", metavar="TEXT", help="descriptive User-Agent with contact")
+    i.add_argument("--metrics-addr", metavar="HOST:PORT", help="/metrics and /healthz address")
+    i.add_argument(
+        "--reset-checkpoint", action="store_true", help="forget the saved position and origin"
+    )

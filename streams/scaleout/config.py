@@ -1,0 +1,24 @@
+"""The ``scaleout:`` settings section (no Kafka client imported here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["ScaleOutConfig"]
+
+
+@dataclass(frozen=True)
+class ScaleOutConfig:
+    # comma-separated host:port of the Kafka-protocol brokers
+    bootstrap_servers: str = "127.0.0.1:9092"
+    # raw events, keyed by page so that one page's edits stay in order on one partition
+    events_topic: str = "rcwatch-events"
+    events_partitions: int = field(default=8, metadata={"min": 1})
+    # how long the broker keeps raw events: long enough to rebuild a worker from scratch
+    events_retention_hours: int = field(default=168, metadata={"min": 1})
+    replication_factor: int = field(default=1, metadata={"min": 1})
+    # producer batching (the Tansu test broker needs 1-record batches: tests set it)
+    producer_max_batch_bytes: int = field(default=16384, metadata={"min": 1})
+    producer_linger_ms: int = field(default=5, metadata={"min": 0})
+    # how long a produce may wait for the broker before the batch is sent again
+    produce_timeout_seconds: float = field(default=30.0, metadata={"min": 1.0})

