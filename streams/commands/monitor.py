@@ -27,7 +27,7 @@ from streams.source.eventstreams import EventStreamsSource, parse_since, stream_
 from streams.source.replay import ReplaySource, parse_speed
 from streams.source.start import resolve_start
 
-__all__ = ["apply_stream_args", "replay", "run", "with_metrics_addr"]
+__all__ = ["apply_stream_args", "replay", "run", "with_jsonl", "with_metrics_addr"]
 
 log = logging.getLogger("rcwatch")
 
@@ -43,7 +43,7 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_cmd_replay(settings, args))
 
 
-def _with_jsonl(settings: Settings, path: str) -> Settings:
+def with_jsonl(settings: Settings, path: str) -> Settings:
     sinks = list(settings.sinks)
     for i, s in enumerate(sinks):
         if isinstance(s, JsonlSinkConfig):
@@ -65,7 +65,7 @@ def _apply_run_args(settings: Settings, args: argparse.Namespace) -> Settings:
             settings, archive=dataclasses.replace(settings.archive, enabled=False)
         )
     if args.alerts_jsonl:
-        settings = _with_jsonl(settings, args.alerts_jsonl)
+        settings = with_jsonl(settings, args.alerts_jsonl)
     return settings
 
 

@@ -292,3 +292,25 @@ def _scaleout(sub: Any, common: Any) -> None:
     i.add_argument(
         "--reset-checkpoint", action="store_true", help="forget the saved position and origin"
     )
+    w = ssub.add_parser(
+        "worker",
+        help="a fetch worker: events in, events with their text out (run N of them)",
+        description="Join the fetch workers' consumer group: decode each event of the "
+        "partitions assigned, fetch the text rules need, pass every event on to the enriched "
+        "topic, and commit only what the broker acknowledged.",
+    )
+    common(w)
+    w.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="the Kafka brokers")
+    w.add_argument("--metrics-addr", metavar="HOST:PORT", help="/metrics and /healthz address")
+    d = ssub.add_parser(
+        "detect",
+        help="the detect stage: enriched events through the detectors to the sinks",
+        description="Read the enriched topic (every partition) through the same pipeline as "
+        "`rcwatch run`: detectors, pattern windows, throttle, sinks. Its checkpoint holds the "
+        "topic's offsets with the pattern state. One per state directory.",
+    )
+    common(d)
+    d.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="the Kafka brokers")
+    d.add_argument("--state-dir", metavar="DIR", help="checkpoint, ledgers, default outputs")
+    d.add_argument("--alerts-jsonl", metavar="FILE", help="JSONL file alerts are appended to")
+    d.add_argument("--metrics-addr", metavar="HOST:PORT", help="/metrics and /healthz address")

@@ -9,11 +9,18 @@ import signal
 import sys
 from pathlib import Path
 
-from sinks.metrics import Metrics, MetricsServer
+from detectors.event import RecentChange
+from sinks.metrics import Health, Metrics, MetricsServer
 from streams import __version__
-from streams.commands.monitor import apply_stream_args
+from streams.app import UsageError, build_detection, build_monitor, run_monitor, serve_metrics
+from streams.commands.monitor import apply_stream_args, with_jsonl, with_metrics_addr
+from streams.commands.progress import format_summary
+from streams.fetch.content import Content, ContentFetcher
 from streams.scaleout.config import ScaleOutConfig
+from streams.scaleout.fetcher import FetchWorker
 from streams.scaleout.ingest import Ingest
+from streams.scaleout.kafka_source import KafkaSource
+from streams.scaleout.records import parse_position
 from streams.scaleout.topics import ensure_topics, topic_specs
 from streams.settings import Settings, parse_host_port, validate_for_run
 from streams.source.checkpoint import CheckpointStore, StateDirLock
@@ -38,9 +45,119 @@ def run_scaleout_command(settings: Settings, args: argparse.Namespace) -> int:
             what = "created" if spec.name in created else "exists"
             print(f"{spec.name}: {spec.partitions} partitions ({what})")
         return 0
+    if args.scaleout_command == "worker":
+        if args.metrics_addr:
+            settings = with_metrics_addr(settings, args.metrics_addr)
+        return asyncio.run(_worker(settings, cfg))
+    if args.scaleout_command == "detect":
+        if args.state_dir:
+            settings = dataclasses.replace(settings, state_dir=args.state_dir)
+        if args.alerts_jsonl:
+            settings = with_jsonl(settings, args.alerts_jsonl)
+        if args.metrics_addr:
+            settings = with_metrics_addr(settings, args.metrics_addr)
+        return asyncio.run(_detect(settings, cfg))
     settings = apply_stream_args(settings, args)
     validate_for_run(settings, "settings")
     return asyncio.run(_ingest(settings, cfg, reset=args.reset_checkpoint))
+
+
+async def _serve(settings: Settings, metrics: Metrics, health: Health) -> MetricsServer | None:
+    if not settings.metrics.enabled:
+        return None
+    host, port = parse_host_port(settings.metrics.addr)
+    server = MetricsServer(metrics, host, port, health)
+    await server.start()
+    print(f"metrics: {server.url}/metrics", file=sys.stderr)
+    return server
+
+
+async def _worker(settings: Settings, cfg: ScaleOutConfig) -> int:
+    """A fetch worker: the events topic in, the enriched topic out (one of N)."""
+    metrics = Metrics(version=__version__)
+    await ensure_topics(cfg.bootstrap_servers, topic_specs(cfg))
+    detection = build_detection(settings, metrics)
+    scope = settings.scope.build()
+    fetcher = (
+        ContentFetcher(settings.content, metrics, user_agent=settings.stream.user_agent)
+        if settings.content.enabled
+        else None
+    )
+
+    def needs_content(change: RecentChange) -> bool:
+        return (
+            fetcher is not None
+            and change.domain != "canary"
+            and scope.accepts(change)
+            and detection.needs_content(change)
+        )
+
+    async def fetch(change: RecentChange) -> Content:
+        assert fetcher is not None
+        return await fetcher.fetch(change)
+
+    worker = FetchWorker(cfg, needs_content, fetch, metrics)
+    server = await _serve(settings, metrics, lambda: (bool(worker.assigned), {"role": "worker"}))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, worker.stop)
+    try:
+        summary = await worker.run()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        if fetcher is not None:
+            await fetcher.close()
+        if server is not None:
+            await server.stop()
+    print(
+        f"worker: {summary.records:,} events passed on, {summary.fetched:,} texts fetched, "
+        f"{summary.rebalances} assignments",
+        file=sys.stderr,
+    )
+    return 0
+
+
+async def _detect(settings: Settings, cfg: ScaleOutConfig) -> int:
+    """The detect stage: the enriched topic through the single-process pipeline."""
+    state = Path(settings.state_dir)
+    lock = StateDirLock(state)
+    lock.acquire()
+    try:
+        store = CheckpointStore(state)
+        streams_name = f"kafka:{cfg.enriched_topic}"
+        cp = store.load()
+        offsets: dict[int, int] = {}
+        if cp is not None:
+            if cp.streams != streams_name:
+                raise UsageError(
+                    f"the state directory {state} belongs to {cp.streams!r}, not "
+                    f"{streams_name!r}: give the detect stage a state directory of its own"
+                )
+            try:
+                offsets = parse_position(cp.last_event_id, cfg.enriched_topic)
+            except ValueError as exc:
+                raise UsageError(f"{store.path}: not a detect-stage position ({exc})") from None
+        await ensure_topics(cfg.bootstrap_servers, topic_specs(cfg))
+        metrics = Metrics(version=__version__)
+        source = KafkaSource(cfg, cfg.enriched_topic, offsets, settings.pipeline.batch_max_events)
+        monitor = build_monitor(
+            settings,
+            source,
+            metrics=metrics,
+            checkpoint=store,
+            streams_name=streams_name,
+            reloader=True,
+            fetch_content=False,  # the fetch workers did
+        )
+        if cp is not None:
+            monitor.restore_state(store.load_state(cp))
+        server = await serve_metrics(settings, metrics, monitor)
+        summary = await run_monitor(monitor, server)
+        print(format_summary(summary), file=sys.stderr)
+        return 0
+    finally:
+        lock.release()
 
 
 async def _ingest(settings: Settings, cfg: ScaleOutConfig, *, reset: bool) -> int:
@@ -65,12 +182,7 @@ async def _ingest(settings: Settings, cfg: ScaleOutConfig, *, reset: bool) -> in
             settings.stream, metrics, last_event_id=start.last_event_id, since=start.since
         )
         ingest = Ingest(source, cfg, store, names, metrics)
-        server = None
-        if settings.metrics.enabled:
-            host, port = parse_host_port(settings.metrics.addr)
-            server = MetricsServer(metrics, host, port, source.health)
-            await server.start()
-            print(f"metrics: {server.url}/metrics", file=sys.stderr)
+        server = await _serve(settings, metrics, source.health)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, ingest.stop)

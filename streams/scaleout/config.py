@@ -22,3 +22,12 @@ class ScaleOutConfig:
     producer_linger_ms: int = field(default=5, metadata={"min": 0})
     # how long a produce may wait for the broker before the batch is sent again
     produce_timeout_seconds: float = field(default=30.0, metadata={"min": 1.0})
+    # events with their fetched text, from the fetch workers to the detect stage
+    enriched_topic: str = "rcwatch-enriched"
+    enriched_partitions: int = field(default=8, metadata={"min": 1})
+    # the fetch workers' consumer group
+    worker_group: str = "rcwatch-fetch"
+    worker_batch_events: int = field(default=500, metadata={"min": 1})
+    # a worker that misses heartbeats this long loses its partitions to the others
+    session_timeout_seconds: float = field(default=30.0, metadata={"min": 2.0})
+    heartbeat_interval_seconds: float = field(default=3.0, metadata={"min": 0.1})

@@ -29,16 +29,13 @@ class TopicSpec:
 
 def topic_specs(cfg: ScaleOutConfig) -> list[TopicSpec]:
     """Every topic the scale-out uses, with its configs."""
+    retention = {
+        "cleanup.policy": "delete",
+        "retention.ms": str(cfg.events_retention_hours * 3_600_000),
+    }
     return [
-        TopicSpec(
-            cfg.events_topic,
-            cfg.events_partitions,
-            cfg.replication_factor,
-            {
-                "cleanup.policy": "delete",
-                "retention.ms": str(cfg.events_retention_hours * 3_600_000),
-            },
-        )
+        TopicSpec(cfg.events_topic, cfg.events_partitions, cfg.replication_factor, retention),
+        TopicSpec(cfg.enriched_topic, cfg.enriched_partitions, cfg.replication_factor, retention),
     ]
 
 

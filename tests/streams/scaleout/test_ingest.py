@@ -44,6 +44,7 @@ class TopicReader:
         self.bootstrap, self.topic = bootstrap, topic
         self.records: list[tuple[bytes | None, bytes, dict[str, bytes]]] = []
         self._consumer: Any = None
+        self._ends: dict[int, int] = {}
 
     async def start(self) -> None:
         from aiokafka import AIOKafkaConsumer
@@ -56,8 +57,16 @@ class TopicReader:
 
     async def poll(self) -> None:
         got = await self._consumer.getmany(timeout_ms=200)
-        for records in got.values():
+        for tp, records in got.items():
             self.records += [(r.key, r.value, dict(r.headers)) for r in records]
+            self._ends[tp.partition] = records[-1].offset + 1
+
+    def partitions(self) -> list[int]:
+        return sorted(self._ends)
+
+    def end(self, partition: int) -> int:
+        """The offset after the last record read from ``partition``."""
+        return self._ends[partition]
 
     def ids(self) -> list[str]:
         return [orjson.loads(v)["meta"]["id"] for _, v, _ in self.records]

@@ -1,0 +1,263 @@
+"""Equivalence is the contract: the same events give the same alerts (ids, rules, counts)
+from ``rcwatch run`` and from ingest + two fetch workers + the detect stage, with one worker
+killed (-9) mid-run. Real parts: a Tansu broker, the local EventStreams server, the local
+MediaWiki API serving the texts the demo's synthetic edits added."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams.commands.demo import load_content
+from streams.scaleout.records import parse_position
+from streams.source.checkpoint import CheckpointStore
+from streams.standins.fake_mediawiki import FakeMediaWiki
+from streams.standins.sse_server import EventStreamsServer
+from tests.conftest import Processes, wait_for
+from tests.harness import TEST_UA
+from tests.streams.scaleout.test_ingest import TopicReader, broker  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.scaleout
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeMediaWiki]:
+    fake = FakeMediaWiki()
+    await fake.start()
+    load_content(fake)
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+def _config(tmp: Path, server: EventStreamsServer, api: FakeMediaWiki, scaleout: str) -> Path:
+    path = tmp / "rcwatch.yaml"
+    path.write_text(
+        f"stream: {{url: '{server.url}', user_agent: '{TEST_UA}'}}\n"
+        f"content: {{enabled: true, api_url: '{api.api_url_template}', max_wait_seconds: 5.0}}\n"
+        "archive: {enabled: false}\nmetrics: {enabled: false}\n"
+        "sinks: [{type: jsonl, path: alerts.jsonl}]\n"
+        f"{scaleout}"
+    )
+    return path
+
+
+async def _metrics_url(processes: Processes, proc: asyncio.subprocess.Process) -> str:
+    found: list[str] = []
+
+    def printed() -> bool:
+        m = re.search(r"metrics: (http://\S+)/metrics", processes.stderr(proc))
+        if m:
+            found.append(m.group(1))
+        return bool(m)
+
+    await wait_for(printed, 60, "a worker's metrics address")
+    return found[0]
+
+
+async def _metric(url: str, name: str) -> float:
+    """One sample of a worker's /metrics (0 when it does not answer: it is gone)."""
+
+    def scrape() -> float:
+        try:
+            with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return 0.0
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    return await asyncio.to_thread(scrape)
+
+
+async def wait_for_async(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)  # a poll interval, not a wait for a result
+
+
+def _alerts(path: Path) -> Counter[tuple[str, str, int]]:
+    lines = [orjson.loads(x) for x in path.read_bytes().splitlines()] if path.exists() else []
+    return Counter((a["id"], a["rule"], a["count"]) for a in lines)
+
+
+async def _single_process(
+    tmp: Path, api: FakeMediaWiki, events: list[bytes], processes: Processes
+) -> Counter[tuple[str, str, int]]:
+    server = EventStreamsServer()
+    await server.start()
+    try:
+        config = _config(tmp, server, api, "")
+        state = tmp / "state"
+        proc = await processes.rcwatch(
+            "run", "--config", str(config), "--state-dir", str(state), "--log-level", "warning"
+        )
+        await wait_for((state / "origin.json").exists, 60, "the monitor's origin")
+        server.publish(events)
+
+        def caught_up() -> bool:
+            cp = CheckpointStore(state).load()
+            return cp is not None and server.caught_up(cp.last_event_id)
+
+        await wait_for(caught_up, 120, "the single process to catch up")
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
+        return _alerts(tmp / "alerts.jsonl")
+    finally:
+        await server.stop()
+
+
+@pytest.mark.timeout(600)
+async def test_scale_out_raises_what_one_process_raises_despite_a_killed_worker(
+    broker: str,  # noqa: F811
+    api: FakeMediaWiki,
+    sample_events: list[bytes],
+    tmp_path: Path,
+    processes: Processes,
+) -> None:
+    single = tmp_path / "single"
+    single.mkdir()
+    expected = await _single_process(single, api, sample_events, processes)
+    rules = {r for _, r, _ in expected}
+    assert {"privacy.email-in-summary", "pattern.brigading"} <= rules, rules
+    assert any(r.startswith("harassment.") for r in rules), "content rules ran"
+
+    out = tmp_path / "scaleout"
+    out.mkdir()
+    server = EventStreamsServer()
+    await server.start()
+    reader = TopicReader(broker, "en-eq")
+    try:
+        config = _config(
+            out, server, api,
+            "scaleout:\n"
+            f"  bootstrap_servers: '{broker}'\n"
+            "  events_topic: ev-eq\n  events_partitions: 4\n"
+            "  enriched_topic: en-eq\n  enriched_partitions: 2\n"
+            "  worker_group: eq-workers\n  worker_batch_events: 20\n"
+            "  producer_max_batch_bytes: 1\n"  # Tansu: one record per batch
+            "  session_timeout_seconds: 6.0\n  heartbeat_interval_seconds: 1.0\n",
+        )  # fmt: skip
+        common = ("--config", str(config), "--log-level", "warning")
+        ingest = await processes.rcwatch(
+            "scaleout", "ingest", *common, "--state-dir", str(out / "ingest")
+        )
+        await wait_for((out / "ingest" / "origin.json").exists, 60, "the ingest's origin")
+        workers = [
+            await processes.rcwatch("scaleout", "worker", *common, "--metrics-addr", "127.0.0.1:0")
+            for _ in range(2)
+        ]
+        urls = [await _metrics_url(processes, w) for w in workers]
+        detect = await processes.rcwatch(
+            "scaleout", "detect", *common, "--state-dir", str(out / "detect")
+        )
+        await reader.start()
+        half, rest = sample_events[:300], sample_events[300:]
+        server.publish(half)
+        ids = {orjson.loads(e)["meta"]["id"] for e in sample_events}
+
+        async def enriched(n: int, within: float, what: str) -> None:
+            deadline = time.monotonic() + within
+            while len(set(reader.ids()) & ids) < n:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{what}: {len(set(reader.ids()) & ids)} of {n} enriched")
+                await reader.poll()
+
+        await enriched(150, 120, "the workers at work")
+
+        async def split() -> bool:  # both hold partitions: the assignment is confirmed
+            held = [await _metric(u, "rcwatch_worker_assigned_partitions") for u in urls]
+            return all(held) and sum(held) == 4
+
+        await wait_for_async(split, 60, "both workers holding partitions")
+        passed = [await _metric(u, "rcwatch_worker_records_total") for u in urls]
+        busiest = passed.index(max(passed))
+        survivor = urls[1 - busiest]
+        workers[busiest].send_signal(signal.SIGKILL)  # mid-run: its partitions move over
+        await workers[busiest].wait()
+        killed_at = time.monotonic()
+        server.publish(rest)
+
+        async def took_over() -> bool:
+            return await _metric(survivor, "rcwatch_worker_assigned_partitions") == 4
+
+        await wait_for_async(took_over, 60, "the survivor to take every partition")
+        takeover = time.monotonic() - killed_at
+        await enriched(len(ids), 120, "every event, after the takeover")
+        assert takeover < 60
+        await reader.poll()
+        ends = {p: reader.end(p) for p in reader.partitions()}
+
+        def detected_all() -> bool:
+            cp = CheckpointStore(out / "detect").load()
+            if cp is None:
+                return False
+            done = parse_position(cp.last_event_id, "en-eq")
+            return all(done.get(p, 0) >= end for p, end in ends.items())
+
+        await wait_for(detected_all, 120, "the detect stage to read everything")
+        for proc in (detect, workers[1 - busiest], ingest):
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 60) == 0, processes.stderr(proc)
+        got = _alerts(out / "alerts.jsonl")
+        assert got == expected
+    finally:
+        await reader.stop()
+        await server.stop()
+
+
+@pytest.mark.timeout(600)
+async def test_two_workers_start_three_times_without_a_stall(
+    broker: str,  # noqa: F811
+    api: FakeMediaWiki,
+    tmp_path: Path,
+    processes: Processes,
+) -> None:
+    """The aiokafka producer stall (a topic created after the producer started) hung 3 of
+    11 two-worker starts in the prototype; topics are created before anything produces."""
+    server = EventStreamsServer()
+    await server.start()
+    try:
+        for run in range(3):
+            config = _config(
+                tmp_path, server, api,
+                "scaleout:\n"
+                f"  bootstrap_servers: '{broker}'\n"
+                f"  events_topic: ev-stall-{run}\n  enriched_topic: en-stall-{run}\n"
+                f"  events_partitions: 4\n  worker_group: stall-{run}\n"
+                "  producer_max_batch_bytes: 1\n"
+                "  session_timeout_seconds: 6.0\n  heartbeat_interval_seconds: 1.0\n",
+            )  # fmt: skip
+            common = ("--config", str(config), "--log-level", "warning")
+            workers = [
+                await processes.rcwatch(
+                    "scaleout", "worker", *common, "--metrics-addr", "127.0.0.1:0"
+                )
+                for _ in range(2)
+            ]
+            urls = [await _metrics_url(processes, w) for w in workers]
+
+            async def split(urls: list[str] = urls) -> bool:
+                held = [await _metric(u, "rcwatch_worker_assigned_partitions") for u in urls]
+                return all(held) and sum(held) == 4
+
+            await wait_for_async(split, 60, f"start {run + 1}: both workers assigned")
+            for w in workers:
+                w.send_signal(signal.SIGTERM)
+                assert await asyncio.wait_for(w.wait(), 60) == 0, processes.stderr(w)
+    finally:
+        await server.stop()
