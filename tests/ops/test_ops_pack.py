@@ -281,6 +281,14 @@ def test_compose_config_is_valid() -> None:
     _run([_compose(), "-f", COMPOSE.name, "config", "-q"], cwd=ROOT)
 
 
+def test_the_scale_out_stack_is_valid_and_replaces_the_single_process() -> None:
+    files = ["-f", COMPOSE.name, "-f", "docker-compose.scaleout.yml"]
+    _run([_compose(), *files, "config", "-q"], cwd=ROOT)
+    services = _run([_compose(), *files, "config", "--services"], cwd=ROOT).stdout.split()
+    assert {"ingest", "worker", "detect", "kafka"} <= set(services)
+    assert "rcwatch" not in services, "the one-process monitor would alert twice"
+
+
 def test_compose_ports_bind_loopback_only() -> None:
     for name, service in _services().items():
         for port in service.get("ports", []):

