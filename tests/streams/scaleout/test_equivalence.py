@@ -24,7 +24,7 @@ from streams.standins.fake_mediawiki import FakeMediaWiki
 from streams.standins.sse_server import EventStreamsServer
 from tests.conftest import Processes, wait_for
 from tests.harness import TEST_UA
-from tests.streams.scaleout.test_ingest import TopicReader, broker  # noqa: F401 (fixture)
+from tests.streams.scaleout.conftest import TopicReader
 
 pytestmark = pytest.mark.scaleout
 
@@ -121,9 +121,102 @@ async def _single_process(
         await server.stop()
 
 
-@pytest.mark.timeout(600)
-async def test_scale_out_raises_what_one_process_raises_despite_a_killed_worker(
-    broker: str,  # noqa: F811
+async def _scale_out(
+    out: Path, broker: str, api: FakeMediaWiki, events: list[bytes], processes: Processes,
+    *, workers_n: int, kill: bool,
+) -> Counter[tuple[str, str, int]]:  # fmt: skip
+    """ingest + ``workers_n`` fetch workers + detect over ``events``; with ``kill``, the
+    busiest worker is killed (-9) once every worker holds partitions. The alerts written."""
+    out.mkdir()  # noqa: ASYNC240 (set-up, before anything runs)
+    name = out.name
+    server = EventStreamsServer()
+    await server.start()
+    reader = TopicReader(broker, f"en-{name}")
+    try:
+        config = _config(
+            out, server, api,
+            "scaleout:\n"
+            f"  bootstrap_servers: '{broker}'\n"
+            f"  events_topic: ev-{name}\n  events_partitions: 4\n"
+            f"  enriched_topic: en-{name}\n  enriched_partitions: 2\n"
+            f"  worker_group: g-{name}\n  worker_batch_events: 20\n"
+            "  producer_max_batch_bytes: 1\n"  # Tansu: one record per batch
+            "  session_timeout_seconds: 6.0\n  heartbeat_interval_seconds: 1.0\n",
+        )  # fmt: skip
+        common = ("--config", str(config), "--log-level", "warning")
+        ingest = await processes.rcwatch(
+            "scaleout", "ingest", *common, "--state-dir", str(out / "ingest")
+        )
+        await wait_for((out / "ingest" / "origin.json").exists, 60, "the ingest's origin")
+        workers = [
+            await processes.rcwatch("scaleout", "worker", *common, "--metrics-addr", "127.0.0.1:0")
+            for _ in range(workers_n)
+        ]
+        urls = [await _metrics_url(processes, w) for w in workers]
+        detect = await processes.rcwatch(
+            "scaleout", "detect", *common, "--state-dir", str(out / "detect")
+        )
+        await reader.start()
+        half, rest = events[:300], events[300:]
+        server.publish(half)
+        ids = {orjson.loads(e)["meta"]["id"] for e in events}
+
+        async def enriched(n: int, within: float, what: str) -> None:
+            deadline = time.monotonic() + within
+            while len(set(reader.ids()) & ids) < n:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{what}: {len(set(reader.ids()) & ids)} of {n} enriched")
+                await reader.poll()
+
+        await enriched(150, 120, "the workers at work")
+
+        async def split() -> bool:  # every worker holds partitions: assignment confirmed
+            held = [await _metric(u, "rcwatch_worker_assigned_partitions") for u in urls]
+            return all(held) and sum(held) == 4
+
+        await wait_for_async(split, 60, "every worker holding partitions")
+        if kill:
+            passed = [await _metric(u, "rcwatch_worker_records_total") for u in urls]
+            busiest = passed.index(max(passed))
+            victim = workers.pop(busiest)
+            urls.pop(busiest)
+            victim.send_signal(signal.SIGKILL)  # mid-run: its partitions move over
+            await victim.wait()
+            killed_at = time.monotonic()
+            server.publish(rest)
+
+            async def took_over() -> bool:
+                held = [await _metric(u, "rcwatch_worker_assigned_partitions") for u in urls]
+                return sum(held) == 4
+
+            await wait_for_async(took_over, 60, "the survivors to take every partition")
+            assert time.monotonic() - killed_at < 60, "takeover"
+        else:
+            server.publish(rest)
+        await enriched(len(ids), 120, "every event")
+        await reader.poll()
+        ends = {p: reader.end(p) for p in reader.partitions()}
+
+        def detected_all() -> bool:
+            cp = CheckpointStore(out / "detect").load()
+            if cp is None:
+                return False
+            done = parse_position(cp.last_event_id, f"en-{name}")
+            return all(done.get(p, 0) >= end for p, end in ends.items())
+
+        await wait_for(detected_all, 120, "the detect stage to read everything")
+        for proc in (detect, *workers, ingest):
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 60) == 0, processes.stderr(proc)
+        return _alerts(out / "alerts.jsonl")
+    finally:
+        await reader.stop()
+        await server.stop()
+
+
+@pytest.mark.timeout(900)
+async def test_scale_out_raises_what_one_process_raises_with_one_worker_or_two_and_a_kill(
+    broker: str,
     api: FakeMediaWiki,
     sample_events: list[bytes],
     tmp_path: Path,
@@ -135,94 +228,19 @@ async def test_scale_out_raises_what_one_process_raises_despite_a_killed_worker(
     rules = {r for _, r, _ in expected}
     assert {"privacy.email-in-summary", "pattern.brigading"} <= rules, rules
     assert any(r.startswith("harassment.") for r in rules), "content rules ran"
-
-    out = tmp_path / "scaleout"
-    out.mkdir()
-    server = EventStreamsServer()
-    await server.start()
-    reader = TopicReader(broker, "en-eq")
-    try:
-        config = _config(
-            out, server, api,
-            "scaleout:\n"
-            f"  bootstrap_servers: '{broker}'\n"
-            "  events_topic: ev-eq\n  events_partitions: 4\n"
-            "  enriched_topic: en-eq\n  enriched_partitions: 2\n"
-            "  worker_group: eq-workers\n  worker_batch_events: 20\n"
-            "  producer_max_batch_bytes: 1\n"  # Tansu: one record per batch
-            "  session_timeout_seconds: 6.0\n  heartbeat_interval_seconds: 1.0\n",
-        )  # fmt: skip
-        common = ("--config", str(config), "--log-level", "warning")
-        ingest = await processes.rcwatch(
-            "scaleout", "ingest", *common, "--state-dir", str(out / "ingest")
-        )
-        await wait_for((out / "ingest" / "origin.json").exists, 60, "the ingest's origin")
-        workers = [
-            await processes.rcwatch("scaleout", "worker", *common, "--metrics-addr", "127.0.0.1:0")
-            for _ in range(2)
-        ]
-        urls = [await _metrics_url(processes, w) for w in workers]
-        detect = await processes.rcwatch(
-            "scaleout", "detect", *common, "--state-dir", str(out / "detect")
-        )
-        await reader.start()
-        half, rest = sample_events[:300], sample_events[300:]
-        server.publish(half)
-        ids = {orjson.loads(e)["meta"]["id"] for e in sample_events}
-
-        async def enriched(n: int, within: float, what: str) -> None:
-            deadline = time.monotonic() + within
-            while len(set(reader.ids()) & ids) < n:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"{what}: {len(set(reader.ids()) & ids)} of {n} enriched")
-                await reader.poll()
-
-        await enriched(150, 120, "the workers at work")
-
-        async def split() -> bool:  # both hold partitions: the assignment is confirmed
-            held = [await _metric(u, "rcwatch_worker_assigned_partitions") for u in urls]
-            return all(held) and sum(held) == 4
-
-        await wait_for_async(split, 60, "both workers holding partitions")
-        passed = [await _metric(u, "rcwatch_worker_records_total") for u in urls]
-        busiest = passed.index(max(passed))
-        survivor = urls[1 - busiest]
-        workers[busiest].send_signal(signal.SIGKILL)  # mid-run: its partitions move over
-        await workers[busiest].wait()
-        killed_at = time.monotonic()
-        server.publish(rest)
-
-        async def took_over() -> bool:
-            return await _metric(survivor, "rcwatch_worker_assigned_partitions") == 4
-
-        await wait_for_async(took_over, 60, "the survivor to take every partition")
-        takeover = time.monotonic() - killed_at
-        await enriched(len(ids), 120, "every event, after the takeover")
-        assert takeover < 60
-        await reader.poll()
-        ends = {p: reader.end(p) for p in reader.partitions()}
-
-        def detected_all() -> bool:
-            cp = CheckpointStore(out / "detect").load()
-            if cp is None:
-                return False
-            done = parse_position(cp.last_event_id, "en-eq")
-            return all(done.get(p, 0) >= end for p, end in ends.items())
-
-        await wait_for(detected_all, 120, "the detect stage to read everything")
-        for proc in (detect, workers[1 - busiest], ingest):
-            proc.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(proc.wait(), 60) == 0, processes.stderr(proc)
-        got = _alerts(out / "alerts.jsonl")
-        assert got == expected
-    finally:
-        await reader.stop()
-        await server.stop()
+    one = await _scale_out(
+        tmp_path / "one", broker, api, sample_events, processes, workers_n=1, kill=False
+    )
+    assert one == expected
+    two = await _scale_out(
+        tmp_path / "two-kill", broker, api, sample_events, processes, workers_n=2, kill=True
+    )
+    assert two == expected
 
 
 @pytest.mark.timeout(600)
 async def test_two_workers_start_three_times_without_a_stall(
-    broker: str,  # noqa: F811
+    broker: str,
     api: FakeMediaWiki,
     tmp_path: Path,
     processes: Processes,

