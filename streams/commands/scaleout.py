@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import signal
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from detectors.event import RecentChange
@@ -16,6 +18,7 @@ from streams.app import UsageError, build_detection, build_monitor, run_monitor,
 from streams.commands.monitor import apply_stream_args, with_jsonl, with_metrics_addr
 from streams.commands.progress import format_summary
 from streams.fetch.content import Content, ContentFetcher
+from streams.pipeline.rules_reload import RulesReloader
 from streams.scaleout.config import ScaleOutConfig
 from streams.scaleout.fetcher import FetchWorker
 from streams.scaleout.ingest import Ingest
@@ -25,7 +28,7 @@ from streams.scaleout.topics import ensure_topics, topic_specs
 from streams.settings import Settings, parse_host_port, validate_for_run
 from streams.source.checkpoint import CheckpointStore, StateDirLock
 from streams.source.eventstreams import EventStreamsSource, stream_names
-from streams.source.start import resolve_start
+from streams.source.start import load_checkpoint, resolve_start
 
 __all__ = ["run_scaleout_command"]
 
@@ -40,7 +43,7 @@ def _config(settings: Settings, args: argparse.Namespace) -> ScaleOutConfig:
 def run_scaleout_command(settings: Settings, args: argparse.Namespace) -> int:
     cfg = _config(settings, args)
     if args.scaleout_command == "topics":
-        created = asyncio.run(ensure_topics(cfg.bootstrap_servers, topic_specs(cfg)))
+        created = asyncio.run(_topics(cfg))
         for spec in topic_specs(cfg):
             what = "created" if spec.name in created else "exists"
             print(f"{spec.name}: {spec.partitions} partitions ({what})")
@@ -62,6 +65,40 @@ def run_scaleout_command(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_ingest(settings, cfg, reset=args.reset_checkpoint))
 
 
+@contextlib.contextmanager
+def _signals(stop: Callable[[], None], reload: Callable[[], None] | None = None) -> Iterator[None]:
+    """SIGINT/SIGTERM call ``stop`` (SIGHUP ``reload``); afterwards the handlers in place
+    before (the entry point's: a second signal during shutdown ends in one line)."""
+    loop = asyncio.get_running_loop()
+    handled = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+    previous = {sig: signal.getsignal(sig) for sig in handled}
+    loop.add_signal_handler(signal.SIGINT, stop)
+    loop.add_signal_handler(signal.SIGTERM, stop)
+    loop.add_signal_handler(signal.SIGHUP, reload or (lambda: None))
+    try:
+        yield
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+            if previous[sig] is not None:
+                signal.signal(sig, previous[sig])
+
+
+async def _topics(cfg: ScaleOutConfig) -> list[str]:
+    """ensure_topics with its failures as one-line errors: a broker that cannot be reached,
+    topics that exist with fewer partitions (a configuration error)."""
+    from aiokafka.errors import KafkaError
+
+    try:
+        return await ensure_topics(cfg.bootstrap_servers, topic_specs(cfg))
+    except KafkaError as exc:
+        raise UsageError(
+            f"cannot reach the Kafka brokers at {cfg.bootstrap_servers}: {type(exc).__name__}"
+        ) from None
+    except RuntimeError as exc:
+        raise UsageError(str(exc)) from None
+
+
 async def _serve(settings: Settings, metrics: Metrics, health: Health) -> MetricsServer | None:
     if not settings.metrics.enabled:
         return None
@@ -75,8 +112,15 @@ async def _serve(settings: Settings, metrics: Metrics, health: Health) -> Metric
 async def _worker(settings: Settings, cfg: ScaleOutConfig) -> int:
     """A fetch worker: the events topic in, the enriched topic out (one of N)."""
     metrics = Metrics(version=__version__)
-    await ensure_topics(cfg.bootstrap_servers, topic_specs(cfg))
+    await _topics(cfg)
     detection = build_detection(settings, metrics)
+    # the rules decide which texts to fetch: a worker reloads them as the detect stage does
+    reloader = RulesReloader(
+        settings.rules_paths,
+        detection,
+        metrics,
+        check_seconds=settings.detectors.reload_check_seconds,
+    )
     scope = settings.scope.build()
     fetcher = (
         ContentFetcher(settings.content, metrics, user_agent=settings.stream.user_agent)
@@ -98,14 +142,14 @@ async def _worker(settings: Settings, cfg: ScaleOutConfig) -> int:
 
     worker = FetchWorker(cfg, needs_content, fetch, metrics)
     server = await _serve(settings, metrics, lambda: (bool(worker.assigned), {"role": "worker"}))
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, worker.stop)
+    reloading = asyncio.create_task(reloader.run())
     try:
-        summary = await worker.run()
+        with _signals(worker.stop, reloader.request):
+            summary = await worker.run()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        reloading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reloading
         if fetcher is not None:
             await fetcher.close()
         if server is not None:
@@ -126,7 +170,9 @@ async def _detect(settings: Settings, cfg: ScaleOutConfig) -> int:
     try:
         store = CheckpointStore(state)
         streams_name = f"kafka:{cfg.enriched_topic}"
-        cp = store.load()
+        metrics = Metrics(version=__version__)
+        # the checkpoint, else the one before it; an unreadable one is set aside and counted
+        cp = load_checkpoint(store, metrics)
         offsets: dict[int, int] = {}
         if cp is not None:
             if cp.streams != streams_name:
@@ -138,8 +184,7 @@ async def _detect(settings: Settings, cfg: ScaleOutConfig) -> int:
                 offsets = parse_position(cp.last_event_id, cfg.enriched_topic)
             except ValueError as exc:
                 raise UsageError(f"{store.path}: not a detect-stage position ({exc})") from None
-        await ensure_topics(cfg.bootstrap_servers, topic_specs(cfg))
-        metrics = Metrics(version=__version__)
+        await _topics(cfg)
         source = KafkaSource(cfg, cfg.enriched_topic, offsets, settings.pipeline.batch_max_events)
         monitor = build_monitor(
             settings,
@@ -177,20 +222,16 @@ async def _ingest(settings: Settings, cfg: ScaleOutConfig, *, reset: bool) -> in
             metrics=metrics,
             reset=reset,
         )
-        await ensure_topics(cfg.bootstrap_servers, topic_specs(cfg))
+        await _topics(cfg)
         source = EventStreamsSource(
             settings.stream, metrics, last_event_id=start.last_event_id, since=start.since
         )
         ingest = Ingest(source, cfg, store, names, metrics)
         server = await _serve(settings, metrics, source.health)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, ingest.stop)
         try:
-            summary = await ingest.run()
+            with _signals(ingest.stop):
+                summary = await ingest.run()
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
             if server is not None:
                 await server.stop()
         print(

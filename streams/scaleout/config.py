@@ -22,6 +22,9 @@ class ScaleOutConfig:
     producer_linger_ms: int = field(default=5, metadata={"min": 0})
     # how long a produce may wait for the broker before the batch is sent again
     produce_timeout_seconds: float = field(default=30.0, metadata={"min": 1.0})
+    # the largest record produced (keep it under the broker's message.max.bytes); an event's
+    # fetched text that would not fit is replaced by a "too_large" miss
+    max_record_bytes: int = field(default=1_000_000, metadata={"min": 10_000})
     # events with their fetched text, from the fetch workers to the detect stage
     enriched_topic: str = "rcwatch-enriched"
     enriched_partitions: int = field(default=8, metadata={"min": 1})

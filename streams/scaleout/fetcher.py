@@ -15,6 +15,7 @@ a call), and N workers wait in parallel.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,10 +25,11 @@ from prometheus_client import Counter, Gauge
 
 from detectors.event import MalformedEvent, RecentChange, decode_event
 from sinks.metrics import Metrics
-from sinks.retry import Backoff
 from streams.fetch.content import Content
 from streams.scaleout.config import ScaleOutConfig
-from streams.scaleout.records import record_headers
+from streams.scaleout.produce import Stopped as _Stopped
+from streams.scaleout.produce import produce_all
+from streams.scaleout.records import header_int, header_text, header_values, record_headers
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -80,6 +82,26 @@ class FetchWorker:
             ["partition"],
             registry=reg,
         )
+        self._commit_failures = Counter(
+            "rcwatch_worker_commit_failures",
+            "Batches whose offsets a rebalance kept from being committed (re-read elsewhere)",
+            registry=reg,
+        )
+        self._produce_failures = Counter(
+            "rcwatch_worker_produce_failures",
+            "Produces that failed on the broker and were sent again",
+            registry=reg,
+        )
+        self._too_large = Counter(
+            "rcwatch_worker_text_too_large",
+            "Events passed on without their text: it did not fit in a record",
+            registry=reg,
+        )
+        self._dropped = Counter(
+            "rcwatch_worker_records_dropped",
+            "Records the broker refused for good (logged with their key)",
+            registry=reg,
+        )
         self.assigned: set[int] = set()
 
     def stop(self) -> None:
@@ -93,7 +115,10 @@ class FetchWorker:
 
         class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             async def on_partitions_revoked(self, revoked: Any) -> None:
-                worker.assigned -= {tp.partition for tp in revoked}
+                for tp in revoked:
+                    worker.assigned.discard(tp.partition)
+                    with contextlib.suppress(KeyError):
+                        worker._lag.remove(str(tp.partition))
                 worker._assigned.set(len(worker.assigned))
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
@@ -114,6 +139,7 @@ class FetchWorker:
             max_batch_size=cfg.producer_max_batch_bytes,
             linger_ms=cfg.producer_linger_ms,
             request_timeout_ms=int(cfg.produce_timeout_seconds * 1000),
+            max_request_size=cfg.max_record_bytes + 64_000,  # a record plus its batch framing
         )
         consumer = AIOKafkaConsumer(
             bootstrap_servers=cfg.bootstrap_servers,
@@ -137,15 +163,35 @@ class FetchWorker:
         return self.summary
 
     async def _loop(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+        from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
         while not self._stop.is_set():
             got = await consumer.getmany(timeout_ms=500, max_records=self.cfg.worker_batch_events)
             if not got:
                 continue
             commits = {}
-            for tp, records in got.items():
-                await self._pass_on(producer, records)
-                commits[tp] = records[-1].offset + 1
-            await consumer.commit(commits)  # only what the broker acknowledged
+            try:
+                for tp, records in got.items():
+                    await self._pass_on(producer, records)
+                    commits[tp] = records[-1].offset + 1
+            except _Stopped:
+                return  # nothing committed for the batch in hand: its next owner re-reads it
+            # only what the broker acknowledged, and only partitions still held: a rebalance
+            # during the batch moved the others, whose new owner re-reads them (the repeats
+            # are dropped by event id in the detect stage)
+            held = consumer.assignment()
+            commits = {tp: off for tp, off in commits.items() if tp in held}
+            try:
+                if commits:
+                    await consumer.commit(commits)
+            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+                self._commit_failures.inc()
+                log.warning(
+                    "offsets not committed (a rebalance moved the partitions); the new owner "
+                    "reads those events again",
+                    extra={"fields": {"error": type(exc).__name__}},
+                )
+                continue
             for tp, committed in commits.items():
                 end = consumer.highwater(tp)
                 if end is not None:
@@ -153,36 +199,24 @@ class FetchWorker:
 
     async def _pass_on(self, producer: AIOKafkaProducer, records: Sequence[Any]) -> None:
         contents = await asyncio.gather(*(self._content(r.value) for r in records))
-        backoff = Backoff(0.5, 30.0)
-        while True:
-            try:
-                futures = []
-                for r, content in zip(records, contents, strict=True):
-                    h = dict(r.headers)
-                    sse_id = h["sse_id"].decode() if "sse_id" in h else None
-                    try:
-                        recv_ns = int(h.get("recv_ns", b"0"))
-                    except ValueError:
-                        recv_ns = 0
-                    futures.append(
-                        await producer.send(
-                            self.cfg.enriched_topic,
-                            r.value,
-                            key=r.key,
-                            headers=record_headers(sse_id, recv_ns, content),
-                        )
-                    )
-                await asyncio.wait_for(
-                    asyncio.gather(*futures), timeout=self.cfg.produce_timeout_seconds
+        outgoing = []
+        for r, content in zip(records, contents, strict=True):
+            h = header_values(r.headers or ())
+            value = r.value if isinstance(r.value, bytes) else b""
+            headers = record_headers(header_text(h, "sse_id"), header_int(h, "recv_ns"), content)
+            if len(value) + sum(len(v) for _, v in headers) > self.cfg.max_record_bytes:
+                # the text does not fit in a record: the event goes on, its text marked
+                self._too_large.inc()
+                too_large = {"status": "failed", "added": None, "removed": None,
+                             "reason": "too_large"}  # fmt: skip
+                headers = record_headers(
+                    header_text(h, "sse_id"), header_int(h, "recv_ns"), too_large
                 )
-                break
-            except Exception as exc:  # the broker: produce the same records again
-                delay = backoff.next_delay()
-                log.warning(
-                    "produce failed; sending again",
-                    extra={"fields": {"error": type(exc).__name__, "retry_in_s": round(delay, 1)}},
-                )
-                await asyncio.sleep(delay)
+            outgoing.append((r.key, value, headers))
+        await produce_all(
+            producer, self.cfg, self.cfg.enriched_topic, outgoing, self._stop,
+            on_retry=self._produce_failures.inc, on_dropped=self._dropped.inc,
+        )  # fmt: skip
         self._records.inc(len(records))
         self.summary.records += len(records)
 

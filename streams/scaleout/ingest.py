@@ -7,10 +7,11 @@ four partitions. Every record carries its SSE id in the ``sse_id`` header.
 
 The resume position is written only after the broker has acknowledged every record of the
 batch, so a crash (kill -9 included) restarts at or before the first unacknowledged event:
-events may be produced twice, never skipped; workers drop repeats by ``meta.id``. A produce
-that fails or times out is retried with backoff, the whole batch again, and counted; the
-position does not move meanwhile. One ingest per state directory: a second one is refused
-by the state-directory lock.
+events may be produced twice, never skipped; the detect stage drops repeats by event id. A
+produce that fails or times out is retried with backoff, the whole batch again, and
+counted; the position does not move meanwhile. An event the broker refuses for good (over
+its size limit) is dropped, counted and logged (``streams.scaleout.produce``). One ingest per
+state directory: a second one is refused by the state-directory lock.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from prometheus_client import Counter, Gauge
 
 from detectors.event import RawEvent
 from sinks.metrics import Metrics
-from sinks.retry import Backoff
 from streams.scaleout.config import ScaleOutConfig
+from streams.scaleout.produce import Stopped, produce_all
+from streams.scaleout.records import record_headers
 from streams.source.checkpoint import CheckpointStore
 
 if TYPE_CHECKING:
@@ -109,7 +111,13 @@ class Ingest:
             "When the resume position was last written (after the broker acknowledged)",
             registry=reg,
         )
+        self._dropped = Counter(
+            "rcwatch_ingest_dropped",
+            "Raw events the broker refused for good (over its size limit; logged)",
+            registry=reg,
+        )
         self._stopping = False
+        self._stop_event = asyncio.Event()
 
     async def _start_producer(self) -> AIOKafkaProducer:
         from aiokafka import AIOKafkaProducer  # ~11 MB: only when an ingest runs
@@ -121,6 +129,7 @@ class Ingest:
             max_batch_size=self.cfg.producer_max_batch_bytes,
             linger_ms=self.cfg.producer_linger_ms,
             request_timeout_ms=int(self.cfg.produce_timeout_seconds * 1000),
+            max_request_size=self.cfg.max_record_bytes,
         )
         await producer.start()
         return producer
@@ -128,13 +137,17 @@ class Ingest:
     def stop(self) -> None:
         """Finish the batch in hand (produce, acknowledge, save), then end."""
         self._stopping = True
+        self._stop_event.set()
         self.source.stop()
 
     async def run(self) -> IngestSummary:
         producer = self._producer or await self._start_producer()
         try:
             async for batch in self.source.batches():
-                await self._produce(producer, batch)
+                try:
+                    await self._produce(producer, batch)
+                except Stopped:
+                    break  # not acknowledged: the position stays before this batch
                 if self._stopping:
                     break
         finally:
@@ -145,32 +158,19 @@ class Ingest:
     async def _produce(self, producer: AIOKafkaProducer, batch: Sequence[RawEvent]) -> None:
         if not batch:
             return
-        backoff = Backoff(0.5, 30.0)
-        while True:
-            try:
-                futures = []
-                for ev in batch:
-                    headers = [("recv_ns", str(ev.recv_ns).encode())]
-                    if ev.sse_id is not None:
-                        headers.append(("sse_id", ev.sse_id.encode()))
-                    futures.append(
-                        await producer.send(
-                            self.cfg.events_topic, ev.data, key=event_key(ev.data), headers=headers
-                        )
-                    )
-                await asyncio.wait_for(
-                    asyncio.gather(*futures), timeout=self.cfg.produce_timeout_seconds
-                )
-                break
-            except Exception as exc:  # any broker failure: the whole batch again
-                self._failures.inc()
-                self.summary.retries += 1
-                delay = backoff.next_delay()
-                log.warning(
-                    "produce failed; sending the batch again",
-                    extra={"fields": {"error": type(exc).__name__, "retry_in_s": round(delay, 1)}},
-                )
-                await asyncio.sleep(delay)
+        records = [
+            (event_key(ev.data), ev.data, record_headers(ev.sse_id, ev.recv_ns, None))
+            for ev in batch
+        ]
+
+        def retried() -> None:
+            self._failures.inc()
+            self.summary.retries += 1
+
+        await produce_all(
+            producer, self.cfg, self.cfg.events_topic, records, self._stop_event,
+            on_retry=retried, on_dropped=self._dropped.inc,
+        )  # fmt: skip
         self._produced.inc(len(batch))
         self.summary.produced += len(batch)
         self.summary.batches += 1

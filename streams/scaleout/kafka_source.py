@@ -34,6 +34,7 @@ class KafkaSource:
         self.batch_max_events = batch_max_events
         self._stop = asyncio.Event()
         self._connected = False
+        self.expired = 0  # records the broker removed before they were read (logged)
 
     def stop(self) -> None:
         self._stop.set()
@@ -58,8 +59,17 @@ class KafkaSource:
                 partitions = sorted(consumer.partitions_for_topic(self.topic) or ())
             tps = [TopicPartition(self.topic, p) for p in partitions]
             consumer.assign(tps)
+            starts = await consumer.beginning_offsets(tps) if tps else {}
             for tp in tps:
                 offset = self.offsets.setdefault(tp.partition, 0)
+                start = starts.get(tp, 0)
+                if offset < start:  # the broker's retention removed what was never read
+                    self.expired += start - offset
+                    log.error(
+                        "records expired before the detect stage read them",
+                        extra={"fields": {"partition": tp.partition, "records": start - offset}},
+                    )
+                    offset = self.offsets[tp.partition] = start
                 consumer.seek(tp, offset)
             self._connected = True
             while not self._stop.is_set():

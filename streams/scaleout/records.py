@@ -18,7 +18,15 @@ import orjson
 
 from detectors.event import RawEvent
 
-__all__ = ["format_position", "parse_position", "raw_event", "record_headers"]
+__all__ = [
+    "format_position",
+    "header_int",
+    "header_text",
+    "header_values",
+    "parse_position",
+    "raw_event",
+    "record_headers",
+]
 
 
 def record_headers(
@@ -32,14 +40,29 @@ def record_headers(
     return headers
 
 
-def raw_event(value: bytes, headers: Sequence[tuple[str, bytes]], position: str) -> RawEvent:
+def header_values(headers: Sequence[tuple[Any, Any]]) -> dict[str, bytes]:
+    """The headers that are (str, bytes) pairs; anything else a producer wrote is ignored."""
+    return {k: v for k, v in headers if isinstance(k, str) and isinstance(v, bytes)}
+
+
+def header_int(h: Mapping[str, bytes], name: str) -> int:
+    with contextlib.suppress(ValueError, UnicodeDecodeError):
+        return int(h.get(name, b"0").decode("ascii"))
+    return 0
+
+
+def header_text(h: Mapping[str, bytes], name: str) -> str | None:
+    with contextlib.suppress(UnicodeDecodeError):
+        return h[name].decode() if name in h else None
+    return None
+
+
+def raw_event(value: bytes, headers: Sequence[tuple[Any, Any]], position: str) -> RawEvent:
     """The RawEvent of an enriched record; ``position`` (this consumer's, after the record)
     takes the place of the SSE id. A header that does not decode is ignored (the event then
-    goes on without it: no content means detection on metadata only, counted downstream)."""
-    h = dict(headers)
-    recv_ns = 0
-    with contextlib.suppress(ValueError):
-        recv_ns = int(h.get("recv_ns", b"0"))
+    goes on without it: no content means detection on metadata only). A record with no value
+    becomes an empty event, which the pipeline counts as malformed."""
+    h = header_values(headers)
     content = None
     if "content" in h:
         try:
@@ -47,7 +70,8 @@ def raw_event(value: bytes, headers: Sequence[tuple[str, bytes]], position: str)
         except orjson.JSONDecodeError:
             parsed = None
         content = parsed if isinstance(parsed, dict) else None
-    return RawEvent(position, value, recv_ns, content)
+    data = value if isinstance(value, bytes) else b""
+    return RawEvent(position, data, header_int(h, "recv_ns"), content)
 
 
 def format_position(topic: str, offsets: Mapping[int, int]) -> str:

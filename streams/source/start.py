@@ -31,7 +31,7 @@ from streams.source.checkpoint import Checkpoint, CheckpointError, CheckpointSto
 from streams.source.eventstreams import ms_to_iso, parse_since
 from streams.source.position import PositionError, check, has_live_end, pin_live_ends
 
-__all__ = ["Start", "resolve_start"]
+__all__ = ["Start", "load_checkpoint", "resolve_start"]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def _corrupt(store: CheckpointStore, path: Path, kind: str, metrics: Metrics, wh
     )
 
 
-def _load_checkpoint(store: CheckpointStore, metrics: Metrics) -> Checkpoint | None:
+def load_checkpoint(store: CheckpointStore, metrics: Metrics) -> Checkpoint | None:
     """The checkpoint, else the one before it (kept by every save), else None."""
     cp = _load_one(store, store.path, store.load, metrics)
     if cp is not None:
@@ -128,7 +128,7 @@ def resolve_start(
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     if reset and store.reset():
         log.info("checkpoint reset: starting from --since or the live end")
-    cp = _load_checkpoint(store, metrics)
+    cp = load_checkpoint(store, metrics)
     origin = _load_origin(store, metrics)
     if cp is not None:
         if cp.streams != streams:

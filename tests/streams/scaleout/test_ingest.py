@@ -123,3 +123,31 @@ def test_the_settings_section_matches_the_defaults() -> None:
     from streams.settings import Settings
 
     assert Settings().scaleout == ScaleOutConfig()
+
+
+async def test_detect_resumes_from_the_previous_checkpoint_when_the_last_is_gone(
+    broker: str, tmp_path: Path, processes: Processes
+) -> None:
+    """Defect: the detect stage read checkpoint.json only; a kill between the two renames of
+    a save (or a corrupt file) started it over at offset 0 with empty pattern state and
+    re-sent every alert of the topic's retention."""
+    from streams.scaleout.records import format_position
+
+    config = tmp_path / "rcwatch.yaml"
+    config.write_text(
+        f"metrics: {{enabled: false}}\nscaleout:\n  bootstrap_servers: '{broker}'\n"
+        "  events_topic: ev-prev\n  enriched_topic: en-prev\n  producer_max_batch_bytes: 1\n"
+    )
+    state = tmp_path / "detect"
+    store = CheckpointStore(state)
+    for offset in (3, 5):
+        store.save(format_position("en-prev", {0: offset}), "kafka:en-prev", None)
+    store.path.unlink()  # killed between the renames: only checkpoint.prev.json is left
+    proc = await processes.rcwatch(
+        "scaleout", "detect", "--config", str(config), "--state-dir", str(state)
+    )
+    await wait_for(
+        lambda: "resuming from the one before it" in processes.stderr(proc), 60, "the fallback"
+    )
+    proc.send_signal(signal.SIGTERM)  # still starting (143) or already running (0)
+    assert await asyncio.wait_for(proc.wait(), 60) in (0, 143), processes.stderr(proc)

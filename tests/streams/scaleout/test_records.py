@@ -36,3 +36,13 @@ def test_a_record_carries_the_text_and_a_bad_header_is_ignored() -> None:
     assert (ev.sse_id, ev.recv_ns, ev.content) == ("POS", 5, content)
     ev = raw_event(b"{}", [("recv_ns", b"soon"), ("content", b"{torn")], "POS")
     assert (ev.recv_ns, ev.content) == (0, None)
+
+
+def test_headers_of_any_shape_never_raise() -> None:
+    """Defect: a null recv_ns header raised TypeError out of the detect stage's source, at
+    the same offset on every restart."""
+    ev = raw_event(
+        b"{}", [("recv_ns", None), ("content", None), (None, b"x"), ("sse_id", b"\xff")], "P"
+    )
+    assert (ev.recv_ns, ev.content, ev.data) == (0, None, b"{}")
+    assert raw_event(None, [], "P").data == b""  # type: ignore[arg-type]

@@ -1,0 +1,108 @@
+"""Producing a batch so that nothing is lost and nothing loops forever.
+
+A broker failure that may pass (a timeout, a leader election, a lost connection: aiokafka
+marks such errors retriable) sends the whole batch again with backoff, counted; the caller
+has not yet saved its position or committed, so a repeat is the worst case. An error that
+will repeat whatever happens (a record over the broker's size limit) drops that record,
+counted and logged with its key, and the rest go on: one hostile event cannot halt a stage.
+A stop during the backoff ends the attempt (``Stopped``) without saving anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sinks.retry import Backoff
+from streams.scaleout.config import ScaleOutConfig
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
+
+__all__ = ["Stopped", "produce_all"]
+
+log = logging.getLogger(__name__)
+
+Record = tuple[bytes | None, bytes, list[tuple[str, bytes]]]  # key, value, headers
+
+
+class Stopped(Exception):
+    """Asked to stop while waiting to retry: the batch was not (wholly) acknowledged."""
+
+
+def _retriable(exc: BaseException) -> bool:
+    from aiokafka.errors import KafkaError
+
+    if isinstance(exc, (asyncio.TimeoutError, ConnectionError)):
+        return True
+    return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
+
+
+async def produce_all(
+    producer: AIOKafkaProducer,
+    cfg: ScaleOutConfig,
+    topic: str,
+    records: Sequence[Record],
+    stop: asyncio.Event,
+    *,
+    on_retry: Callable[[], Any],
+    on_dropped: Callable[[], Any],
+) -> int:
+    """Produce every record and wait for the broker's acknowledgement of all of them;
+    returns how many were dropped for good."""
+    backoff = Backoff(0.5, 30.0)
+    dropped: set[int] = set()
+
+    def drop(i: int, exc: BaseException) -> None:
+        key, value, _ = records[i]
+        dropped.add(i)
+        on_dropped()
+        log.error(
+            "record refused for good; dropped",
+            extra={"fields": {"topic": topic, "key": repr(key)[:200], "bytes": len(value),
+                              "error": type(exc).__name__}},
+        )  # fmt: skip
+
+    while True:
+        try:
+            sent: list[tuple[int, Any]] = []
+            for i, (key, value, headers) in enumerate(records):
+                if i in dropped:
+                    continue
+                try:
+                    sent.append((i, await producer.send(topic, value, key=key, headers=headers)))
+                except Exception as exc:
+                    if _retriable(exc):
+                        raise
+                    drop(i, exc)
+            results = await asyncio.wait_for(
+                asyncio.gather(*(f for _, f in sent), return_exceptions=True),
+                timeout=cfg.produce_timeout_seconds,
+            )
+            again: BaseException | None = None
+            for (i, _), result in zip(sent, results, strict=True):
+                if isinstance(result, BaseException):
+                    if _retriable(result):
+                        again = result
+                    else:
+                        drop(i, result)
+            if again is not None:
+                raise again
+            return len(dropped)
+        except Exception as exc:
+            if not _retriable(exc):
+                raise
+            on_retry()
+            delay = backoff.next_delay()
+            log.warning(
+                "produce failed; sending the batch again",
+                extra={"fields": {"topic": topic, "error": type(exc).__name__,
+                                  "retry_in_s": round(delay, 1)}},
+            )  # fmt: skip
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            if stop.is_set():
+                raise Stopped from exc
