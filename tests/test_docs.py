@@ -20,7 +20,10 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # a synopsis, not a command: optional parts, alternatives, repeats, placeholders
 TEMPLATE = re.compile(r"\[|\\\||\.\.\.|\b(FILE|DIR|NAME|ID|TEXT|TIME|URL|N|HOST:PORT)\b")
 # (command, subcommand) pairs that run here: offline, quick, and they change nothing
-RUNS = {("rules", "validate"), ("rules", "test"), ("model", "score"), ("model", "info")}
+RUNS = {
+    ("rules", "validate"), ("rules", "test"), ("rules", "list"), ("model", "score"),
+    ("model", "info"), ("config", "show"),
+}  # fmt: skip
 
 
 def _commands_in(text: str) -> list[str]:

@@ -81,6 +81,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         from streams.commands.model import run_model_command
 
         return run_model_command(settings, args)
+    if args.command == "config":
+        from streams.commands.config import run_config_command, source_of_settings
+        from streams.settings import default_config_path
+
+        path = Path(args.config) if args.config else default_config_path()
+        return run_config_command(settings, args, path, source_of_settings(args, path))
     if args.command == "scaleout":
         from streams.commands.scaleout import run_scaleout_command
 

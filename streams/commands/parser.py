@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model(sub, _common)
     _sinks(sub, _common)
     _scaleout(sub, _common)
+    _config(sub, _common)
 
     demo = sub.add_parser(
         "demo",
@@ -128,6 +129,14 @@ def _rules(sub: Any, common: Any) -> None:
         "enabled rules without an example that must match. Exit 1 on any problem.",
     )
     paths(v)
+    ls = rsub.add_parser(
+        "list",
+        help="every rule: id, category, severity, enabled",
+        description="Every rule the settings load, disabled ones included: id, category, "
+        "severity, enabled and title (--json: one object per rule, with file and line).",
+    )
+    paths(ls)
+    ls.add_argument("--json", action="store_true", help="one JSON object per line")
     t = rsub.add_parser(
         "test",
         help="run every rule's examples",
@@ -314,3 +323,17 @@ def _scaleout(sub: Any, common: Any) -> None:
     d.add_argument("--state-dir", metavar="DIR", help="checkpoint, ledgers, default outputs")
     d.add_argument("--alerts-jsonl", metavar="FILE", help="JSONL file alerts are appended to")
     d.add_argument("--metrics-addr", metavar="HOST:PORT", help="/metrics and /healthz address")
+
+
+def _config(sub: Any, common: Any) -> None:
+    c = sub.add_parser(
+        "config",
+        help="check the configuration, or show the settings in effect",
+        description="check: settings, rules, classifiers and secrets, every problem with file "
+        "and line (exit 1 if any). show: every setting's value and where it came from (the "
+        "settings file's line, or the default); secrets as their references only.",
+    )
+    csub = c.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
+    csub.required = True
+    common(csub.add_parser("check", help="is the configuration usable?"))
+    common(csub.add_parser("show", help="every setting in effect, and where it came from"))

@@ -51,6 +51,8 @@ def run_rules_command(settings: Settings, args: argparse.Namespace) -> int:
         return _test(settings, args)
     if cmd == "backtest":
         return asyncio.run(_backtest(settings, args))
+    if cmd == "list":
+        return _list(settings, args)
     return _scan(settings, args)
 
 
@@ -284,4 +286,29 @@ def _scan(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         if stream is not sys.stdin:
             stream.close()
+    return 0
+
+
+def _list(settings: Settings, args: argparse.Namespace) -> int:
+    """Every rule, disabled ones too: id, category, severity, enabled, where it is."""
+    rules = _load(settings, args, sys.stdout)
+    if rules is None:
+        return 1
+    rows: list[dict[str, Any]] = [
+        {"id": r.id, "category": str(r.category.value), "severity": str(r.severity.value),
+         "enabled": r.enabled, "pattern": r.window is not None, "title": r.title,
+         "file": r.file, "line": r.line}
+        for r in sorted(rules, key=lambda r: (r.category.value, r.id))
+    ]  # fmt: skip
+    if args.json:
+        for row in rows:
+            print(orjson.dumps(row).decode())
+        return 0
+    width = max((len(r["id"]) for r in rows), default=2)
+    print(f"{'rule':<{width}}  {'category':<10} {'severity':<8} {'enabled':<7} title")
+    for row in rows:
+        on = "yes" if row["enabled"] else "no"
+        print(f"{row['id']:<{width}}  {row['category']:<10} {row['severity']:<8} {on:<7} "
+              f"{printable(str(row['title']), 60)}")  # fmt: skip
+    print(f"{len(rows)} rules ({sum(bool(r['enabled']) for r in rows)} enabled)", file=sys.stderr)
     return 0

@@ -1,0 +1,83 @@
+"""``rcwatch config check|show`` and ``rcwatch rules list`` as an operator runs them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import orjson
+
+from tests.streams.commands.test_cli import rcwatch
+
+
+def _settings(tmp: Path, extra: str = "") -> Path:
+    path = tmp / "rcwatch.yaml"
+    path.write_text(
+        "stream:\n"
+        "  url: http://127.0.0.1:9/v2/stream/recentchange\n"
+        "  user_agent: 'ops-test/1 (ops@example.org)'\n"
+        "scope:\n"
+        "  namespaces: [1, 3]\n"
+        "sinks:\n"
+        "  - {type: slack, name: chat, webhook_url: {env: OPS_TEST_SLACK}}\n" + extra
+    )
+    return path
+
+
+def test_show_says_where_every_value_came_from_and_never_a_secret(tmp_path: Path) -> None:
+    config = _settings(tmp_path)
+    secret = "https://hooks.slack.example/T000/B000/very-secret-token"
+    out = rcwatch("config", "show", "--config", str(config), env={"OPS_TEST_SLACK": secret})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == f"# settings: {config} (--config)"
+    assert f"scope.namespaces: [1, 3]  # {config}:5" in lines
+    assert "scope.include_bots: true  # default" in lines
+    assert f"sinks[0].webhook_url: {{env: OPS_TEST_SLACK}}  # {config}:7" in lines
+    assert any(
+        x.startswith("sinks[0].route.min_severity: low  # default (in the item") for x in lines
+    )
+    assert "very-secret-token" not in out.stdout + out.stderr
+
+
+def test_check_lists_every_problem_with_where(tmp_path: Path) -> None:
+    config = _settings(tmp_path, "detectors:\n  rules_paths: [rules]\n")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "r.yaml").write_text(
+        "rules:\n  - id: own.x\n    title: X\n    category: privacy\n    severity: low\n"
+        "    match: {field: summary, regex: '(?<=a)b'}\n"
+    )
+    assert "OPS_TEST_SLACK" not in os.environ
+    out = rcwatch("config", "check", "--config", str(config))
+    assert out.returncode == 1
+    assert f"{rules / 'r.yaml'}:6: [rule own.x]" in out.stdout  # the rule, with its line
+    assert "sinks[0].webhook_url" in out.stdout and "OPS_TEST_SLACK" in out.stdout
+    (rules / "r.yaml").write_text(
+        "rules:\n  - id: own.x\n    title: X\n    category: privacy\n    severity: low\n"
+        "    match: {field: summary, regex: 'b'}\n"
+        "    examples: {match: [{summary: b}]}\n"
+    )
+    ok = rcwatch(
+        "config", "check", "--config", str(config), env={"OPS_TEST_SLACK": "https://x.example/h"}
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.strip().endswith("ok: the configuration is usable")
+
+
+def test_rules_list_shows_every_rule_disabled_ones_too(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "r.yaml").write_text(
+        "rules:\n  - id: own.off\n    title: Off for now\n    category: doxxing\n"
+        "    severity: high\n    enabled: false\n    match: {field: summary, regex: 'x'}\n"
+    )
+    out = rcwatch("rules", "list", "--rules", str(rules), "--json")
+    assert out.returncode == 0, out.stderr
+    [row] = [orjson.loads(x) for x in out.stdout.splitlines()]
+    assert row == {
+        "id": "own.off", "category": "doxxing", "severity": "high", "enabled": False,
+        "pattern": False, "title": "Off for now", "file": str(rules / "r.yaml"), "line": 2,
+    }  # fmt: skip
+    shipped = rcwatch("rules", "list")
+    assert shipped.returncode == 0 and "harassment.personal-attack" in shipped.stdout
