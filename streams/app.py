@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import signal
@@ -22,6 +23,7 @@ from sinks.jsonl import JsonlSink
 from sinks.metrics import Metrics, MetricsServer
 from sinks.secrets import SecretError
 from sinks.stdout import StdoutSink
+from sinks.store import StoreSink, VerdictCollector
 from streams import __version__
 from streams.fetch.content import ContentFetcher
 from streams.fetch.wikihosts import WikiHosts
@@ -129,6 +131,12 @@ def build_sinks(
             sink = StdoutSink(cfg.name, ledger_path=ledger, fmt=cfg.format)
             sink.route = cfg.route
             sinks.append(sink)
+    store = settings.store_path
+    if store is not None and ledger_dir is not None:  # a replay keeps no state
+        sinks.append(StoreSink("alert-store", store, settings.store.retention_days))
+        if metrics is not None:
+            with contextlib.suppress(ValueError):  # already registered (sinks built twice)
+                metrics.registry.register(VerdictCollector(store))
     return sinks
 
 

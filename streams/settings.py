@@ -23,6 +23,7 @@ from detectors.confload import ConfigError, ConfigIssue, NodeLoader, compose_fil
 from detectors.shipped import shipped_config_dir
 from sinks.factory import RemoteSinkConfig
 from sinks.routing import RouteConfig, check_sink_name
+from sinks.store import StoreConfig
 from streams.fetch.content import ContentConfig
 from streams.pipeline.detection import StormGuardConfig
 from streams.pipeline.scope import ScopeConfig
@@ -207,6 +208,7 @@ class Settings:
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     scaleout: ScaleOutConfig = field(default_factory=ScaleOutConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.sinks]
@@ -223,6 +225,13 @@ class Settings:
     @property
     def rules_paths(self) -> list[Path]:
         return [Path(p) for p in self.detectors.rules_paths]
+
+    @property
+    def store_path(self) -> Path | None:
+        """The alert store's file, or None when the store is off."""
+        if not self.store.enabled:
+            return None
+        return Path(self.store.path) if self.store.path else Path(self.state_dir) / "alerts.db"
 
     def jsonl_path(self, sink: JsonlSinkConfig) -> Path:
         return Path(sink.path) if sink.path else Path(self.state_dir) / "alerts.jsonl"

@@ -87,6 +87,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         path = Path(args.config) if args.config else default_config_path()
         return run_config_command(settings, args, path, source_of_settings(args, path))
+    if args.command == "alerts":
+        from streams.commands.alerts import run_alerts_command
+
+        return run_alerts_command(settings, args)
     if args.command == "scaleout":
         from streams.commands.scaleout import run_scaleout_command
 

@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sinks(sub, _common)
     _scaleout(sub, _common)
     _config(sub, _common)
+    _alerts(sub, _common)
 
     demo = sub.add_parser(
         "demo",
@@ -337,3 +338,33 @@ def _config(sub: Any, common: Any) -> None:
     csub.required = True
     common(csub.add_parser("check", help="is the configuration usable?"))
     common(csub.add_parser("show", help="every setting in effect, and where it came from"))
+
+
+def _alerts(sub: Any, common: Any) -> None:
+    a = sub.add_parser(
+        "alerts",
+        help="recent alerts from the alert store, and verdicts on them",
+        description="The alert store the monitor writes (store: in the settings): list and "
+        "show alerts, and record whether an alert was right (true), wrong (false) or unsure. "
+        "Verdicts give each rule's measured precision (rcwatch rules list).",
+    )
+    asub = a.add_subparsers(dest="alerts_command", metavar="SUBCOMMAND")
+    asub.required = True
+    ls = asub.add_parser("list", help="recent alerts, newest first")
+    common(ls)
+    ls.add_argument("--rule", action="append", metavar="ID", help="only this rule (repeatable)")
+    ls.add_argument("--category", action="append", choices=["privacy", "doxxing", "harassment"])
+    ls.add_argument("--min-severity", choices=["low", "medium", "high", "critical"])
+    ls.add_argument("--wiki", action="append", metavar="WIKI", help="e.g. enwiki (repeatable)")
+    ls.add_argument("--since", metavar="TIME", help="ISO-8601, epoch ms, or an age (2h, 1d)")
+    ls.add_argument("--limit", type=int, default=50, help="at most this many (50)")
+    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    sh = asub.add_parser("show", help="one alert: rule, why, redacted evidence, verdicts")
+    common(sh)
+    sh.add_argument("id", metavar="ID", help="the alert id, or a unique prefix (6+ characters)")
+    sh.add_argument("--json", action="store_true")
+    v = asub.add_parser("verdict", help="record whether an alert was right")
+    common(v)
+    v.add_argument("id", metavar="ID", help="the alert id, or a unique prefix (6+ characters)")
+    v.add_argument("verdict", choices=["true", "false", "unsure"])
+    v.add_argument("--note", metavar="TEXT", help="why (kept with the verdict)")

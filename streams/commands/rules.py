@@ -21,6 +21,7 @@ from detectors.rules.loader import load_rules, rule_files
 from detectors.rules.model import Example, Rule
 from sinks.alert import printable
 from sinks.metrics import Metrics
+from sinks.store import VERDICTS, AlertStore, precision
 from streams.app import load_classifiers
 from streams.fetch.content import Content
 from streams.pipeline.detection import Detection, StormGuardConfig
@@ -294,10 +295,20 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
     rules = _load(settings, args, sys.stdout)
     if rules is None:
         return 1
+    stats: dict[str, dict[str, int]] = {}
+    path = settings.store_path
+    if path is not None and path.exists():  # hits and precision from the alert store
+        store = AlertStore(path)
+        try:
+            stats = store.rule_stats()
+        finally:
+            store.close()
     rows: list[dict[str, Any]] = [
         {"id": r.id, "category": str(r.category.value), "severity": str(r.severity.value),
          "enabled": r.enabled, "pattern": r.window is not None, "title": r.title,
-         "file": r.file, "line": r.line}
+         "file": r.file, "line": r.line, "alerts": stats.get(r.id, {}).get("alerts", 0),
+         "verdicts": {v: stats.get(r.id, {}).get(v, 0) for v in VERDICTS},
+         "precision": precision(stats[r.id]) if r.id in stats else None}
         for r in sorted(rules, key=lambda r: (r.category.value, r.id))
     ]  # fmt: skip
     if args.json:
@@ -305,10 +316,15 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
             print(orjson.dumps(row).decode())
         return 0
     width = max((len(r["id"]) for r in rows), default=2)
-    print(f"{'rule':<{width}}  {'category':<10} {'severity':<8} {'enabled':<7} title")
+    print(
+        f"{'rule':<{width}}  {'category':<10} {'severity':<8} {'enabled':<7} "
+        f"{'alerts':>6} {'precision':>9}  title"
+    )
     for row in rows:
         on = "yes" if row["enabled"] else "no"
+        judged = row["verdicts"]["true"] + row["verdicts"]["false"]
+        prec = f"{row['precision']:.2f} ({judged})" if row["precision"] is not None else "-"
         print(f"{row['id']:<{width}}  {row['category']:<10} {row['severity']:<8} {on:<7} "
-              f"{printable(str(row['title']), 60)}")  # fmt: skip
+              f"{row['alerts']:>6} {prec:>9}  {printable(str(row['title']), 50)}")  # fmt: skip
     print(f"{len(rows)} rules ({sum(bool(r['enabled']) for r in rows)} enabled)", file=sys.stderr)
     return 0

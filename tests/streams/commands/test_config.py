@@ -78,6 +78,43 @@ def test_rules_list_shows_every_rule_disabled_ones_too(tmp_path: Path) -> None:
     assert row == {
         "id": "own.off", "category": "doxxing", "severity": "high", "enabled": False,
         "pattern": False, "title": "Off for now", "file": str(rules / "r.yaml"), "line": 2,
+        "alerts": 0, "verdicts": {"true": 0, "false": 0, "unsure": 0}, "precision": None,
     }  # fmt: skip
     shipped = rcwatch("rules", "list")
     assert shipped.returncode == 0 and "harassment.personal-attack" in shipped.stdout
+
+
+def test_alerts_from_the_store_verdicts_and_precision(tmp_path: Path) -> None:
+    """The loop an on-call person closes: the demo raises alerts, `alerts list` shows them,
+    `alerts verdict` marks one wrong, `rules list` shows the rule's measured precision."""
+    state = tmp_path / "state"
+    demo = rcwatch(
+        "demo", "--speed", "50", "--state-dir", str(state), "--metrics-addr", "127.0.0.1:0"
+    )
+    assert demo.returncode == 0, demo.stderr
+    config = tmp_path / "rcwatch.yaml"
+    config.write_text(f"state_dir: {state}\n")
+    listed = rcwatch("alerts", "list", "--config", str(config), "--json")
+    assert listed.returncode == 0, listed.stderr
+    alerts = [orjson.loads(x) for x in listed.stdout.splitlines()]
+    jsonl = {orjson.loads(x)["id"] for x in (state / "alerts.jsonl").read_bytes().splitlines()}
+    assert {a["id"] for a in alerts} == jsonl  # every alert raised is in the store, once
+    assert "7700 900123" not in listed.stdout  # redacted, as in every non-private sink
+    email = next(a for a in alerts if a["rule"] == "privacy.email-in-summary")
+    only = rcwatch("alerts", "list", "--config", str(config), "--rule", "privacy.email-in-summary")
+    assert only.returncode == 0 and len(only.stdout.splitlines()) == 2  # two such alerts
+    verdict = rcwatch(
+        "alerts", "verdict", email["id"][:10], "false", "--note", "a company address",
+        "--config", str(config),
+    )  # fmt: skip
+    assert verdict.returncode == 0, verdict.stderr
+    shown = rcwatch("alerts", "show", email["id"][:10], "--config", str(config))
+    assert "verdict false" in shown.stdout and "a company address" in shown.stdout
+    rules = rcwatch("rules", "list", "--config", str(config), "--json")
+    row = next(
+        r for r in map(orjson.loads, rules.stdout.splitlines())
+        if r["id"] == "privacy.email-in-summary"
+    )  # fmt: skip
+    assert row["alerts"] == 2 and row["verdicts"]["false"] == 1 and row["precision"] == 0.0
+    missing = rcwatch("alerts", "verdict", "ffffffffff", "true", "--config", str(config))
+    assert missing.returncode == 1 and "no single alert" in missing.stderr

@@ -1,0 +1,278 @@
+"""The alert store: every alert rcwatch raises, indexed for on-call staff and rule
+maintainers, with their verdicts.
+
+An embedded SQLite file (``<state_dir>/alerts.db`` by default, 0600): one row per alert id
+holding its newest record (count, severity and redacted evidence as in every non-private
+sink), and one row per verdict (``true``, ``false`` or ``unsure``, with a note; the newest
+verdict on an alert is the one that counts). Writing is idempotent: an update of an alert
+replaces an older count, never a newer one, so a re-delivered batch changes nothing. Rows
+older than the retention (by when they were stored) are removed as alerts arrive.
+
+Precision per rule is ``true / (true + false)`` over the alerts with a verdict: what
+``rcwatch rules list`` shows and ``rcwatch_alert_verdicts_total`` exports.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from sinks.alert import Alert
+from sinks.base import Sink, SinkError
+
+__all__ = ["VERDICTS", "AlertStore", "StoreConfig", "StoreSink", "VerdictCollector"]
+
+VERDICTS = ("true", "false", "unsure")
+_SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY,
+    rule TEXT NOT NULL,
+    category TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    severity_rank INTEGER NOT NULL,
+    wiki TEXT,
+    title TEXT,
+    target TEXT,
+    diff_url TEXT,
+    reason TEXT,
+    count INTEGER NOT NULL,
+    event_time TEXT,
+    stored_at REAL NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_rule ON alerts (rule, event_time);
+CREATE INDEX IF NOT EXISTS alerts_time ON alerts (event_time);
+CREATE INDEX IF NOT EXISTS alerts_stored ON alerts (stored_at);
+CREATE TABLE IF NOT EXISTS verdicts (
+    alert_id TEXT NOT NULL,
+    verdict TEXT NOT NULL CHECK (verdict IN ('true', 'false', 'unsure')),
+    note TEXT,
+    by TEXT,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS verdicts_alert ON verdicts (alert_id, at);
+"""
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    enabled: bool = True
+    # null: <state_dir>/alerts.db
+    path: str | None = field(default=None, metadata={"path": True})
+    retention_days: int = field(default=90, metadata={"min": 1})
+
+
+class AlertStore:
+    def __init__(self, path: str | Path, retention_days: int = 90) -> None:
+        self.path = Path(path)
+        self.retention_seconds = retention_days * 86_400
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        self.db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA busy_timeout=10000")
+        self.db.executescript(_SCHEMA)
+        self._last_prune = 0.0
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def add(self, records: Iterable[dict[str, Any]], now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        rows = [
+            (
+                str(r["id"]), str(r["rule"]), str(r["category"]), str(r["severity"]),
+                _SEVERITY_RANK.get(str(r["severity"]), 0), r.get("wiki"), r.get("title"),
+                r.get("target"), r.get("diff_url"), r.get("reason"), int(r.get("count") or 1),
+                r.get("event_time"), now, orjson.dumps(r).decode(),
+            )
+            for r in records
+        ]  # fmt: skip
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany(
+                """INSERT INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                   ON CONFLICT(id) DO UPDATE SET
+                     severity = excluded.severity, severity_rank = excluded.severity_rank,
+                     count = excluded.count, reason = excluded.reason,
+                     record = excluded.record
+                   WHERE excluded.count > alerts.count""",
+                rows,
+            )
+        if now - self._last_prune > 3600:
+            self.prune(now)
+
+    def prune(self, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        self._last_prune = now
+        cutoff = now - self.retention_seconds
+        with self.db:
+            gone = self.db.execute("DELETE FROM alerts WHERE stored_at < ?", (cutoff,)).rowcount
+            self.db.execute("DELETE FROM verdicts WHERE alert_id NOT IN (SELECT id FROM alerts)")
+        return int(gone)
+
+    def verdict(self, alert: str, verdict: str, note: str | None, by: str | None) -> str:
+        """Record a verdict on an alert (its id, or a unique prefix of it); returns the id."""
+        if verdict not in VERDICTS:
+            raise ValueError(f"a verdict is one of {', '.join(VERDICTS)}")
+        found = self.get(alert)
+        if found is None:
+            raise KeyError(alert)
+        with self.db:
+            self.db.execute(
+                "INSERT INTO verdicts VALUES (?,?,?,?,?)",
+                (found["id"], verdict, note, by, time.time()),
+            )
+        return str(found["id"])
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, alert: str) -> dict[str, Any] | None:
+        """The alert with this id or unique id prefix (at least 6 characters), with its
+        verdicts, newest first."""
+        if len(alert) < 6 or not all(c in "0123456789abcdef" for c in alert):
+            return None
+        rows = self.db.execute(
+            "SELECT record FROM alerts WHERE id >= ? AND id < ? LIMIT 2",
+            (alert, alert + "g"),
+        ).fetchall()
+        if len(rows) != 1:
+            return None
+        record: dict[str, Any] = orjson.loads(rows[0][0])
+        record["verdicts"] = [
+            {"verdict": v, "note": n, "by": b, "at": at}
+            for v, n, b, at in self.db.execute(
+                "SELECT verdict, note, by, at FROM verdicts WHERE alert_id = ? ORDER BY at DESC",
+                (record["id"],),
+            )
+        ]
+        return record
+
+    def query(
+        self,
+        *,
+        rules: Sequence[str] = (),
+        categories: Sequence[str] = (),
+        min_severity: str | None = None,
+        wikis: Sequence[str] = (),
+        since: str | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Newest first (by event time)."""
+        where: list[str] = []
+        args: list[Any] = []
+        for column, values in (("rule", rules), ("category", categories), ("wiki", wikis)):
+            if values:
+                where.append(f"{column} IN ({','.join('?' * len(values))})")
+                args += list(values)
+        if min_severity is not None:
+            where.append("severity_rank >= ?")
+            args.append(_SEVERITY_RANK[min_severity])
+        if since is not None:
+            where.append("event_time >= ?")
+            args.append(since)
+        sql = "SELECT record, (SELECT verdict FROM verdicts v WHERE v.alert_id = alerts.id "
+        sql += "ORDER BY at DESC LIMIT 1) FROM alerts"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY event_time DESC, id LIMIT ?"
+        out = []
+        for record, verdict in self.db.execute(sql, [*args, limit]):
+            r: dict[str, Any] = orjson.loads(record)
+            r["verdict"] = verdict
+            out.append(r)
+        return out
+
+    def rule_stats(self) -> dict[str, dict[str, int]]:
+        """rule -> {"alerts", "true", "false", "unsure"} (each alert's newest verdict)."""
+        stats: dict[str, dict[str, int]] = {}
+        for rule, n in self.db.execute("SELECT rule, COUNT(*) FROM alerts GROUP BY rule"):
+            stats[rule] = {"alerts": n, "true": 0, "false": 0, "unsure": 0}
+        for rule, verdict, n in self.db.execute(
+            """SELECT a.rule, v.verdict, COUNT(*) FROM alerts a JOIN verdicts v
+               ON v.alert_id = a.id AND v.at = (SELECT MAX(at) FROM verdicts w
+                                                WHERE w.alert_id = a.id)
+               GROUP BY a.rule, v.verdict"""
+        ):
+            stats.setdefault(rule, {"alerts": 0, "true": 0, "false": 0, "unsure": 0})[verdict] = n
+        return stats
+
+
+def precision(stats: dict[str, int]) -> float | None:
+    judged = stats.get("true", 0) + stats.get("false", 0)
+    return stats.get("true", 0) / judged if judged else None
+
+
+class StoreSink(Sink):
+    """Indexes every alert it is given in the store (redacted, as every non-private sink)."""
+
+    kind = "store"
+
+    def __init__(self, name: str, path: str | Path, retention_days: int) -> None:
+        super().__init__(name)
+        self.path = Path(path)
+        self.retention_days = retention_days
+        self.store: AlertStore | None = None
+
+    async def start(self) -> None:
+        try:
+            self.store = AlertStore(self.path, self.retention_days)
+        except (OSError, sqlite3.Error) as exc:
+            raise SinkError(
+                f"cannot open the alert store {self.path}: {exc}", retryable=False
+            ) from exc
+
+    async def send(self, alerts: Sequence[Alert]) -> None:
+        if self.store is None:
+            raise SinkError(f"{self.path} is not open", retryable=False)
+        try:
+            self.store.add(a.to_dict() for a in alerts)
+        except (OSError, sqlite3.Error) as exc:
+            raise SinkError(f"cannot write the alert store {self.path}: {exc}") from exc
+
+    async def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+
+class VerdictCollector(Collector):
+    """``rcwatch_alert_verdicts_total{rule, verdict}``, read from the store at each scrape
+    (verdicts are given by ``rcwatch alerts verdict``, another process)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "rcwatch_alert_verdicts",
+            "Alerts by their newest verdict (true, false, unsure), per rule",
+            labels=["rule", "verdict"],
+        )
+        if self.path.exists():
+            store = None
+            try:
+                store = AlertStore(self.path)
+                for rule, stats in sorted(store.rule_stats().items()):
+                    for verdict in VERDICTS:
+                        family.add_metric([rule, verdict], stats[verdict])
+            except (OSError, sqlite3.Error):
+                pass  # the next scrape tries again
+            finally:
+                if store is not None:
+                    store.close()
+        yield family

@@ -1,0 +1,95 @@
+"""``rcwatch alerts list|show|verdict``: the alert store, for on-call staff.
+
+Reads the store the monitor writes (``store:`` in the settings, ``<state_dir>/alerts.db``
+by default). Output is one readable line per alert, or JSON (``--json``); every text from
+an event goes through ``printable`` (no control character reaches the terminal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from sinks.alert import printable
+from sinks.store import AlertStore
+from streams.app import UsageError
+from streams.settings import Settings
+from streams.source.eventstreams import parse_since
+
+__all__ = ["run_alerts_command"]
+
+
+def _store(settings: Settings) -> AlertStore:
+    path = settings.store_path
+    if path is None:
+        raise UsageError("the alert store is off (store.enabled: false)")
+    if not path.exists():
+        raise UsageError(f"no alert store at {path} yet: it is written by rcwatch run")
+    return AlertStore(path, settings.store.retention_days)
+
+
+def _line(a: dict[str, Any]) -> str:
+    verdict = f" [{a['verdict']}]" if a.get("verdict") else ""
+    repeat = f" x{a['count']}" if (a.get("count") or 1) > 1 else ""
+    return printable(
+        f"{a['id'][:12]} {a.get('event_time') or '?'} {str(a['severity']).upper():<8} "
+        f"{a['rule']}{repeat}{verdict} {a.get('wiki') or '?'} {a.get('title') or '?'}: "
+        f"{a.get('reason') or ''} {a.get('diff_url') or ''}"
+    )
+
+
+def _since(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        ms = parse_since(value, retention_days=None)
+    except ValueError as exc:
+        raise UsageError(f"--since: {exc}") from None
+    return (datetime.fromtimestamp(0, UTC) + timedelta(milliseconds=ms)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+
+
+def run_alerts_command(settings: Settings, args: argparse.Namespace) -> int:
+    store = _store(settings)
+    try:
+        if args.alerts_command == "list":
+            rows = store.query(
+                rules=args.rule or (), categories=args.category or (),
+                min_severity=args.min_severity, wikis=args.wiki or (),
+                since=_since(args.since), limit=args.limit,
+            )  # fmt: skip
+            for a in rows:
+                print(orjson.dumps(a).decode() if args.json else _line(a))
+            print(f"{len(rows)} alert(s)", file=sys.stderr)
+            return 0
+        if args.alerts_command == "show":
+            found = store.get(args.id)
+            if found is None:
+                print(f"rcwatch: no single alert with id {printable(args.id, 40)}", file=sys.stderr)
+                return 1
+            if args.json:
+                print(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode())
+                return 0
+            print(_line({**found, "verdict": None}))
+            for e in found.get("evidence", []):
+                print(printable(f"  evidence: {e['kind']} {e['redacted']} in {e['field']}"))
+            for v in found["verdicts"]:
+                at = datetime.fromtimestamp(v["at"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                note = f": {v['note']}" if v.get("note") else ""
+                print(printable(f"  verdict {v['verdict']} by {v.get('by') or '?'} at {at}{note}"))
+            return 0
+        try:
+            alert_id = store.verdict(args.id, args.verdict, args.note, getpass.getuser())
+        except KeyError:
+            print(f"rcwatch: no single alert with id {printable(args.id, 40)}", file=sys.stderr)
+            return 1
+        print(f"{alert_id}: {args.verdict}")
+        return 0
+    finally:
+        store.close()
