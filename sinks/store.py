@@ -109,7 +109,7 @@ class AlertStore:
                    ON CONFLICT(id) DO UPDATE SET
                      severity = excluded.severity, severity_rank = excluded.severity_rank,
                      count = excluded.count, reason = excluded.reason,
-                     record = excluded.record
+                     record = excluded.record, stored_at = excluded.stored_at
                    WHERE excluded.count > alerts.count""",
                 rows,
             )
@@ -170,9 +170,11 @@ class AlertStore:
         min_severity: str | None = None,
         wikis: Sequence[str] = (),
         since: str | None = None,
+        stored_after: float | None = None,
         limit: int = 50,
     ) -> list[dict[str, Any]]:
-        """Newest first (by event time)."""
+        """Newest first (by event time); with ``stored_after``, the alerts stored (or
+        updated) after that time, oldest first, each with its ``stored_at``."""
         where: list[str] = []
         args: list[Any] = []
         for column, values in (("rule", rules), ("category", categories), ("wiki", wikis)):
@@ -185,15 +187,20 @@ class AlertStore:
         if since is not None:
             where.append("event_time >= ?")
             args.append(since)
+        if stored_after is not None:
+            where.append("stored_at > ?")
+            args.append(stored_after)
         sql = "SELECT record, (SELECT verdict FROM verdicts v WHERE v.alert_id = alerts.id "
-        sql += "ORDER BY at DESC LIMIT 1) FROM alerts"
+        sql += "ORDER BY at DESC LIMIT 1), stored_at FROM alerts"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY event_time DESC, id LIMIT ?"
+        order = "stored_at, id" if stored_after is not None else "event_time DESC, id"
+        sql += f" ORDER BY {order} LIMIT ?"
         out = []
-        for record, verdict in self.db.execute(sql, [*args, limit]):
+        for record, verdict, stored_at in self.db.execute(sql, [*args, limit]):
             r: dict[str, Any] = orjson.loads(record)
             r["verdict"] = verdict
+            r["stored_at"] = stored_at
             out.append(r)
         return out
 

@@ -56,16 +56,17 @@ class Processes:
         self.started: list[tuple[asyncio.subprocess.Process, Path]] = []
 
     async def rcwatch(
-        self, *args: str, env: dict[str, str] | None = None
+        self, *args: str, env: dict[str, str] | None = None, stdout: Path | None = None
     ) -> asyncio.subprocess.Process:
+        """``stdout``: a file the process's standard output goes to (else discarded)."""
         log = self.logs / f"rcwatch-{len(self.started)}.log"
-        with log.open("wb") as err:
+        with log.open("wb") as err, (stdout or Path(os.devnull)).open("wb") as out:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "streams", *args,
                 cwd=REPO,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
+                stdout=out,
                 stderr=err,
             )  # fmt: skip
         self.started.append((proc, log))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,6 +56,22 @@ def _since(value: str | None) -> str | None:
     )
 
 
+def _follow(store: AlertStore, args: argparse.Namespace) -> int:
+    """New alerts (and updates of older ones) as the monitor stores them, until Ctrl-C."""
+    seen = time.time() - args.backlog_seconds
+    print(f"following {store.path} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    while True:
+        rows = store.query(
+            rules=args.rule or (), categories=args.category or (),
+            min_severity=args.min_severity, wikis=args.wiki or (), stored_after=seen,
+            limit=1000,
+        )  # fmt: skip
+        for a in rows:
+            seen = max(seen, float(a.pop("stored_at")))
+            print(orjson.dumps(a).decode() if args.json else _line(a), flush=True)
+        time.sleep(args.interval_seconds)
+
+
 def run_alerts_command(settings: Settings, args: argparse.Namespace) -> int:
     store = _store(settings)
     try:
@@ -68,6 +85,8 @@ def run_alerts_command(settings: Settings, args: argparse.Namespace) -> int:
                 print(orjson.dumps(a).decode() if args.json else _line(a))
             print(f"{len(rows)} alert(s)", file=sys.stderr)
             return 0
+        if args.alerts_command == "follow":
+            return _follow(store, args)
         if args.alerts_command == "show":
             found = store.get(args.id)
             if found is None:

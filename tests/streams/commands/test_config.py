@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import orjson
 
+from tests.conftest import Processes, wait_for
 from tests.streams.commands.test_cli import rcwatch
 
 
@@ -118,3 +120,30 @@ def test_alerts_from_the_store_verdicts_and_precision(tmp_path: Path) -> None:
     assert row["alerts"] == 2 and row["verdicts"]["false"] == 1 and row["precision"] == 0.0
     missing = rcwatch("alerts", "verdict", "ffffffffff", "true", "--config", str(config))
     assert missing.returncode == 1 and "no single alert" in missing.stderr
+
+
+async def test_follow_prints_alerts_as_they_are_stored(
+    tmp_path: Path, processes: Processes
+) -> None:
+    from sinks.store import AlertStore
+    from tests.sinks.test_jsonl import make_alert
+
+    state = tmp_path / "state"
+    store = AlertStore(state / "alerts.db")
+    old = make_alert(1)
+    store.add([old.to_dict()])  # stored before: not printed without --backlog-seconds
+    config = tmp_path / "rcwatch.yaml"
+    config.write_text(f"state_dir: {state}\n")
+    seen = tmp_path / "seen.jsonl"
+    proc = await processes.rcwatch(
+        "alerts", "follow", "--config", str(config), "--interval-seconds", "0.2", "--json",
+        stdout=seen,
+    )  # fmt: skip
+    await wait_for(lambda: "following" in processes.stderr(proc), 60, "the follower")
+    new = make_alert(2)
+    store.add([new.to_dict()])
+    await wait_for(lambda: new.id in seen.read_text(), 60, "the new alert printed")
+    store.add([dataclasses.replace(new, count=2).to_dict()])  # an update is shown too
+    await wait_for(lambda: seen.read_text().count(new.id) == 2, 60, "the update printed")
+    assert old.id not in seen.read_text()
+    assert proc.returncode is None, processes.stderr(proc)
