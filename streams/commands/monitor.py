@@ -25,9 +25,16 @@ from streams.settings import (
 from streams.source.checkpoint import CheckpointStore, StateDirLock
 from streams.source.eventstreams import EventStreamsSource, parse_since, stream_names
 from streams.source.replay import ReplaySource, parse_speed
-from streams.source.start import resolve_start
+from streams.source.start import Start, resolve_start
 
-__all__ = ["apply_stream_args", "replay", "run", "with_jsonl", "with_metrics_addr"]
+__all__ = [
+    "apply_stream_args",
+    "open_stream",
+    "replay",
+    "run",
+    "with_jsonl",
+    "with_metrics_addr",
+]
 
 log = logging.getLogger("rcwatch")
 
@@ -111,8 +118,11 @@ async def _cmd_run(settings: Settings, source_name: str, reset: bool) -> int:
         lock.release()
 
 
-async def _run_locked(settings: Settings, state: Path, reset: bool) -> int:
-    store = CheckpointStore(state)
+def open_stream(
+    settings: Settings, store: CheckpointStore, *, reset: bool
+) -> tuple[str, Metrics, Start, EventStreamsSource]:
+    """Where the stream resumes (checkpoint, origin or --since) and the source reading it,
+    with the metrics that source reports to: for ``rcwatch run`` and the ingest."""
     names = stream_names(settings.stream.url)
     metrics = Metrics(version=__version__)
     metrics.allow_streams(f"mediawiki.{name}" for name in names.split(","))
@@ -127,6 +137,12 @@ async def _run_locked(settings: Settings, state: Path, reset: bool) -> int:
     source = EventStreamsSource(
         settings.stream, metrics, last_event_id=start.last_event_id, since=start.since
     )
+    return names, metrics, start, source
+
+
+async def _run_locked(settings: Settings, state: Path, reset: bool) -> int:
+    store = CheckpointStore(state)
+    names, metrics, start, source = open_stream(settings, store, reset=reset)
     monitor = build_monitor(
         settings,
         source,

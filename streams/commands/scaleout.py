@@ -15,7 +15,12 @@ from detectors.event import RecentChange
 from sinks.metrics import Health, Metrics, MetricsServer
 from streams import __version__
 from streams.app import UsageError, build_detection, build_monitor, run_monitor, serve_metrics
-from streams.commands.monitor import apply_stream_args, with_jsonl, with_metrics_addr
+from streams.commands.monitor import (
+    apply_stream_args,
+    open_stream,
+    with_jsonl,
+    with_metrics_addr,
+)
 from streams.commands.progress import format_summary
 from streams.fetch.content import Content, ContentFetcher
 from streams.pipeline.rules_reload import RulesReloader
@@ -27,8 +32,7 @@ from streams.scaleout.records import parse_position
 from streams.scaleout.topics import ensure_topics, topic_specs
 from streams.settings import Settings, parse_host_port, validate_for_run
 from streams.source.checkpoint import CheckpointStore, StateDirLock
-from streams.source.eventstreams import EventStreamsSource, stream_names
-from streams.source.start import load_checkpoint, resolve_start
+from streams.source.start import load_checkpoint
 
 __all__ = ["run_scaleout_command"]
 
@@ -210,22 +214,9 @@ async def _ingest(settings: Settings, cfg: ScaleOutConfig, *, reset: bool) -> in
     lock = StateDirLock(state)  # a second ingest on this state directory is refused
     lock.acquire()
     try:
-        store = CheckpointStore(state)
-        names = stream_names(settings.stream.url)
-        metrics = Metrics(version=__version__)
-        metrics.allow_streams(f"mediawiki.{name}" for name in names.split(","))
-        start = resolve_start(
-            store,
-            streams=names,
-            since=settings.stream.since,
-            margin_seconds=settings.stream.position_margin_seconds,
-            metrics=metrics,
-            reset=reset,
-        )
         await _topics(cfg)
-        source = EventStreamsSource(
-            settings.stream, metrics, last_event_id=start.last_event_id, since=start.since
-        )
+        store = CheckpointStore(state)
+        names, metrics, _start, source = open_stream(settings, store, reset=reset)
         ingest = Ingest(source, cfg, store, names, metrics)
         server = await _serve(settings, metrics, source.health)
         try:
