@@ -88,6 +88,37 @@ def _signals(stop: Callable[[], None], reload: Callable[[], None] | None = None)
                 signal.signal(sig, previous[sig])
 
 
+@contextlib.contextmanager
+def _starting() -> Iterator[None]:
+    """Until a stage runs, SIGINT/SIGTERM cancel its start-up (creating topics can wait on
+    a broker), and the entry point ends the process with its one line (130/143)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    got: list[int] = []
+
+    def on(sig: int) -> None:
+        got.append(sig)
+        if task is not None:
+            task.cancel()
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        loop.add_signal_handler(sig, on, sig)
+    try:
+        yield
+    except asyncio.CancelledError:
+        if not got:
+            raise
+        from streams.entry import Terminated
+
+        raise (Terminated() if got[0] == signal.SIGTERM else KeyboardInterrupt()) from None
+    finally:
+        for sig, handler in previous.items():
+            loop.remove_signal_handler(sig)
+            if handler is not None:
+                signal.signal(sig, handler)
+
+
 async def _topics(cfg: ScaleOutConfig) -> list[str]:
     """ensure_topics with its failures as one-line errors: a broker that cannot be reached,
     topics that exist with fewer partitions (a configuration error)."""
@@ -116,7 +147,8 @@ async def _serve(settings: Settings, metrics: Metrics, health: Health) -> Metric
 async def _worker(settings: Settings, cfg: ScaleOutConfig) -> int:
     """A fetch worker: the events topic in, the enriched topic out (one of N)."""
     metrics = Metrics(version=__version__)
-    await _topics(cfg)
+    with _starting():
+        await _topics(cfg)
     detection = build_detection(settings, metrics)
     # the rules decide which texts to fetch: a worker reloads them as the detect stage does
     reloader = RulesReloader(
@@ -145,7 +177,10 @@ async def _worker(settings: Settings, cfg: ScaleOutConfig) -> int:
         return await fetcher.fetch(change)
 
     worker = FetchWorker(cfg, needs_content, fetch, metrics)
-    server = await _serve(settings, metrics, lambda: (bool(worker.assigned), {"role": "worker"}))
+    with _starting():
+        server = await _serve(
+            settings, metrics, lambda: (bool(worker.assigned), {"role": "worker"})
+        )
     reloading = asyncio.create_task(reloader.run())
     try:
         with _signals(worker.stop, reloader.request):
@@ -188,7 +223,8 @@ async def _detect(settings: Settings, cfg: ScaleOutConfig) -> int:
                 offsets = parse_position(cp.last_event_id, cfg.enriched_topic)
             except ValueError as exc:
                 raise UsageError(f"{store.path}: not a detect-stage position ({exc})") from None
-        await _topics(cfg)
+        with _starting():
+            await _topics(cfg)
         source = KafkaSource(cfg, cfg.enriched_topic, offsets, settings.pipeline.batch_max_events)
         monitor = build_monitor(
             settings,
@@ -201,7 +237,8 @@ async def _detect(settings: Settings, cfg: ScaleOutConfig) -> int:
         )
         if cp is not None:
             monitor.restore_state(store.load_state(cp))
-        server = await serve_metrics(settings, metrics, monitor)
+        with _starting():
+            server = await serve_metrics(settings, metrics, monitor)
         summary = await run_monitor(monitor, server)
         print(format_summary(summary), file=sys.stderr)
         return 0
@@ -214,11 +251,12 @@ async def _ingest(settings: Settings, cfg: ScaleOutConfig, *, reset: bool) -> in
     lock = StateDirLock(state)  # a second ingest on this state directory is refused
     lock.acquire()
     try:
-        await _topics(cfg)
-        store = CheckpointStore(state)
-        names, metrics, _start, source = open_stream(settings, store, reset=reset)
-        ingest = Ingest(source, cfg, store, names, metrics)
-        server = await _serve(settings, metrics, source.health)
+        with _starting():
+            await _topics(cfg)
+            store = CheckpointStore(state)
+            names, metrics, _start, source = open_stream(settings, store, reset=reset)
+            ingest = Ingest(source, cfg, store, names, metrics)
+            server = await _serve(settings, metrics, source.health)
         try:
             with _signals(ingest.stop):
                 summary = await ingest.run()
