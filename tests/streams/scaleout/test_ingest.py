@@ -161,7 +161,7 @@ async def test_a_signal_while_waiting_for_the_broker_ends_in_one_line(
     and never answers) cancels the start-up and ends in one line, 143. (CI caught a stage
     hanging after a SIGTERM at this moment against a busy real broker, 2 runs in 6 under
     load: the signal raised out of the event loop while the Kafka client's tasks were
-    alive. tests' detect fallback case reproduces it; this one keeps the contract.)"""
+    alive; the detect fallback test above reproduces it. This one keeps the contract.)"""
     silent: list[asyncio.StreamWriter] = []
 
     async def black_hole(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
