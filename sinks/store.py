@@ -1,7 +1,9 @@
 """The alert store: every alert rcwatch raises, indexed for on-call staff and rule
 maintainers, with their verdicts.
 
-An embedded SQLite file (``<state_dir>/alerts.db`` by default, 0600): one row per alert id
+An embedded SQLite file (``<state_dir>/alerts.db`` by default, 0600), or a PostgreSQL
+database shared by a team (``store.postgres_dsn``, a secret reference: a DSN may carry a
+password); the same schema and queries on both. One row per alert id
 holding its newest record (count, severity and redacted evidence as in every non-private
 sink), and one row per verdict (``true``, ``false`` or ``unsure``, with a note; the newest
 verdict on an alert is the one that counts). Writing is idempotent: an update of an alert
@@ -14,6 +16,7 @@ Precision per rule is ``true / (true + false)`` over the alerts with a verdict: 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -28,6 +31,7 @@ from prometheus_client.registry import Collector
 
 from sinks.alert import Alert
 from sinks.base import Sink, SinkError
+from sinks.secrets import SecretRef
 
 __all__ = ["VERDICTS", "AlertStore", "StoreConfig", "StoreSink", "VerdictCollector"]
 
@@ -48,7 +52,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     reason TEXT,
     count INTEGER NOT NULL,
     event_time TEXT,
-    stored_at REAL NOT NULL,
+    stored_at DOUBLE PRECISION NOT NULL,
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_rule ON alerts (rule, event_time);
@@ -58,8 +62,8 @@ CREATE TABLE IF NOT EXISTS verdicts (
     alert_id TEXT NOT NULL,
     verdict TEXT NOT NULL CHECK (verdict IN ('true', 'false', 'unsure')),
     note TEXT,
-    by TEXT,
-    at REAL NOT NULL
+    verdict_by TEXT,
+    at DOUBLE PRECISION NOT NULL
 );
 CREATE INDEX IF NOT EXISTS verdicts_alert ON verdicts (alert_id, at);
 """
@@ -70,24 +74,63 @@ class StoreConfig:
     enabled: bool = True
     # null: <state_dir>/alerts.db
     path: str | None = field(default=None, metadata={"path": True})
+    # a PostgreSQL database instead of the file, e.g. {env: RCWATCH_STORE_DSN} holding
+    # "postgresql://rcwatch:...@db.example.org/rcwatch"; needs pip install 'rcwatch[postgres]'
+    postgres_dsn: SecretRef | None = None
     retention_days: int = field(default=90, metadata={"min": 1})
 
 
 class AlertStore:
-    def __init__(self, path: str | Path, retention_days: int = 90) -> None:
-        self.path = Path(path)
+    """``target``: a SQLite file path, or a ``postgresql://`` DSN."""
+
+    def __init__(self, target: str | Path, retention_days: int = 90) -> None:
+        self.target = str(target)
+        self.postgres = self.target.startswith(("postgresql://", "postgres://"))
+        self.path = Path(self.target) if not self.postgres else Path("postgresql")
         self.retention_seconds = retention_days * 86_400
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
-        self.db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA busy_timeout=10000")
-        self.db.executescript(_SCHEMA)
+        self.db: Any
+        if self.postgres:
+            import psycopg  # only when a PostgreSQL store is configured
+
+            self.db = psycopg.connect(self.target, autocommit=True, connect_timeout=10)
+        else:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+            self.db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA busy_timeout=10000")
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                self._run(statement)
         self._last_prune = 0.0
+
+    def where(self) -> str:
+        """Where the store is, for messages (never a DSN's password)."""
+        return "PostgreSQL" if self.postgres else str(self.path)
 
     def close(self) -> None:
         self.db.close()
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.postgres else sql
+
+    def _run(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return self.db.execute(self._sql(sql), args)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        if self.postgres:
+            with self.db.transaction():
+                yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -102,15 +145,14 @@ class AlertStore:
             )
             for r in records
         ]  # fmt: skip
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany(
-                """INSERT INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+        with self._transaction():
+            self.db.cursor().executemany(
+                self._sql("""INSERT INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                    ON CONFLICT(id) DO UPDATE SET
                      severity = excluded.severity, severity_rank = excluded.severity_rank,
                      count = excluded.count, reason = excluded.reason,
                      record = excluded.record, stored_at = excluded.stored_at
-                   WHERE excluded.count > alerts.count""",
+                   WHERE excluded.count > alerts.count"""),
                 rows,
             )
         if now - self._last_prune > 3600:
@@ -120,9 +162,9 @@ class AlertStore:
         now = time.time() if now is None else now
         self._last_prune = now
         cutoff = now - self.retention_seconds
-        with self.db:
-            gone = self.db.execute("DELETE FROM alerts WHERE stored_at < ?", (cutoff,)).rowcount
-            self.db.execute("DELETE FROM verdicts WHERE alert_id NOT IN (SELECT id FROM alerts)")
+        with self._transaction():
+            gone = self._run("DELETE FROM alerts WHERE stored_at < ?", (cutoff,)).rowcount
+            self._run("DELETE FROM verdicts WHERE alert_id NOT IN (SELECT id FROM alerts)")
         return int(gone)
 
     def verdict(self, alert: str, verdict: str, note: str | None, by: str | None) -> str:
@@ -132,11 +174,10 @@ class AlertStore:
         found = self.get(alert)
         if found is None:
             raise KeyError(alert)
-        with self.db:
-            self.db.execute(
-                "INSERT INTO verdicts VALUES (?,?,?,?,?)",
-                (found["id"], verdict, note, by, time.time()),
-            )
+        self._run(
+            "INSERT INTO verdicts VALUES (?,?,?,?,?)",
+            (found["id"], verdict, note, by, time.time()),
+        )
         return str(found["id"])
 
     # -- reading ---------------------------------------------------------------------------
@@ -146,17 +187,17 @@ class AlertStore:
         verdicts, newest first."""
         if len(alert) < 6 or not all(c in "0123456789abcdef" for c in alert):
             return None
-        rows = self.db.execute(
-            "SELECT record FROM alerts WHERE id >= ? AND id < ? LIMIT 2",
-            (alert, alert + "g"),
+        rows = self._run(
+            "SELECT record FROM alerts WHERE id LIKE ? LIMIT 2", (alert + "%",)
         ).fetchall()
         if len(rows) != 1:
             return None
         record: dict[str, Any] = orjson.loads(rows[0][0])
         record["verdicts"] = [
             {"verdict": v, "note": n, "by": b, "at": at}
-            for v, n, b, at in self.db.execute(
-                "SELECT verdict, note, by, at FROM verdicts WHERE alert_id = ? ORDER BY at DESC",
+            for v, n, b, at in self._run(
+                "SELECT verdict, note, verdict_by, at FROM verdicts WHERE alert_id = ? "
+                "ORDER BY at DESC",
                 (record["id"],),
             )
         ]
@@ -197,7 +238,7 @@ class AlertStore:
         order = "stored_at, id" if stored_after is not None else "event_time DESC, id"
         sql += f" ORDER BY {order} LIMIT ?"
         out = []
-        for record, verdict, stored_at in self.db.execute(sql, [*args, limit]):
+        for record, verdict, stored_at in self._run(sql, [*args, limit]):
             r: dict[str, Any] = orjson.loads(record)
             r["verdict"] = verdict
             r["stored_at"] = stored_at
@@ -207,9 +248,9 @@ class AlertStore:
     def rule_stats(self) -> dict[str, dict[str, int]]:
         """rule -> {"alerts", "true", "false", "unsure"} (each alert's newest verdict)."""
         stats: dict[str, dict[str, int]] = {}
-        for rule, n in self.db.execute("SELECT rule, COUNT(*) FROM alerts GROUP BY rule"):
+        for rule, n in self._run("SELECT rule, COUNT(*) FROM alerts GROUP BY rule"):
             stats[rule] = {"alerts": n, "true": 0, "false": 0, "unsure": 0}
-        for rule, verdict, n in self.db.execute(
+        for rule, verdict, n in self._run(
             """SELECT a.rule, v.verdict, COUNT(*) FROM alerts a JOIN verdicts v
                ON v.alert_id = a.id AND v.at = (SELECT MAX(at) FROM verdicts w
                                                 WHERE w.alert_id = a.id)
@@ -229,18 +270,22 @@ class StoreSink(Sink):
 
     kind = "store"
 
-    def __init__(self, name: str, path: str | Path, retention_days: int) -> None:
+    def __init__(self, name: str, target: str | Path, retention_days: int) -> None:
         super().__init__(name)
-        self.path = Path(path)
+        self.target = str(target)
         self.retention_days = retention_days
         self.store: AlertStore | None = None
 
+    @property
+    def path(self) -> str:
+        return "PostgreSQL" if "://" in self.target else self.target
+
     async def start(self) -> None:
         try:
-            self.store = AlertStore(self.path, self.retention_days)
-        except (OSError, sqlite3.Error) as exc:
+            self.store = AlertStore(self.target, self.retention_days)
+        except Exception as exc:  # sqlite3, psycopg or the file system
             raise SinkError(
-                f"cannot open the alert store {self.path}: {exc}", retryable=False
+                f"cannot open the alert store {self.path}: {type(exc).__name__}", retryable=False
             ) from exc
 
     async def send(self, alerts: Sequence[Alert]) -> None:
@@ -248,8 +293,10 @@ class StoreSink(Sink):
             raise SinkError(f"{self.path} is not open", retryable=False)
         try:
             self.store.add(a.to_dict() for a in alerts)
-        except (OSError, sqlite3.Error) as exc:
-            raise SinkError(f"cannot write the alert store {self.path}: {exc}") from exc
+        except Exception as exc:  # retried by the runner, which holds the checkpoint
+            raise SinkError(
+                f"cannot write the alert store {self.path}: {type(exc).__name__}"
+            ) from exc
 
     async def close(self) -> None:
         if self.store is not None:
@@ -261,8 +308,8 @@ class VerdictCollector(Collector):
     """``rcwatch_alert_verdicts_total{rule, verdict}``, read from the store at each scrape
     (verdicts are given by ``rcwatch alerts verdict``, another process)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, target: str | Path) -> None:
+        self.target = str(target)
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(
@@ -270,15 +317,15 @@ class VerdictCollector(Collector):
             "Alerts by their newest verdict (true, false, unsure), per rule",
             labels=["rule", "verdict"],
         )
-        if self.path.exists():
+        if "://" in self.target or Path(self.target).exists():
             store = None
             try:
-                store = AlertStore(self.path)
+                store = AlertStore(self.target)
                 for rule, stats in sorted(store.rule_stats().items()):
                     for verdict in VERDICTS:
                         family.add_metric([rule, verdict], stats[verdict])
-            except (OSError, sqlite3.Error):
-                pass  # the next scrape tries again
+            except Exception:
+                pass
             finally:
                 if store is not None:
                     store.close()

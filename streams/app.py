@@ -131,7 +131,10 @@ def build_sinks(
             sink = StdoutSink(cfg.name, ledger_path=ledger, fmt=cfg.format)
             sink.route = cfg.route
             sinks.append(sink)
-    store = settings.store_path
+    try:
+        store = settings.store_target()
+    except SecretError as exc:
+        raise UsageError(f"store.postgres_dsn: {exc}") from exc
     if store is not None and ledger_dir is not None:  # a replay keeps no state
         sinks.append(StoreSink("alert-store", store, settings.store.retention_days))
         if metrics is not None:

@@ -226,12 +226,14 @@ class Settings:
     def rules_paths(self) -> list[Path]:
         return [Path(p) for p in self.detectors.rules_paths]
 
-    @property
-    def store_path(self) -> Path | None:
-        """The alert store's file, or None when the store is off."""
+    def store_target(self) -> str | None:
+        """The alert store: its file, or its PostgreSQL DSN (the secret resolved: raises
+        SecretError when it cannot be read); None when the store is off."""
         if not self.store.enabled:
             return None
-        return Path(self.store.path) if self.store.path else Path(self.state_dir) / "alerts.db"
+        if self.store.postgres_dsn is not None:
+            return self.store.postgres_dsn.resolve().reveal()
+        return str(Path(self.store.path) if self.store.path else Path(self.state_dir) / "alerts.db")
 
     def jsonl_path(self, sink: JsonlSinkConfig) -> Path:
         return Path(sink.path) if sink.path else Path(self.state_dir) / "alerts.jsonl"

@@ -140,3 +140,24 @@ def fill_up(directory: Path) -> Path:
     finally:
         os.close(fd)
     return filler
+
+
+POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def postgres_db() -> Iterator[str]:
+    """A fresh database on the machine's PostgreSQL (trust auth on 127.0.0.1), dropped when
+    the test ends, whatever the outcome; its DSN."""
+    import uuid
+
+    import psycopg
+
+    name = f"rcwatch_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

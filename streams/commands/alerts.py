@@ -12,11 +12,13 @@ import getpass
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from sinks.alert import printable
+from sinks.secrets import SecretError
 from sinks.store import AlertStore
 from streams.app import UsageError
 from streams.settings import Settings
@@ -26,12 +28,15 @@ __all__ = ["run_alerts_command"]
 
 
 def _store(settings: Settings) -> AlertStore:
-    path = settings.store_path
-    if path is None:
+    try:
+        target = settings.store_target()
+    except SecretError as exc:
+        raise UsageError(f"store.postgres_dsn: {exc}") from None
+    if target is None:
         raise UsageError("the alert store is off (store.enabled: false)")
-    if not path.exists():
-        raise UsageError(f"no alert store at {path} yet: it is written by rcwatch run")
-    return AlertStore(path, settings.store.retention_days)
+    if "://" not in target and not Path(target).exists():
+        raise UsageError(f"no alert store at {target} yet: it is written by rcwatch run")
+    return AlertStore(target, settings.store.retention_days)
 
 
 def _line(a: dict[str, Any]) -> str:
@@ -59,7 +64,7 @@ def _since(value: str | None) -> str | None:
 def _follow(store: AlertStore, args: argparse.Namespace) -> int:
     """New alerts (and updates of older ones) as the monitor stores them, until Ctrl-C."""
     seen = time.time() - args.backlog_seconds
-    print(f"following {store.path} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    print(f"following {store.where()} (Ctrl-C stops)", file=sys.stderr, flush=True)
     while True:
         rows = store.query(
             rules=args.rule or (), categories=args.category or (),

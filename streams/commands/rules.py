@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 from collections import Counter, defaultdict
@@ -21,6 +22,7 @@ from detectors.rules.loader import load_rules, rule_files
 from detectors.rules.model import Example, Rule
 from sinks.alert import printable
 from sinks.metrics import Metrics
+from sinks.secrets import SecretError
 from sinks.store import VERDICTS, AlertStore, precision
 from streams.app import load_classifiers
 from streams.fetch.content import Content
@@ -296,13 +298,14 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
     if rules is None:
         return 1
     stats: dict[str, dict[str, int]] = {}
-    path = settings.store_path
-    if path is not None and path.exists():  # hits and precision from the alert store
-        store = AlertStore(path)
-        try:
-            stats = store.rule_stats()
-        finally:
-            store.close()
+    with contextlib.suppress(SecretError):  # a store it cannot open: no hits shown
+        target = settings.store_target()
+        if target is not None and ("://" in target or Path(target).exists()):
+            store = AlertStore(target)  # hits and precision from the alert store
+            try:
+                stats = store.rule_stats()
+            finally:
+                store.close()
     rows: list[dict[str, Any]] = [
         {"id": r.id, "category": str(r.category.value), "severity": str(r.severity.value),
          "enabled": r.enabled, "pattern": r.window is not None, "title": r.title,

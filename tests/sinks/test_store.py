@@ -1,4 +1,6 @@
-"""The alert store: idempotent writes, queries, verdicts, precision, retention, metrics."""
+"""The alert store: idempotent writes, queries, verdicts, precision, retention, metrics.
+Every test runs against both backends: an SQLite file, and the machine's real PostgreSQL
+(a fresh database per test, dropped afterwards)."""
 
 from __future__ import annotations
 
@@ -6,29 +8,39 @@ import dataclasses
 import stat
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from sinks.store import AlertStore, StoreSink, VerdictCollector, precision
 from tests.sinks.test_jsonl import make_alert
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "a.db")
+    dsn: str = request.getfixturevalue("postgres_db")
+    return dsn
+
+
 def _record(n: int, **changes: object) -> dict[str, object]:
     return dataclasses.replace(make_alert(n), **changes).to_dict()  # type: ignore[arg-type]
 
 
-def test_an_update_replaces_an_older_count_never_a_newer_one(tmp_path: Path) -> None:
-    store = AlertStore(tmp_path / "a.db")
+def test_an_update_replaces_an_older_count_never_a_newer_one(target: str) -> None:
+    store = AlertStore(target)
     store.add([_record(1, count=1), _record(1, count=3)])
     store.add([_record(1, count=2)])  # a re-delivered older update
     [row] = store.query()
     assert row["count"] == 3
     store.add([_record(1, count=3)])  # the same again: nothing changes
     assert [r["count"] for r in store.query()] == [3]
-    assert stat.S_IMODE((tmp_path / "a.db").stat().st_mode) == 0o600
+    if "://" not in target:
+        assert stat.S_IMODE(Path(target).stat().st_mode) == 0o600
 
 
-def test_queries_filter_and_ids_resolve_by_unique_prefix(tmp_path: Path) -> None:
-    store = AlertStore(tmp_path / "a.db")
+def test_queries_filter_and_ids_resolve_by_unique_prefix(target: str) -> None:
+    store = AlertStore(target)
     a = _record(1, rule="privacy.email", severity="high", wiki="enwiki")
     b = _record(2, rule="harassment.x", severity="low", wiki="dewiki", category="harassment")
     store.add([a, b])
@@ -41,8 +53,8 @@ def test_queries_filter_and_ids_resolve_by_unique_prefix(tmp_path: Path) -> None
     assert store.get("'; DROP TABLE alerts; --") is None
 
 
-def test_verdicts_give_precision_per_rule_newest_verdict_wins(tmp_path: Path) -> None:
-    store = AlertStore(tmp_path / "a.db")
+def test_verdicts_give_precision_per_rule_newest_verdict_wins(target: str) -> None:
+    store = AlertStore(target)
     records = [_record(n, rule="r.one") for n in range(1, 5)]
     store.add(records)
     ids = [str(r["id"]) for r in records]
@@ -56,13 +68,13 @@ def test_verdicts_give_precision_per_rule_newest_verdict_wins(tmp_path: Path) ->
     assert precision(stats) == 2 / 3
     assert [v["verdict"] for v in store.get(ids[2])["verdicts"]] == ["false", "true"]  # type: ignore[index]
     registry = CollectorRegistry()
-    registry.register(VerdictCollector(tmp_path / "a.db"))
+    registry.register(VerdictCollector(target))
     text = generate_latest(registry).decode()
     assert 'rcwatch_alert_verdicts_total{rule="r.one",verdict="false"} 1.0' in text
 
 
-def test_retention_removes_old_alerts_and_their_verdicts(tmp_path: Path) -> None:
-    store = AlertStore(tmp_path / "a.db", retention_days=1)
+def test_retention_removes_old_alerts_and_their_verdicts(target: str) -> None:
+    store = AlertStore(target, retention_days=1)
     old, new = _record(1), _record(2)
     store.add([old], now=1_000_000.0)
     store.verdict(str(old["id"]), "true", None, None)
@@ -71,14 +83,14 @@ def test_retention_removes_old_alerts_and_their_verdicts(tmp_path: Path) -> None
     assert store.rule_stats().get(str(old["rule"]), {}).get("true", 0) == 0
 
 
-async def test_the_sink_indexes_redacted_alerts(tmp_path: Path) -> None:
-    sink = StoreSink("alert-store", tmp_path / "s" / "alerts.db", 90)
+async def test_the_sink_indexes_redacted_alerts(target: str) -> None:
+    sink = StoreSink("alert-store", target, 90)
     await sink.start()
     alert = make_alert(7)
     await sink.send([alert])
     await sink.send([alert])  # a retry after a failure elsewhere: still one alert
     await sink.close()
-    store = AlertStore(tmp_path / "s" / "alerts.db")
+    store = AlertStore(target)
     [row] = store.query()
     assert row["id"] == alert.id and row["evidence"] == alert.to_dict()["evidence"]
     assert "value" not in str(row["evidence"])  # redacted only, as every non-private sink

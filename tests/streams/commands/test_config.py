@@ -147,3 +147,27 @@ async def test_follow_prints_alerts_as_they_are_stored(
     await wait_for(lambda: seen.read_text().count(new.id) == 2, 60, "the update printed")
     assert old.id not in seen.read_text()
     assert proc.returncode is None, processes.stderr(proc)
+
+
+def test_a_team_store_in_postgresql(tmp_path: Path, postgres_db: str) -> None:
+    """store.postgres_dsn: the monitor indexes into the team's PostgreSQL, the commands
+    read it there, and the DSN (a secret: it may hold a password) never shows."""
+    config = tmp_path / "rcwatch.yaml"
+    config.write_text("store: {postgres_dsn: {env: RCWATCH_TEST_STORE_DSN}}\n")
+    env = {"RCWATCH_TEST_STORE_DSN": postgres_db}
+    demo = rcwatch(
+        "demo", "--speed", "50", "--config", str(config), "--state-dir", str(tmp_path / "s"),
+        "--metrics-addr", "127.0.0.1:0", env=env,
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stderr
+    assert not (tmp_path / "s" / "alerts.db").exists()
+    listed = rcwatch("alerts", "list", "--config", str(config), "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    ids = {orjson.loads(x)["id"] for x in listed.stdout.splitlines()}
+    jsonl = {
+        orjson.loads(x)["id"] for x in (tmp_path / "s" / "alerts.jsonl").read_bytes().splitlines()
+    }
+    assert ids == jsonl and ids
+    shown = rcwatch("config", "show", "--config", str(config), env=env)
+    assert "store.postgres_dsn: {env: RCWATCH_TEST_STORE_DSN}" in shown.stdout
+    assert postgres_db not in shown.stdout + demo.stderr + listed.stderr
