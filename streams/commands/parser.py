@@ -350,26 +350,25 @@ def _alerts(sub: Any, common: Any) -> None:
     )
     asub = a.add_subparsers(dest="alerts_command", metavar="SUBCOMMAND")
     asub.required = True
+
+    def filters(p: argparse.ArgumentParser) -> None:
+        common(p)
+        p.add_argument("--rule", action="append", metavar="ID", help="only this rule (repeatable)")
+        p.add_argument("--category", action="append", choices=["privacy", "doxxing", "harassment"])
+        p.add_argument("--min-severity", choices=["low", "medium", "high", "critical"])
+        p.add_argument("--wiki", action="append", metavar="WIKI", help="e.g. enwiki (repeatable)")
+        p.add_argument("--json", action="store_true", help="one JSON object per line")
+
     ls = asub.add_parser("list", help="recent alerts, newest first")
-    common(ls)
-    ls.add_argument("--rule", action="append", metavar="ID", help="only this rule (repeatable)")
-    ls.add_argument("--category", action="append", choices=["privacy", "doxxing", "harassment"])
-    ls.add_argument("--min-severity", choices=["low", "medium", "high", "critical"])
-    ls.add_argument("--wiki", action="append", metavar="WIKI", help="e.g. enwiki (repeatable)")
+    filters(ls)
     ls.add_argument("--since", metavar="TIME", help="ISO-8601, epoch ms, or an age (2h, 1d)")
     ls.add_argument("--limit", type=int, default=50, help="at most this many (50)")
-    ls.add_argument("--json", action="store_true", help="one JSON object per line")
     fo = asub.add_parser("follow", help="print alerts as the monitor stores them (Ctrl-C stops)")
-    common(fo)
-    fo.add_argument("--rule", action="append", metavar="ID", help="only this rule (repeatable)")
-    fo.add_argument("--category", action="append", choices=["privacy", "doxxing", "harassment"])
-    fo.add_argument("--min-severity", choices=["low", "medium", "high", "critical"])
-    fo.add_argument("--wiki", action="append", metavar="WIKI", help="e.g. enwiki (repeatable)")
+    filters(fo)
     fo.add_argument(
         "--backlog-seconds", type=float, default=0.0, help="also those stored this long ago"
     )
     fo.add_argument("--interval-seconds", type=float, default=1.0, help="how often to look (1)")
-    fo.add_argument("--json", action="store_true", help="one JSON object per line")
     sh = asub.add_parser("show", help="one alert: rule, why, redacted evidence, verdicts")
     common(sh)
     sh.add_argument("id", metavar="ID", help="the alert id, or a unique prefix (6+ characters)")
