@@ -347,25 +347,16 @@ class RuleEngine:
             return frozenset(union)
         return None  # Not, values, facts: cannot prove anything on their own
 
-    def _leaves(self, cond: Condition) -> Iterable[Condition]:
-        if isinstance(cond, AllOf | AnyOf | Near):
-            for c in cond.conditions:
-                yield from self._leaves(c)
-        elif isinstance(cond, Not):
-            yield from self._leaves(cond.condition)
-        else:
-            yield cond
-
     def _compile_rule(self, rule: Rule) -> _Compiled:
         groups = set()
         reads_content = False
-        for leaf in self._leaves(rule.match):
+        for leaf in _leaves_of(rule.match):
             if isinstance(leaf, RegexCond | KeywordCond | RecognizerCond):
                 groups.add(self._cond_group[self._leaf_id(leaf)])
             fld = getattr(leaf, "field", None)
             if fld in ("added_text", "removed_text"):
                 reads_content = True
-        scored = tuple(c for c in self._leaves(rule.match) if isinstance(c, ClassifierCond))
+        scored = tuple(c for c in _leaves_of(rule.match) if isinstance(c, ClassifierCond))
         return _Compiled(rule, self._triggers(rule.match), frozenset(groups), reads_content, scored)
 
     # -- evaluation ---------------------------------------------------------------------
