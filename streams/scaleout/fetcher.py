@@ -38,7 +38,7 @@ __all__ = ["FetchWorker", "FetchWorkerSummary"]
 
 log = logging.getLogger(__name__)
 
-Fetch = Callable[[RecentChange], "asyncio.Future[Content] | Any"]
+_TOO_LARGE = {"status": "failed", "added": None, "removed": None, "reason": "too_large"}
 
 
 @dataclass
@@ -203,15 +203,12 @@ class FetchWorker:
         for r, content in zip(records, contents, strict=True):
             h = header_values(r.headers or ())
             value = r.value if isinstance(r.value, bytes) else b""
-            headers = record_headers(header_text(h, "sse_id"), header_int(h, "recv_ns"), content)
+            sse_id, recv_ns = header_text(h, "sse_id"), header_int(h, "recv_ns")
+            headers = record_headers(sse_id, recv_ns, content)
             if len(value) + sum(len(v) for _, v in headers) > self.cfg.max_record_bytes:
                 # the text does not fit in a record: the event goes on, its text marked
                 self._too_large.inc()
-                too_large = {"status": "failed", "added": None, "removed": None,
-                             "reason": "too_large"}  # fmt: skip
-                headers = record_headers(
-                    header_text(h, "sse_id"), header_int(h, "recv_ns"), too_large
-                )
+                headers = record_headers(sse_id, recv_ns, _TOO_LARGE)
             outgoing.append((r.key, value, headers))
         await produce_all(
             producer, self.cfg, self.cfg.enriched_topic, outgoing, self._stop,

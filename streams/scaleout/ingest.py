@@ -20,13 +20,14 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 import orjson
 from prometheus_client import Counter, Gauge
 
 from detectors.event import RawEvent
 from sinks.metrics import Metrics
+from streams.pipeline.runner import Source
 from streams.scaleout.config import ScaleOutConfig
 from streams.scaleout.produce import Stopped, produce_all
 from streams.scaleout.records import record_headers
@@ -38,12 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["Ingest", "IngestSummary", "event_key"]
 
 log = logging.getLogger(__name__)
-
-
-class Source(Protocol):
-    def batches(self) -> Any: ...  # AsyncIterator[list[RawEvent]]
-
-    def stop(self) -> None: ...
 
 
 def event_key(data: bytes) -> bytes | None:
@@ -116,8 +111,7 @@ class Ingest:
             "Raw events the broker refused for good (over its size limit; logged)",
             registry=reg,
         )
-        self._stopping = False
-        self._stop_event = asyncio.Event()
+        self._stop = asyncio.Event()
 
     async def _start_producer(self) -> AIOKafkaProducer:
         from aiokafka import AIOKafkaProducer  # ~11 MB: only when an ingest runs
@@ -136,8 +130,7 @@ class Ingest:
 
     def stop(self) -> None:
         """Finish the batch in hand (produce, acknowledge, save), then end."""
-        self._stopping = True
-        self._stop_event.set()
+        self._stop.set()
         self.source.stop()
 
     async def run(self) -> IngestSummary:
@@ -148,7 +141,7 @@ class Ingest:
                     await self._produce(producer, batch)
                 except Stopped:
                     break  # not acknowledged: the position stays before this batch
-                if self._stopping:
+                if self._stop.is_set():
                     break
         finally:
             if self._producer is None:
@@ -168,7 +161,7 @@ class Ingest:
             self.summary.retries += 1
 
         await produce_all(
-            producer, self.cfg, self.cfg.events_topic, records, self._stop_event,
+            producer, self.cfg, self.cfg.events_topic, records, self._stop,
             on_retry=retried, on_dropped=self._dropped.inc,
         )  # fmt: skip
         self._produced.inc(len(batch))
