@@ -20,7 +20,7 @@ from sinks.archive import EventArchive
 from sinks.base import Sink
 from sinks.factory import REMOTE_SINK_CONFIGS, build_remote_sink
 from sinks.jsonl import JsonlSink
-from sinks.metrics import Metrics, MetricsServer
+from sinks.metrics import Health, Metrics, MetricsServer
 from sinks.secrets import SecretError
 from sinks.stdout import StdoutSink
 from sinks.store import StoreSink, VerdictCollector
@@ -231,12 +231,14 @@ def build_monitor(
 
 
 async def serve_metrics(
-    settings: Settings, metrics: Metrics, monitor: Monitor, fallback: bool = False
+    settings: Settings, metrics: Metrics, health: Health, fallback: bool = False
 ) -> MetricsServer | None:
+    """/metrics and /healthz (``health``: a monitor's, or a scale-out stage's) when the
+    settings ask for them; a port in use is a usage error, or (``fallback``) any port."""
     if not settings.metrics.enabled:
         return None
     host, port = parse_host_port(settings.metrics.addr)
-    server = MetricsServer(metrics, host, port, monitor.health)
+    server = MetricsServer(metrics, host, port, health)
     try:
         await server.start()
     except OSError as exc:
@@ -244,7 +246,7 @@ async def serve_metrics(
             raise UsageError(
                 f"cannot serve metrics on {settings.metrics.addr}: {exc.strerror}"
             ) from exc
-        server = MetricsServer(metrics, host, 0, monitor.health)
+        server = MetricsServer(metrics, host, 0, health)
         await server.start()
     return server
 

@@ -126,7 +126,7 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     if start.checkpoint is not None:
         monitor.restore_state(store.load_state(start.checkpoint))
     holder.append(monitor)
-    metrics_server = await serve_metrics(settings, metrics, monitor, fallback=True)
+    metrics_server = await serve_metrics(settings, metrics, monitor.health, fallback=True)
     pace = "as fast as possible" if speed is None else f"{speed:g}x real time"
     print(
         f"rcwatch demo: {len(events)} recorded events served at {server.url} ({pace})",

@@ -154,7 +154,7 @@ async def _run_locked(settings: Settings, state: Path, reset: bool) -> int:
     )
     if start.checkpoint is not None:
         monitor.restore_state(store.load_state(start.checkpoint))
-    server = await serve_metrics(settings, metrics, monitor)
+    server = await serve_metrics(settings, metrics, monitor.health)
     if server is not None:
         log.info("metrics served", extra={"fields": {"url": server.url + "/metrics"}})
     summary = await run_monitor(monitor, server)
@@ -204,7 +204,7 @@ async def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         sinks=build_sinks(settings, ledger_dir=None),  # a replay keeps no state
     )
     holder.append(monitor)
-    server = await serve_metrics(settings, metrics, monitor)
+    server = await serve_metrics(settings, metrics, monitor.health)
     summary = await run_monitor(monitor, server)
     bar.update(source.bytes_read, summary.events, summary.alerts, force=True)
     bar.close()

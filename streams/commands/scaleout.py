@@ -30,7 +30,7 @@ from streams.scaleout.ingest import Ingest
 from streams.scaleout.kafka_source import KafkaSource
 from streams.scaleout.records import parse_position
 from streams.scaleout.topics import ensure_topics, topic_specs
-from streams.settings import Settings, parse_host_port, validate_for_run
+from streams.settings import Settings, validate_for_run
 from streams.source.checkpoint import CheckpointStore, StateDirLock
 from streams.source.start import load_checkpoint
 
@@ -70,53 +70,55 @@ def run_scaleout_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _signals(stop: Callable[[], None], reload: Callable[[], None] | None = None) -> Iterator[None]:
-    """SIGINT/SIGTERM call ``stop`` (SIGHUP ``reload``); afterwards the handlers in place
-    before (the entry point's: a second signal during shutdown ends in one line)."""
+def _handled(handlers: dict[signal.Signals, Callable[[], None]]) -> Iterator[None]:
+    """The event loop calls ``handlers`` on those signals; afterwards the handlers in place
+    before come back (the entry point's: a later signal ends in one line)."""
     loop = asyncio.get_running_loop()
-    handled = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
-    previous = {sig: signal.getsignal(sig) for sig in handled}
-    loop.add_signal_handler(signal.SIGINT, stop)
-    loop.add_signal_handler(signal.SIGTERM, stop)
-    loop.add_signal_handler(signal.SIGHUP, reload or (lambda: None))
+    previous = {sig: signal.getsignal(sig) for sig in handlers}
+    for sig, handler in handlers.items():
+        loop.add_signal_handler(sig, handler)
     try:
         yield
     finally:
-        for sig in handled:
+        for sig, old in previous.items():
             loop.remove_signal_handler(sig)
-            if previous[sig] is not None:
-                signal.signal(sig, previous[sig])
+            if old is not None:
+                signal.signal(sig, old)
+
+
+def _signals(
+    stop: Callable[[], None], reload: Callable[[], None] | None = None
+) -> contextlib.AbstractContextManager[None]:
+    """While a stage runs: SIGINT/SIGTERM call ``stop``, SIGHUP ``reload``."""
+    return _handled(
+        {signal.SIGINT: stop, signal.SIGTERM: stop, signal.SIGHUP: reload or (lambda: None)}
+    )
 
 
 @contextlib.contextmanager
 def _starting() -> Iterator[None]:
     """Until a stage runs, SIGINT/SIGTERM cancel its start-up (creating topics can wait on
     a broker), and the entry point ends the process with its one line (130/143)."""
-    loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     got: list[int] = []
 
-    def on(sig: int) -> None:
-        got.append(sig)
-        if task is not None:
-            task.cancel()
+    def on(sig: signal.Signals) -> Callable[[], None]:
+        def cancel() -> None:
+            got.append(sig)
+            if task is not None:
+                task.cancel()
 
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig in previous:
-        loop.add_signal_handler(sig, on, sig)
+        return cancel
+
     try:
-        yield
+        with _handled({sig: on(sig) for sig in (signal.SIGINT, signal.SIGTERM)}):
+            yield
     except asyncio.CancelledError:
         if not got:
             raise
         from streams.entry import Terminated
 
         raise (Terminated() if got[0] == signal.SIGTERM else KeyboardInterrupt()) from None
-    finally:
-        for sig, handler in previous.items():
-            loop.remove_signal_handler(sig)
-            if handler is not None:
-                signal.signal(sig, handler)
 
 
 async def _topics(cfg: ScaleOutConfig) -> list[str]:
@@ -135,12 +137,9 @@ async def _topics(cfg: ScaleOutConfig) -> list[str]:
 
 
 async def _serve(settings: Settings, metrics: Metrics, health: Health) -> MetricsServer | None:
-    if not settings.metrics.enabled:
-        return None
-    host, port = parse_host_port(settings.metrics.addr)
-    server = MetricsServer(metrics, host, port, health)
-    await server.start()
-    print(f"metrics: {server.url}/metrics", file=sys.stderr)
+    server = await serve_metrics(settings, metrics, health)
+    if server is not None:
+        print(f"metrics: {server.url}/metrics", file=sys.stderr)
     return server
 
 
@@ -238,7 +237,7 @@ async def _detect(settings: Settings, cfg: ScaleOutConfig) -> int:
         if cp is not None:
             monitor.restore_state(store.load_state(cp))
         with _starting():
-            server = await serve_metrics(settings, metrics, monitor)
+            server = await serve_metrics(settings, metrics, monitor.health)
         summary = await run_monitor(monitor, server)
         print(format_summary(summary), file=sys.stderr)
         return 0
