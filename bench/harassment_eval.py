@@ -44,7 +44,7 @@ from detectors.rules.loader import load_rules
 from detectors.rules.model import Example
 from detectors.shipped import shipped_config_dir
 from streams.commands.model import auc
-from streams.commands.model_data import EvalSet, evaluation_sets
+from streams.commands.model_data import EvalSet, evaluation_sets, training_sample
 
 LABELED = SHARED_DATA / "labeled"
 BASELINE = Path(__file__).resolve().parent / "baselines" / "harassment-keywords-2026.11.yaml"
@@ -140,29 +140,6 @@ class Report:
         self.lines.append(line)
 
 
-def jigsaw_dev(root: Path) -> EvalSet:
-    """The Jigsaw rows the shipped model trained on (reported as in-sample)."""
-    import csv
-    import gzip
-    import io
-
-    path = require(root / "jigsaw_toxic_subset" / "jigsaw_subset_merged_dedup.csv.gz")
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        rows = [
-            r
-            for r in csv.DictReader(io.StringIO(f.read()))
-            if r["source"] == "fastbert_train_sample"
-        ]
-    labels = [int("1" in (r["toxic"], r["insult"], r["threat"])) for r in rows]
-    return EvalSet(
-        "jigsaw dev (IN-SAMPLE)",
-        [r["comment_text"] for r in rows],
-        labels,
-        ["dev"] * len(rows),
-        True,
-    )
-
-
 def cap(s: EvalSet, max_rows: int | None) -> EvalSet:
     if max_rows is None or len(s.texts) <= max_rows:
         return s
@@ -186,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     model = load_model(model_dir)
     classifiers = {"toxicity": model}
     sets = [cap(s, args.max_rows) for s in evaluation_sets(require(LABELED))]
-    sets.append(cap(jigsaw_dev(LABELED), args.max_rows))
+    sets.append(cap(training_sample(require(LABELED)), args.max_rows))
     with tempfile.TemporaryDirectory() as tmp:
         old = engine_for(old_rules_dir(Path(tmp)), classifiers)
     new = engine_for(shipped_config_dir() / "rules", classifiers)

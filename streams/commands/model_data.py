@@ -390,6 +390,19 @@ def read_labeled_csv(
     return items, record
 
 
+def training_sample(root: Path) -> EvalSet:
+    """The Jigsaw rows the shipped recipe trains (and validates) on, as a set to score:
+    figures on it are in-sample, reported beside the held-out ones for comparison."""
+    rows = [r for r in _rows(_need(root, JIGSAW)) if r.get("source") == JIGSAW_TRAIN_SOURCE]
+    return EvalSet(
+        "jigsaw dev (IN-SAMPLE)",
+        [r["comment_text"] for r in rows],
+        [_jigsaw_positive(r) for r in rows],
+        [r["source"] for r in rows],
+        True,
+    )
+
+
 def evaluation_sets(root: Path) -> list[EvalSet]:
     """The sets the shipped model never trained on, Wikipedia talk pages first."""
     sets: list[EvalSet] = []
