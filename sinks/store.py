@@ -22,6 +22,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,11 @@ __all__ = ["VERDICTS", "AlertStore", "StoreConfig", "StoreSink", "VerdictCollect
 
 VERDICTS = ("true", "false", "unsure")
 _SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+# the newest verdict on the alert of the current row of ``alerts`` (NULL: none yet)
+_NEWEST_VERDICT = (
+    "(SELECT verdict FROM verdicts v WHERE v.alert_id = alerts.id ORDER BY at DESC LIMIT 1)"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -95,8 +101,13 @@ class AlertStore:
             self.db = psycopg.connect(self.target, autocommit=True, connect_timeout=10)
         else:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            os.close(fd)
+            # create the file 0600, but never open a descriptor on one that exists: closing
+            # it would drop every POSIX lock this process holds on the file, the locks of
+            # its other connections (the monitor's sink, the triage page) included; another
+            # process would then take the database for unused, checkpoint and delete the
+            # WAL, and this process's later writes would go to a deleted file, unseen
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
             self.db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA busy_timeout=10000")
@@ -115,8 +126,23 @@ class AlertStore:
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.postgres else sql
 
-    def _run(self, sql: str, args: Sequence[Any] = ()) -> Any:
-        return self.db.execute(self._sql(sql), args)
+    def _run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        """A statement that returns no rows; how many rows it changed."""
+        cursor = self.db.execute(self._sql(sql), args)
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """Every row of a query, read to the end and the cursor closed: a statement left
+        half-read would hold SQLite's read transaction open, and with it every later
+        write of this connection uncommitted (invisible to every other process)."""
+        cursor = self.db.execute(self._sql(sql), args)
+        try:
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -163,7 +189,7 @@ class AlertStore:
         self._last_prune = now
         cutoff = now - self.retention_seconds
         with self._transaction():
-            gone = self._run("DELETE FROM alerts WHERE stored_at < ?", (cutoff,)).rowcount
+            gone = self._run("DELETE FROM alerts WHERE stored_at < ?", (cutoff,))
             self._run("DELETE FROM verdicts WHERE alert_id NOT IN (SELECT id FROM alerts)")
         return int(gone)
 
@@ -187,15 +213,13 @@ class AlertStore:
         verdicts, newest first."""
         if len(alert) < 6 or not all(c in "0123456789abcdef" for c in alert):
             return None
-        rows = self._run(
-            "SELECT record FROM alerts WHERE id LIKE ? LIMIT 2", (alert + "%",)
-        ).fetchall()
+        rows = self._rows("SELECT record FROM alerts WHERE id LIKE ? LIMIT 2", (alert + "%",))
         if len(rows) != 1:
             return None
         record: dict[str, Any] = orjson.loads(rows[0][0])
         record["verdicts"] = [
             {"verdict": v, "note": n, "by": b, "at": at}
-            for v, n, b, at in self._run(
+            for v, n, b, at in self._rows(
                 "SELECT verdict, note, verdict_by, at FROM verdicts WHERE alert_id = ? "
                 "ORDER BY at DESC",
                 (record["id"],),
@@ -212,12 +236,21 @@ class AlertStore:
         wikis: Sequence[str] = (),
         since: str | None = None,
         stored_after: float | None = None,
+        verdict: str | None = None,
         limit: int = 50,
     ) -> list[dict[str, Any]]:
         """Newest first (by event time); with ``stored_after``, the alerts stored (or
-        updated) after that time, oldest first, each with its ``stored_at``."""
+        updated) after that time, oldest first, each with its ``stored_at``. ``verdict``:
+        only alerts whose newest verdict is this one, or ``"none"`` for those without."""
         where: list[str] = []
         args: list[Any] = []
+        if verdict == "none":
+            where.append(f"{_NEWEST_VERDICT} IS NULL")
+        elif verdict is not None:
+            if verdict not in VERDICTS:
+                raise ValueError(f"a verdict is one of {', '.join(VERDICTS)} or none")
+            where.append(f"{_NEWEST_VERDICT} = ?")
+            args.append(verdict)
         for column, values in (("rule", rules), ("category", categories), ("wiki", wikis)):
             if values:
                 where.append(f"{column} IN ({','.join('?' * len(values))})")
@@ -231,16 +264,15 @@ class AlertStore:
         if stored_after is not None:
             where.append("stored_at > ?")
             args.append(stored_after)
-        sql = "SELECT record, (SELECT verdict FROM verdicts v WHERE v.alert_id = alerts.id "
-        sql += "ORDER BY at DESC LIMIT 1), stored_at FROM alerts"
+        sql = f"SELECT record, {_NEWEST_VERDICT}, stored_at FROM alerts"
         if where:
             sql += " WHERE " + " AND ".join(where)
         order = "stored_at, id" if stored_after is not None else "event_time DESC, id"
         sql += f" ORDER BY {order} LIMIT ?"
         out = []
-        for record, verdict, stored_at in self._run(sql, [*args, limit]):
+        for record, newest, stored_at in self._rows(sql, [*args, limit]):
             r: dict[str, Any] = orjson.loads(record)
-            r["verdict"] = verdict
+            r["verdict"] = newest
             r["stored_at"] = stored_at
             out.append(r)
         return out
@@ -248,9 +280,9 @@ class AlertStore:
     def rule_stats(self) -> dict[str, dict[str, int]]:
         """rule -> {"alerts", "true", "false", "unsure"} (each alert's newest verdict)."""
         stats: dict[str, dict[str, int]] = {}
-        for rule, n in self._run("SELECT rule, COUNT(*) FROM alerts GROUP BY rule"):
+        for rule, n in self._rows("SELECT rule, COUNT(*) FROM alerts GROUP BY rule"):
             stats[rule] = {"alerts": n, "true": 0, "false": 0, "unsure": 0}
-        for rule, verdict, n in self._run(
+        for rule, verdict, n in self._rows(
             """SELECT a.rule, v.verdict, COUNT(*) FROM alerts a JOIN verdicts v
                ON v.alert_id = a.id AND v.at = (SELECT MAX(at) FROM verdicts w
                                                 WHERE w.alert_id = a.id)
@@ -258,6 +290,45 @@ class AlertStore:
         ):
             stats.setdefault(rule, {"alerts": 0, "true": 0, "false": 0, "unsure": 0})[verdict] = n
         return stats
+
+    def hits_by_day(self, days: int) -> tuple[list[str], dict[str, list[int]]]:
+        """Alerts per rule per day (by event time) over the ``days`` days that end on the
+        newest alert's day: (the days, rule -> a count per day)."""
+        row = self._rows("SELECT MAX(event_time) FROM alerts")[0]
+        if not row[0]:
+            return [], {}
+        try:
+            last = datetime.strptime(str(row[0])[:10], "%Y-%m-%d").date()
+        except ValueError:
+            return [], {}
+        dates = [(last - timedelta(days=days - 1 - i)).isoformat() for i in range(days)]
+        slot = {d: i for i, d in enumerate(dates)}
+        hits: dict[str, list[int]] = {}
+        for rule, day, n in self._rows(
+            "SELECT rule, substr(event_time, 1, 10), COUNT(*) FROM alerts "
+            "WHERE event_time >= ? GROUP BY rule, substr(event_time, 1, 10)",
+            (dates[0],),
+        ):
+            if day in slot:
+                hits.setdefault(rule, [0] * days)[slot[day]] = n
+        return dates, hits
+
+    def judged(
+        self, *, rules: Sequence[str] = (), categories: Sequence[str] = ()
+    ) -> list[tuple[dict[str, Any], str]]:
+        """Every alert whose newest verdict is true or false, with that verdict, oldest
+        first: what ``alerts export-labels`` turns into training rows."""
+        where = [f"{_NEWEST_VERDICT} IN ('true', 'false')"]
+        args: list[Any] = []
+        for column, values in (("rule", rules), ("category", categories)):
+            if values:
+                where.append(f"{column} IN ({','.join('?' * len(values))})")
+                args += list(values)
+        sql = f"SELECT record, {_NEWEST_VERDICT} FROM alerts WHERE {' AND '.join(where)}"
+        return [
+            (orjson.loads(record), str(verdict))
+            for record, verdict in self._rows(sql + " ORDER BY event_time, id", args)
+        ]
 
 
 def precision(stats: dict[str, int]) -> float | None:

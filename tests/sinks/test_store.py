@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,72 @@ async def test_the_sink_indexes_redacted_alerts(target: str) -> None:
     [row] = store.query()
     assert row["id"] == alert.id and row["evidence"] == alert.to_dict()["evidence"]
     assert "value" not in str(row["evidence"])  # redacted only, as every non-private sink
+
+
+def test_every_read_leaves_later_writes_visible_to_other_connections(target: str) -> None:
+    """Whatever the page and the commands read first, a verdict written afterwards on the
+    same connection is committed: another connection sees it."""
+    store = AlertStore(target)
+    store.add([_record(1, event_time="2026-05-05T10:00:00Z")])
+    alert = str(store.query()[0]["id"])
+    # every read the store offers, then a write, on one connection
+    store.hits_by_day(7)
+    store.rule_stats()
+    store.judged()
+    store.query(verdict="none")
+    store.get(alert)
+    store.verdict(alert, "false", "no", "me")
+    other = AlertStore(target)
+    assert other.rule_stats()[str(_record(1)["rule"])]["false"] == 1
+
+
+def test_filters_by_newest_verdict_and_hits_per_day(target: str) -> None:
+    store = AlertStore(target)
+    a = _record(1, event_time="2026-05-05T10:00:00Z")
+    b = _record(2, event_time="2026-05-03T10:00:00Z")
+    c = _record(3, event_time="2026-04-01T10:00:00Z")  # outside a 7-day chart
+    store.add([a, b, c])
+    store.verdict(str(a["id"]), "true", None, "me")
+    store.verdict(str(b["id"]), "true", None, "me")
+    store.verdict(str(b["id"]), "unsure", None, "me")  # the newest counts
+    assert [r["id"] for r in store.query(verdict="true")] == [a["id"]]
+    assert [r["id"] for r in store.query(verdict="unsure")] == [b["id"]]
+    assert [r["id"] for r in store.query(verdict="none")] == [c["id"]]
+    with pytest.raises(ValueError, match="a verdict is one of"):
+        store.query(verdict="maybe")
+    dates, hits = store.hits_by_day(7)
+    assert dates[0] == "2026-04-29" and dates[-1] == "2026-05-05"
+    assert hits[str(a["rule"])] == [0, 0, 0, 0, 1, 0, 1]
+    judged = store.judged()
+    assert [(r["id"], v) for r, v in judged] == [(a["id"], "true")]
+
+
+def test_hits_per_day_of_an_empty_store_is_empty(target: str) -> None:
+    assert AlertStore(target).hits_by_day(14) == ([], {})
+
+
+def test_a_second_store_in_one_process_keeps_the_first_ones_writes_visible(
+    tmp_path: Path,
+) -> None:
+    """Opening a second store on the file (the triage page, a metrics scrape) closed a
+    descriptor on it, which dropped the first connection's locks: another process then
+    deleted the WAL on its way out, and the first connection's later writes were lost to
+    every reader. Seen as verdicts the triage page took that no one else ever saw."""
+    path = tmp_path / "a.db"
+    writer = AlertStore(path)
+    writer.add([_record(1)])
+    AlertStore(path).close()  # a second store in this process, opened and closed
+    peek = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "print(c.execute('select count(*) from verdicts').fetchone()[0]); c.close()"
+    )
+
+    def others_see() -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", peek, str(path)], capture_output=True, check=True
+        )
+        return int(out.stdout)
+
+    assert others_see() == 0  # another process opens and closes the database
+    writer.verdict(str(_record(1)["id"]), "true", None, "me")
+    assert others_see() == 1
