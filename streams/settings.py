@@ -23,6 +23,7 @@ from detectors.confload import ConfigError, ConfigIssue, NodeLoader, compose_fil
 from detectors.shipped import shipped_config_dir
 from sinks.factory import RemoteSinkConfig
 from sinks.routing import RouteConfig, check_sink_name
+from sinks.secrets import SecretRef
 from sinks.store import StoreConfig
 from streams.fetch.content import ContentConfig
 from streams.pipeline.detection import StormGuardConfig
@@ -104,6 +105,32 @@ SinkConfig = JsonlSinkConfig | StdoutSinkConfig | RemoteSinkConfig
 class MetricsConfig:
     enabled: bool = True
     addr: str = field(default="127.0.0.1:9410", metadata={"check": _check_addr})
+
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+
+def _check_header(value: str | None) -> str | None:
+    if value is not None and _HEADER_NAME.fullmatch(value) is None:
+        return "must be an HTTP header name (letters, digits, -)"
+    return None
+
+
+@dataclass(frozen=True)
+class TriageConfig:
+    """The triage page (``docs/triage.md``): off unless enabled; every request
+    authenticated by the token, or by a header an authenticating reverse proxy sets."""
+
+    enabled: bool = False
+    addr: str = field(default="127.0.0.1:9411", metadata={"check": _check_addr})
+    # a secret reference ({env: NAME} or {file: PATH}) holding the sign-in token
+    token: SecretRef | None = None
+    # e.g. X-Forwarded-User: the proxy in front authenticates people and names them in it;
+    # only safe when nothing but the proxy can reach addr (keep it on 127.0.0.1)
+    trusted_proxy_header: str | None = field(default=None, metadata={"check": _check_header})
+    session_hours: float = field(default=12.0, metadata={"gt": 0})
+    page_alerts: int = field(default=100, metadata={"min": 1, "max": 1000})
+    chart_days: int = field(default=14, metadata={"min": 2, "max": 90})
 
 
 @dataclass(frozen=True)
@@ -209,6 +236,7 @@ class Settings:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     scaleout: ScaleOutConfig = field(default_factory=ScaleOutConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    triage: TriageConfig = field(default_factory=TriageConfig)
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.sinks]

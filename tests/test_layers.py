@@ -30,6 +30,10 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     ),
     "streams.scaleout": ("streams.commands", "streams.standins", "streams.app", "streams.entry"),
     "streams.settings": ("streams.commands", "streams.standins", "streams.app", "streams.entry"),
+    "streams.triage": (
+        "streams.commands", "streams.standins", "streams.app", "streams.entry",
+        "streams.pipeline", "streams.source", "streams.fetch", "detectors",
+    ),
     "streams.app": ("streams.commands", "streams.standins", "streams.entry"),
 }  # fmt: skip
 PROJECT = ("streams", "detectors", "sinks")

@@ -1,4 +1,4 @@
-"""``rcwatch alerts list|show|verdict``: the alert store, for on-call staff.
+"""``rcwatch alerts list|follow|show|verdict|export-labels``: the alert store, for on-call staff.
 
 Reads the store the monitor writes (``store:`` in the settings, ``<state_dir>/alerts.db``
 by default). Output is one readable line per alert, or JSON (``--json``); every text from
@@ -108,6 +108,10 @@ def run_alerts_command(settings: Settings, args: argparse.Namespace) -> int:
                 note = f": {v['note']}" if v.get("note") else ""
                 print(printable(f"  verdict {v['verdict']} by {v.get('by') or '?'} at {at}{note}"))
             return 0
+        if args.alerts_command == "export-labels":
+            from streams.commands.labels import export_labels
+
+            return export_labels(settings, store, args)
         try:
             alert_id = store.verdict(args.id, args.verdict, args.note, getpass.getuser())
         except KeyError:

@@ -51,6 +51,8 @@ def _load(args: argparse.Namespace) -> tuple[Settings, str]:
     if args.log_format:
         logging_cfg = dataclasses.replace(logging_cfg, format=args.log_format)
     settings = dataclasses.replace(settings, logging=logging_cfg)
+    if getattr(args, "state_dir", None):
+        settings = dataclasses.replace(settings, state_dir=args.state_dir)
     return settings, str(path) if path else "built-in defaults"
 
 
@@ -91,6 +93,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from streams.commands.alerts import run_alerts_command
 
         return run_alerts_command(settings, args)
+    if args.command == "triage":
+        from streams.commands.triage import run_triage_command
+
+        return run_triage_command(settings, args)
     if args.command == "scaleout":
         from streams.commands.scaleout import run_scaleout_command
 

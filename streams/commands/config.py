@@ -146,6 +146,14 @@ def run_config_command(
     ua = user_agent_problem(settings.stream.url, settings.stream.user_agent)
     if ua:
         problems.append(f"stream.user_agent: {ua} (rcwatch run refuses to start)")
+    triage = settings.triage
+    if triage.enabled and triage.token is None and triage.trusted_proxy_header is None:
+        problems.append(
+            "triage: enabled without token or trusted_proxy_header: every request is "
+            "authenticated (rcwatch run refuses to start)"
+        )
+    if triage.enabled and not settings.store.enabled:
+        problems.append("triage: enabled, but the alert store is off (store.enabled: false)")
     for p in problems:
         print(p)
     if problems:

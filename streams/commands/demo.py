@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import dataclasses
 import gzip
+import secrets
 import sys
 import tempfile
 from importlib import resources
@@ -25,18 +26,25 @@ from sinks.factory import REMOTE_SINK_CONFIGS
 from sinks.metrics import Metrics
 from sinks.spool import Spool
 from streams import __version__
-from streams.app import UsageError, build_monitor, run_monitor, serve_metrics
+from streams.app import UsageError, build_monitor, run_monitor, serve_metrics, serve_triage
 from streams.commands.monitor import with_metrics_addr
 from streams.commands.progress import format_summary
 from streams.pipeline.runner import Monitor
 from streams.pipeline.stages import BatchResult
-from streams.settings import JsonlSinkConfig, Settings, SinkConfig, StdoutSinkConfig
+from streams.settings import (
+    JsonlSinkConfig,
+    Settings,
+    SinkConfig,
+    StdoutSinkConfig,
+    parse_host_port,
+)
 from streams.source.checkpoint import CheckpointStore
 from streams.source.eventstreams import EventStreamsSource
 from streams.source.replay import parse_speed
 from streams.source.start import resolve_start
 from streams.standins.fake_mediawiki import FakeMediaWiki
 from streams.standins.sse_server import EventStreamsServer
+from streams.triage.server import TriageServer
 
 __all__ = ["load_sample", "run_demo"]
 
@@ -126,6 +134,7 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     if start.checkpoint is not None:
         monitor.restore_state(store.load_state(start.checkpoint))
     holder.append(monitor)
+    triage, triage_login = await _serve_triage(settings, args, metrics)
     metrics_server = await serve_metrics(settings, metrics, monitor.health, fallback=True)
     pace = "as fast as possible" if speed is None else f"{speed:g}x real time"
     print(
@@ -137,6 +146,13 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
             f"metrics: {metrics_server.url}/metrics   health: {metrics_server.url}/healthz",
             file=sys.stderr,
         )
+    if triage is not None:
+        print(f"triage page: {triage.url}{triage_login}", file=sys.stderr)
+        print(
+            f"labels from verdicts: rcwatch alerts export-labels --state-dir {state_dir} "
+            f"--api-url '{api.api_url_template}' --out labels.csv",
+            file=sys.stderr,
+        )
     print("alerts follow; Ctrl-C stops\n", file=sys.stderr)
     if server.caught_up(start.last_event_id) and not args.hold:
         print(f"{state_dir} has already seen the whole sample; nothing to do", file=sys.stderr)
@@ -144,6 +160,8 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     try:
         summary = await run_monitor(monitor, metrics_server)
     finally:
+        if triage is not None:
+            await triage.stop()
         await server.stop()
         await api.stop()
     print("\n" + format_summary(summary), file=sys.stderr)
@@ -153,6 +171,29 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         if isinstance(sink, REMOTE_SINK_CONFIGS):
             print(_remote_report(sink.name, sink_state_dir(state_dir, sink.name)), file=sys.stderr)
     return 0
+
+
+async def _serve_triage(
+    settings: Settings, args: argparse.Namespace, metrics: Metrics
+) -> tuple[TriageServer | None, str]:
+    """The triage page with ``--triage`` (or triage.enabled): when the settings name no
+    token, one is made for this run and handed over in the printed sign-in link."""
+    cfg = settings.triage
+    if not (args.triage or cfg.enabled):
+        return None, ""
+    addr = args.triage_addr or cfg.addr
+    try:
+        parse_host_port(addr)
+    except ValueError as exc:
+        raise UsageError(f"--triage-addr: {exc}") from None
+    token = None
+    if cfg.token is None and cfg.trusted_proxy_header is None:
+        token = secrets.token_urlsafe(24)
+    settings = dataclasses.replace(
+        settings, triage=dataclasses.replace(cfg, enabled=True, addr=addr)
+    )
+    server = await serve_triage(settings, metrics, token=token)
+    return server, (f"/login?token={token}" if token else "")
 
 
 def _remote_report(name: str, directory: Path) -> str:

@@ -11,7 +11,14 @@ from pathlib import Path
 
 from sinks.metrics import Metrics
 from streams import __version__
-from streams.app import UsageError, build_monitor, build_sinks, run_monitor, serve_metrics
+from streams.app import (
+    UsageError,
+    build_monitor,
+    build_sinks,
+    run_monitor,
+    serve_metrics,
+    serve_triage,
+)
 from streams.commands.progress import ProgressBar, format_summary
 from streams.pipeline.runner import Monitor
 from streams.pipeline.stages import BatchResult
@@ -154,10 +161,15 @@ async def _run_locked(settings: Settings, state: Path, reset: bool) -> int:
     )
     if start.checkpoint is not None:
         monitor.restore_state(store.load_state(start.checkpoint))
-    server = await serve_metrics(settings, metrics, monitor.health)
-    if server is not None:
-        log.info("metrics served", extra={"fields": {"url": server.url + "/metrics"}})
-    summary = await run_monitor(monitor, server)
+    triage = await serve_triage(settings, metrics)
+    try:
+        server = await serve_metrics(settings, metrics, monitor.health)
+        if server is not None:
+            log.info("metrics served", extra={"fields": {"url": server.url + "/metrics"}})
+        summary = await run_monitor(monitor, server)
+    finally:
+        if triage is not None:
+            await triage.stop()
     print(format_summary(summary), file=sys.stderr)
     return EXIT_STREAM if summary.fatal else EXIT_OK
 

@@ -22,6 +22,17 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-format", choices=["text", "json"])
 
 
+def _state_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--state-dir", metavar="DIR", help="where the alert store is (state_dir; alerts.db)"
+    )
+
+
+def _common_with_state(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    _state_dir(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rcwatch",
@@ -80,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     _sinks(sub, _common)
     _scaleout(sub, _common)
     _config(sub, _common)
-    _alerts(sub, _common)
+    _alerts(sub, _common_with_state)
+    _triage(sub)
 
     demo = sub.add_parser(
         "demo",
@@ -95,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--hold", action="store_true", help="keep running after the sample (until Ctrl-C)"
     )
+    demo.add_argument(
+        "--triage",
+        action="store_true",
+        help="also serve the triage page (a sign-in link is printed; see docs/triage.md)",
+    )
+    demo.add_argument("--triage-addr", metavar="HOST:PORT", help="default 127.0.0.1:9411")
     demo.add_argument(
         "--keep-sinks",
         action="store_true",
@@ -137,6 +155,7 @@ def _rules(sub: Any, common: Any) -> None:
         "severity, enabled and title (--json: one object per rule, with file and line).",
     )
     paths(ls)
+    _state_dir(ls)
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     t = rsub.add_parser(
         "test",
@@ -155,6 +174,7 @@ def _rules(sub: Any, common: Any) -> None:
     )
     b.add_argument("files", nargs="+", metavar="FILE")
     paths(b)
+    _state_dir(b)
     b.add_argument("--samples", type=int, default=3, help="sample hits shown per rule")
     b.add_argument(
         "--cost-every",
@@ -340,6 +360,20 @@ def _config(sub: Any, common: Any) -> None:
     common(csub.add_parser("show", help="every setting in effect, and where it came from"))
 
 
+def _triage(sub: Any) -> None:
+    t = sub.add_parser(
+        "triage",
+        help="serve the triage page over the alert store (without monitoring)",
+        description="Serve the triage page (recent alerts, verdicts, per-rule precision) over "
+        "the alert store, for a team sharing one store while rcwatch run writes it elsewhere. "
+        "Every request is authenticated: triage.token or triage.trusted_proxy_header must be "
+        "set. Also serves /metrics (rcwatch_alert_verdicts_total). See docs/triage.md.",
+    )
+    _common_with_state(t)
+    t.add_argument("--addr", metavar="HOST:PORT", help="default triage.addr (127.0.0.1:9411)")
+    t.add_argument("--metrics-addr", metavar="HOST:PORT", help="/metrics address")
+
+
 def _alerts(sub: Any, common: Any) -> None:
     a = sub.add_parser(
         "alerts",
@@ -373,6 +407,28 @@ def _alerts(sub: Any, common: Any) -> None:
     common(sh)
     sh.add_argument("id", metavar="ID", help="the alert id, or a unique prefix (6+ characters)")
     sh.add_argument("--json", action="store_true")
+    x = asub.add_parser(
+        "export-labels",
+        help="verdicts as labeled training rows (text,label) for rcwatch model train --csv",
+        description="Every alert of a text rule with a true or false verdict, its added text "
+        "fetched again from its wiki (deleted or hidden revisions are left out) with personal "
+        "data redacted, as the CSV `rcwatch model train --csv` reads. Unsure verdicts and "
+        "pattern rules are left out.",
+    )
+    common(x)
+    x.add_argument("--out", metavar="FILE", required=True, help="the CSV to write")
+    x.add_argument("--rule", action="append", metavar="ID", help="only this rule (repeatable)")
+    x.add_argument(
+        "--category",
+        action="append",
+        choices=["privacy", "doxxing", "harassment"],
+        help="default: harassment (what the toxicity classifier learns)",
+    )
+    x.add_argument(
+        "--api-url",
+        metavar="TEMPLATE",
+        help="where the wikis' API is (content.api_url), e.g. the demo's stand-in",
+    )
     v = asub.add_parser("verdict", help="record whether an alert was right")
     common(v)
     v.add_argument("id", metavar="ID", help="the alert id, or a unique prefix (6+ characters)")

@@ -151,6 +151,7 @@ async def _backtest(settings: Settings, args: argparse.Namespace) -> int:
                 )
     seconds = time.perf_counter() - started
     evaluated = pipeline.processed
+    verdicts = _store_stats(settings)
     value = metrics.registry.get_sample_value
     report = {
         "rules_ran": len(engine.rules),
@@ -171,6 +172,9 @@ async def _backtest(settings: Settings, args: argparse.Namespace) -> int:
                 "hits_per_10k": round(hits[r.id] * 10_000 / evaluated, 2) if evaluated else 0.0,
                 "cost_us_per_event": round(cost[r.id] / timed * 1e6, 2) if timed else None,
                 "samples": samples[r.id],
+                # measured in production: the alert store's verdicts on this rule
+                "verdicts": {v: verdicts.get(r.id, {}).get(v, 0) for v in VERDICTS},
+                "precision": precision(verdicts[r.id]) if r.id in verdicts else None,
             }
             for r in engine.rules
         ],
@@ -201,14 +205,22 @@ def _print_backtest(report: dict[str, Any]) -> None:
         f"{report['with_content']:,} with archived content, "
         f"{report['malformed']:,} malformed) in {report['seconds']:.2f} s"
     )
-    print(f"{'rule':<40} {'on':>3} {'sev':>8} {'hits':>7} {'/10k':>8} {'us/event':>9}")
+    print(
+        f"{'rule':<40} {'on':>3} {'sev':>8} {'hits':>7} {'/10k':>8} {'us/event':>9} "
+        f"{'precision':>10}"
+    )
     for r in report["rules"]:
         us = "-" if r["cost_us_per_event"] is None else f"{r['cost_us_per_event']:.1f}"
         on = "yes" if r["enabled"] else "no"
+        prec = _measured({**r["verdicts"]}) if r["precision"] is not None else "-"
         print(
             f"{r['id']:<40} {on:>3} {r['severity']:>8} {r['hits']:>7,} "
-            f"{r['hits_per_10k']:>8.2f} {us:>9}"
+            f"{r['hits_per_10k']:>8.2f} {us:>9} {prec:>10}"
         )
+    print(
+        "precision: measured in production, true / (true + false) over the alert store's "
+        "verdicts (how many in brackets); see docs/triage.md"
+    )
     for r in report["rules"]:
         for s in r["samples"]:
             ev = "; ".join(s["evidence"])
@@ -292,20 +304,34 @@ def _scan(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _store_stats(settings: Settings) -> dict[str, dict[str, int]]:
+    """Alerts and verdicts per rule from the alert store; nothing when there is no store
+    yet or it cannot be opened (the rule tools work without one)."""
+    with contextlib.suppress(SecretError):
+        target = settings.store_target()
+        if target is not None and ("://" in target or Path(target).exists()):
+            store = AlertStore(target)
+            try:
+                return store.rule_stats()
+            finally:
+                store.close()
+    return {}
+
+
+def _measured(stats: dict[str, int] | None) -> str:
+    """Measured precision with how many verdicts it rests on: ``0.83 (12)``, or ``-``."""
+    p = precision(stats) if stats else None
+    if p is None or stats is None:
+        return "-"
+    return f"{p:.2f} ({stats['true'] + stats['false']})"
+
+
 def _list(settings: Settings, args: argparse.Namespace) -> int:
     """Every rule, disabled ones too: id, category, severity, enabled, where it is."""
     rules = _load(settings, args, sys.stdout)
     if rules is None:
         return 1
-    stats: dict[str, dict[str, int]] = {}
-    with contextlib.suppress(SecretError):  # a store it cannot open: no hits shown
-        target = settings.store_target()
-        if target is not None and ("://" in target or Path(target).exists()):
-            store = AlertStore(target)  # hits and precision from the alert store
-            try:
-                stats = store.rule_stats()
-            finally:
-                store.close()
+    stats = _store_stats(settings)
     rows: list[dict[str, Any]] = [
         {"id": r.id, "category": str(r.category.value), "severity": str(r.severity.value),
          "enabled": r.enabled, "pattern": r.window is not None, "title": r.title,
@@ -325,8 +351,7 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
     )
     for row in rows:
         on = "yes" if row["enabled"] else "no"
-        judged = row["verdicts"]["true"] + row["verdicts"]["false"]
-        prec = f"{row['precision']:.2f} ({judged})" if row["precision"] is not None else "-"
+        prec = _measured(stats.get(row["id"]))
         print(f"{row['id']:<{width}}  {row['category']:<10} {row['severity']:<8} {on:<7} "
               f"{row['alerts']:>6} {prec:>9}  {printable(str(row['title']), 50)}")  # fmt: skip
     print(f"{len(rows)} rules ({sum(bool(r['enabled']) for r in rows)} enabled)", file=sys.stderr)

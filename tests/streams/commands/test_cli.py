@@ -57,12 +57,34 @@ def rcwatch(
             ],
         ),
         ("replay", ["--config", "--speed", "--alerts-jsonl"]),
-        ("demo", ["--speed", "--hold"]),
+        ("demo", ["--speed", "--hold", "--triage", "--triage-addr"]),
+        ("triage", ["--addr", "--state-dir", "--metrics-addr", "--config"]),
     ],
 )
 def test_help_names_every_option(command: str, options: list[str]) -> None:
     out = rcwatch(command, "--help")
     assert out.returncode == 0
+    for option in options:
+        assert option in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("words", "options"),
+    [
+        (["alerts", "list"], ["--rule", "--category", "--min-severity", "--wiki", "--since",
+                              "--json", "--state-dir"]),
+        (["alerts", "follow"], ["--backlog-seconds", "--state-dir"]),
+        (["alerts", "show"], ["--json", "--state-dir"]),
+        (["alerts", "verdict"], ["--note", "--state-dir"]),
+        (["alerts", "export-labels"], ["--out", "--rule", "--category", "--api-url",
+                                       "--state-dir"]),
+        (["rules", "list"], ["--json", "--state-dir"]),
+        (["rules", "backtest"], ["--state-dir"]),
+    ],
+)  # fmt: skip
+def test_subcommand_help_names_every_option(words: list[str], options: list[str]) -> None:
+    out = rcwatch(*words, "--help")
+    assert out.returncode == 0, out.stderr
     for option in options:
         assert option in out.stdout
 

@@ -171,3 +171,23 @@ def test_a_team_store_in_postgresql(tmp_path: Path, postgres_db: str) -> None:
     shown = rcwatch("config", "show", "--config", str(config), env=env)
     assert "store.postgres_dsn: {env: RCWATCH_TEST_STORE_DSN}" in shown.stdout
     assert postgres_db not in shown.stdout + demo.stderr + listed.stderr
+
+
+def test_check_refuses_a_triage_page_nobody_could_sign_in_to(tmp_path: Path) -> None:
+    env = {"OPS_TEST_SLACK": "https://x.example/h"}
+    config = _settings(tmp_path, "triage:\n  enabled: true\n")
+    out = rcwatch("config", "check", "--config", str(config), env=env)
+    assert out.returncode == 1
+    assert "triage: enabled without token or trusted_proxy_header" in out.stdout
+    config = _settings(tmp_path, "triage:\n  enabled: true\n  token: {env: OPS_TRIAGE}\n")
+    out = rcwatch("config", "check", "--config", str(config), env=env)
+    assert out.returncode == 1 and "triage.token: environment variable OPS_TRIAGE" in out.stdout
+    out = rcwatch("config", "check", "--config", str(config), env={**env, "OPS_TRIAGE": "t0k"})
+    assert out.returncode == 0, out.stdout
+    # rcwatch run refuses to start it too, in one line
+    run = rcwatch(
+        "run", "--config", str(_settings(tmp_path, "triage:\n  enabled: true\n")),
+        "--state-dir", str(tmp_path / "state"), env=env,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert "every request is authenticated" in run.stderr and "Traceback" not in run.stderr

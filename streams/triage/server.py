@@ -1,0 +1,361 @@
+"""The triage page's HTTP server (aiohttp), over the alert store.
+
+Every request but the sign-in page and the style sheet must be authenticated
+(``streams.triage.auth``); every verdict post must carry its form's CSRF token. Every
+response forbids scripts, framing, plugins and other origins
+(``Content-Security-Policy: default-src 'none'; style-src 'self'; ...``), is never cached
+and sends no Referer to another site (a diff link must not tell a wiki where triage
+lives). Nothing is
+logged per request (an address may carry the token once).
+
+The store is reached from one thread of its own, so a slow database never stalls the
+monitor's event loop, and SQLite's one-thread-per-connection rule holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+from urllib.parse import urlencode, urlsplit
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter
+
+from sinks.alert import printable
+from sinks.store import VERDICTS, AlertStore
+from streams.settings import TriageConfig
+from streams.triage import pages
+from streams.triage.auth import COOKIE, Identity, Sessions
+
+__all__ = ["CSP", "TriageServer"]
+
+log = logging.getLogger("rcwatch.triage")
+
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    # same-origin: a diff link tells the wiki nothing, and a post keeps its Origin header
+    # (under no-referrer browsers send "Origin: null", which the origin check refuses)
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+_ALERT_ID = re.compile(r"[0-9a-f]{6,64}")
+_OPEN = frozenset({"/login", "/static/triage.css", "/favicon.ico"})
+_OUTCOMES = (
+    "ok", "unauthenticated", "forbidden", "not_found", "bad_request", "signed_in",
+    "sign_in_failed", "verdict",
+)  # fmt: skip
+_MAX_NOTE = 500
+
+T = TypeVar("T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a path of this site: never another host (``//evil``, ``/\\evil``)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value[:500]
+
+
+class TriageServer:
+    def __init__(
+        self,
+        config: TriageConfig,
+        store_target: str,
+        rules: Mapping[str, pages.RuleText],
+        *,
+        token: str | None,
+        registry: CollectorRegistry | None = None,
+        retention_days: int = 90,
+    ) -> None:
+        if token is None and config.trusted_proxy_header is None:
+            raise ValueError(
+                "the triage page needs triage.token or triage.trusted_proxy_header: "
+                "every request is authenticated"
+            )
+        self.config = config
+        self.store_target = store_target
+        self.retention_days = retention_days
+        self.rules = dict(rules)
+        self.sessions = Sessions(token, config.trusted_proxy_header, config.session_hours * 3600)
+        self.host, _, port = config.addr.rpartition(":")
+        self.host = self.host.strip("[]")
+        self.port = int(port)
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="rcwatch-triage")
+        self._store: AlertStore | None = None
+        self._runner: web.AppRunner | None = None
+        self.requests = Counter(
+            "rcwatch_triage_requests",
+            "Requests to the triage page, by outcome",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in _OUTCOMES:
+            self.requests.labels(outcome)
+
+    # -- the store, from its own thread ------------------------------------------------
+
+    def _open(self) -> AlertStore:
+        if self._store is None:
+            self._store = AlertStore(self.store_target, self.retention_days)
+        return self._store
+
+    async def _db(self, fn: Callable[[AlertStore], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(self._open()))
+
+    def _close_store(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # -- life ----------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=16 * 1024, middlewares=[self._guard])
+        app.router.add_get("/static/triage.css", self._css)
+        app.router.add_get("/favicon.ico", self._no_icon)
+        app.router.add_get("/login", self._login_form)
+        app.router.add_post("/login", self._login)
+        app.router.add_post("/logout", self._logout)
+        app.router.add_get("/", self._alerts)
+        app.router.add_get("/alerts/{id}", self._alert)
+        app.router.add_post("/alerts/{id}/verdict", self._verdict)
+        app.router.add_get("/rules", self._rules)
+        return app
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        if self.port == 0:
+            sockets = getattr(site._server, "sockets", None) or []
+            if sockets:
+                self.port = sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close_store)
+        self._executor.shutdown(wait=True)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    # -- every request -------------------------------------------------------------------
+
+    def _identify(self, request: web.Request) -> Identity | None:
+        header = self.sessions.proxy_header
+        return self.sessions.identify(
+            request.cookies.get(COOKIE),
+            request.headers.get("Authorization"),
+            request.headers.get(header) if header else None,
+        )
+
+    def _who(self, request: web.Request) -> Identity:
+        """Who is asking, in a handler (the guard has let only the authenticated in)."""
+        identity = self._identify(request)
+        if identity is None:
+            raise web.HTTPUnauthorized(text="sign in first")
+        return identity
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            if request.path not in _OPEN:
+                identity = self._identify(request)
+                if identity is None:
+                    self.requests.labels("unauthenticated").inc()
+                    if request.method == "GET":
+                        raise web.HTTPSeeOther(
+                            "/login?" + urlencode({"next": request.path_qs[:500]})
+                        )
+                    raise web.HTTPUnauthorized(text="sign in first")
+                if request.method == "POST" and not self._same_origin(request):
+                    self.requests.labels("forbidden").inc()
+                    raise web.HTTPForbidden(text="a post from another site")
+            response = await handler(request)
+        except web.HTTPException as exc:
+            response = exc
+            if exc.status == 404:
+                self.requests.labels("not_found").inc()
+            elif exc.status == 400:
+                self.requests.labels("bad_request").inc()
+        for name, value in _HEADERS.items():
+            response.headers[name] = value
+        if isinstance(response, web.HTTPException):
+            raise response
+        return response
+
+    @staticmethod
+    def _same_origin(request: web.Request) -> bool:
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True  # an old browser or a script: the CSRF token decides
+        return urlsplit(origin).netloc == request.host
+
+    # -- pages ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _html(body: str, status: int = 200) -> web.Response:
+        return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+
+    async def _css(self, request: web.Request) -> web.Response:
+        return web.Response(text=pages.CSS, content_type="text/css", charset="utf-8")
+
+    def _signed_in(self, request: web.Request, next_path: str) -> web.Response:
+        self.requests.labels("signed_in").inc()
+        response = web.HTTPSeeOther(_safe_next(next_path))
+        response.set_cookie(
+            COOKIE, self.sessions.open(), httponly=True, samesite="Strict", path="/",
+            secure=request.secure, max_age=int(self.config.session_hours * 3600),
+        )  # fmt: skip
+        for name, value in _HEADERS.items():
+            response.headers[name] = value
+        raise response
+
+    def _refused(self, next_path: str) -> web.Response:
+        self.requests.labels("sign_in_failed").inc()
+        self.sessions.failed()
+        return self._html(pages.login_page(failed=True, next_path=next_path), status=401)
+
+    async def _no_icon(self, request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    async def _login_form(self, request: web.Request) -> web.Response:
+        next_path = _safe_next(request.query.get("next"))
+        token = request.query.get("token")
+        if token is not None:  # the printed link: sign in, and drop the token from the address
+            if self.sessions.throttled():
+                raise web.HTTPTooManyRequests(text="too many failed sign-ins; wait a minute")
+            if self.sessions.token_ok(token):
+                return self._signed_in(request, next_path)
+            return self._refused(next_path)
+        return self._html(pages.login_page(failed=False, next_path=next_path))
+
+    async def _login(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        next_path = _safe_next(str(form.get("next") or "/"))
+        if self.sessions.throttled():
+            raise web.HTTPTooManyRequests(text="too many failed sign-ins; wait a minute")
+        if self.sessions.token_ok(str(form.get("token") or "")):
+            return self._signed_in(request, next_path)
+        return self._refused(next_path)
+
+    async def _logout(self, request: web.Request) -> web.Response:
+        self.sessions.close(request.cookies.get(COOKIE))
+        response = web.HTTPSeeOther("/login")
+        response.del_cookie(COOKIE, path="/")
+        raise response
+
+    async def _alerts(self, request: web.Request) -> web.Response:
+        q = request.query
+        filters: dict[str, str | None] = {
+            k: (q.get(k) or None) for k in ("rule", "category", "min_severity", "wiki", "verdict")
+        }
+        if filters["min_severity"] not in (None, *pages.SEVERITIES):
+            raise web.HTTPBadRequest(text="unknown severity")
+        if filters["verdict"] not in (None, "none", *VERDICTS):
+            raise web.HTTPBadRequest(text="unknown verdict")
+        if filters["category"] not in (None, *pages.CATEGORIES):
+            raise web.HTTPBadRequest(text="unknown category")
+
+        def read(store: AlertStore) -> tuple[list[dict[str, Any]], list[str]]:
+            rows = store.query(
+                rules=[filters["rule"]] if filters["rule"] else (),
+                categories=[filters["category"]] if filters["category"] else (),
+                min_severity=filters["min_severity"],
+                wikis=[filters["wiki"]] if filters["wiki"] else (),
+                verdict=filters["verdict"],
+                limit=self.config.page_alerts,
+            )
+            return rows, sorted(set(self.rules) | set(store.rule_stats()))
+
+        rows, rule_ids = await self._db(read)
+        self.requests.labels("ok").inc()
+        identity = self._who(request)
+        where = "PostgreSQL" if "://" in self.store_target else self.store_target
+        return self._html(
+            pages.alerts_page(rows, filters, rule_ids, user=identity.user, where=where)
+        )
+
+    def _alert_id(self, request: web.Request) -> str:
+        alert_id = request.match_info["id"]
+        if _ALERT_ID.fullmatch(alert_id) is None:
+            raise web.HTTPNotFound(text="no such alert")
+        return alert_id
+
+    async def _alert(self, request: web.Request) -> web.Response:
+        alert_id = self._alert_id(request)
+        found = await self._db(lambda s: s.get(alert_id))
+        if found is None:
+            raise web.HTTPNotFound(text="no such alert")
+        identity = self._who(request)
+        done = request.query.get("done")
+        flash = f"Verdict recorded: {done}." if done in VERDICTS else None
+        self.requests.labels("ok").inc()
+        return self._html(
+            pages.alert_page(
+                found,
+                self.rules.get(str(found.get("rule"))),
+                csrf=self.sessions.csrf(identity),
+                user=identity.user,
+                flash=flash,
+            )
+        )
+
+    async def _verdict(self, request: web.Request) -> web.Response:
+        alert_id = self._alert_id(request)
+        identity = self._who(request)
+        form = await request.post()
+        if not self.sessions.csrf_ok(identity, str(form.get("csrf") or "")):
+            self.requests.labels("forbidden").inc()
+            raise web.HTTPForbidden(text="this form has expired or is not yours: reload the page")
+        verdict = str(form.get("verdict") or "")
+        if verdict not in VERDICTS:
+            raise web.HTTPBadRequest(text=f"a verdict is one of {', '.join(VERDICTS)}")
+        note = printable(str(form.get("note") or "").strip(), _MAX_NOTE) or None
+
+        def record(store: AlertStore) -> str | None:
+            try:
+                return store.verdict(alert_id, verdict, note, identity.user)
+            except KeyError:
+                return None
+
+        full_id = await self._db(record)
+        if full_id is None:
+            raise web.HTTPNotFound(text="no such alert")
+        self.requests.labels("verdict").inc()
+        log.info(
+            "verdict recorded",
+            extra={"fields": {"alert_id": full_id, "verdict": verdict, "by": identity.user}},
+        )
+        raise web.HTTPSeeOther(f"/alerts/{full_id}?done={verdict}")
+
+    async def _rules(self, request: web.Request) -> web.Response:
+        days = self.config.chart_days
+
+        def read(
+            store: AlertStore,
+        ) -> tuple[dict[str, dict[str, int]], tuple[list[str], dict[str, list[int]]]]:
+            return store.rule_stats(), store.hits_by_day(days)
+
+        stats, (dates, hits) = await self._db(read)
+        identity = self._who(request)
+        self.requests.labels("ok").inc()
+        return self._html(pages.rules_page(self.rules, stats, dates, hits, user=identity.user))

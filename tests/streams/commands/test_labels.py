@@ -1,0 +1,110 @@
+"""``rcwatch alerts export-labels``: verdicts become training rows, the text fetched again
+from the wiki (the local MediaWiki stand-in), personal data redacted, hidden revisions and
+pattern rules left out; the CSV trains a model."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import dataclasses
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from sinks.alert import Alert, Evidence, alert_id
+from sinks.store import AlertStore
+from streams.commands.model_data import read_labeled_csv
+from streams.standins.fake_mediawiki import FakeMediaWiki
+from tests.conftest import REPO
+
+HOST = "en.wikipedia.org"
+
+
+def _alert(n: int, rule: str, field: str = "added_text", **changes: object) -> Alert:
+    alert = Alert(
+        id=alert_id(rule, "enwiki", f"rev:{n}"), rule=rule, category="harassment",
+        severity="high", wiki="enwiki", title=f"User talk:Victim {n}",
+        page_url=f"https://{HOST}/wiki/User_talk:Victim_{n}",
+        diff_url=f"https://{HOST}/w/index.php?diff={1000 + n}&oldid={900 + n}",
+        performer="Someone", performer_kind="registered", event_id=f"e{n}",
+        event_time=f"2026-05-05T11:17:{n:02d}Z", detected_at="2026-05-05T11:18:00Z",
+        reason="test", evidence=(Evidence(field, "term", "i***t", 1.0),), change_type="edit",
+        rev_id=1000 + n,
+    )  # fmt: skip
+    return dataclasses.replace(alert, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def wiki() -> AsyncIterator[FakeMediaWiki]:
+    api = FakeMediaWiki()
+    await api.start()
+    try:
+        yield api
+    finally:
+        await api.stop()
+
+
+async def _cli(*args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streams", *args, cwd=REPO,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode()
+
+
+async def test_verdicts_export_as_redacted_rows_in_the_trainers_format(
+    wiki: FakeMediaWiki, tmp_path: Path
+) -> None:
+    texts = {
+        1: "you are a complete idiot, call me at +1 415 867 5309",
+        2: "thanks for fixing the citation, much appreciated",
+        3: "you idiot",  # hidden since: not exported
+        4: "you moron",  # unsure: not exported
+        5: "idiot idiot",  # a pattern rule's alert: not exported
+        6: "fine text",  # found in the summary, not the added text: not exported
+    }
+    for n, text in texts.items():
+        wiki.add_edit(HOST, 900 + n, 1000 + n, "old line", f"old line\n{text}", title=f"T{n}")
+    wiki.hide_revision(HOST, 1003)
+    alerts = {
+        1: _alert(1, "harassment.targeted-insult"),
+        2: _alert(2, "harassment.targeted-insult"),
+        3: _alert(3, "harassment.targeted-insult"),
+        4: _alert(4, "harassment.targeted-insult"),
+        5: _alert(5, "pattern.harassment-spree"),
+        6: _alert(6, "harassment.insult-in-summary", field="summary"),
+        7: _alert(7, "privacy.phone-added", category="privacy"),  # not harassment
+    }
+    verdicts = {1: "true", 2: "false", 3: "true", 4: "unsure", 5: "true", 6: "true", 7: "true"}
+    state = tmp_path / "state"
+    store = AlertStore(state / "alerts.db")
+    store.add(a.to_dict() for a in alerts.values())
+    for n, v in verdicts.items():
+        store.verdict(alerts[n].id, v, None, "me")
+    store.close()
+
+    out = tmp_path / "labels.csv"
+    code, said = await _cli(
+        "alerts", "export-labels", "--state-dir", str(state), "--api-url",
+        wiki.api_url_template, "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, said
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["label"], r["alert_id"]) for r in rows] == [
+        ("1", alerts[1].id), ("0", alerts[2].id)
+    ]  # fmt: skip
+    assert "idiot" in rows[0]["text"] and "867 5309" not in rows[0]["text"]  # redacted
+    assert rows[1]["text"] == texts[2]
+    assert "2 row(s) (1 true, 1 false) from 5 judged alert(s)" in said
+    assert "left out: 1 (pattern rule)" in said
+    assert "left out: 1 (text not available" in said
+    assert "left out: 1 (found in a summary" in said
+    assert out.stat().st_mode & 0o077 == 0
+
+    # the trainer's reader takes it as it is (model train --csv)
+    examples, record = read_labeled_csv(out)
+    assert [(e.text, e.label) for e in examples] == [(r["text"], int(r["label"])) for r in rows]
+    assert record.positives == 1

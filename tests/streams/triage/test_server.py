@@ -1,0 +1,261 @@
+"""The triage page's server over a real SQLite store, through real HTTP: authentication on
+every request, CSRF-safe verdicts, the security headers, hostile alert fields escaped."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from sinks.store import AlertStore
+from streams.settings import TriageConfig
+from streams.triage.pages import RuleText
+from streams.triage.server import CSP, TriageServer
+from tests.sinks.test_jsonl import make_alert
+
+TOKEN = "s3cret-token-for-tests"
+RULES = {
+    "privacy.email": RuleText(
+        "Email address", "privacy", "medium", True, "Looks for emails.\nIn summaries.",
+        "Project mailing lists.",
+    )
+}  # fmt: skip
+
+
+def _hostile(n: int) -> dict[str, object]:
+    return dataclasses.replace(
+        make_alert(n),
+        title="<script>alert(1)</script>\u202eevil",
+        diff_url="javascript:alert(1)",
+        reason="<img src=x onerror=alert(1)>",
+    ).to_dict()
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    path = tmp_path / "alerts.db"
+    store = AlertStore(path)
+    store.add([make_alert(1).to_dict(), _hostile(2)])
+    store.close()
+    return path
+
+
+async def _serve(store_path: Path, **config: object) -> TriageServer:
+    cfg = TriageConfig(enabled=True, addr="127.0.0.1:0", **config)  # type: ignore[arg-type]
+    token = None if cfg.trusted_proxy_header else TOKEN
+    server = TriageServer(cfg, str(store_path), RULES, token=token)
+    await server.start()
+    return server
+
+
+@pytest.fixture
+async def server(store_path: Path) -> AsyncIterator[TriageServer]:
+    srv = await _serve(store_path)
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    # unsafe: keep cookies for 127.0.0.1, as a browser does
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+        yield s
+
+
+async def _sign_in(http: aiohttp.ClientSession, server: TriageServer) -> None:
+    async with http.post(server.url + "/login", data={"token": TOKEN, "next": "/rules"}) as r:
+        assert r.status == 200 and r.url.path == "/rules"
+
+
+async def _csrf(http: aiohttp.ClientSession, server: TriageServer, alert: str) -> str:
+    async with http.get(f"{server.url}/alerts/{alert}") as r:
+        page = await r.text()
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+def _verdicts(store_path: Path, alert: str) -> list[tuple[str, str | None, str | None]]:
+    store = AlertStore(store_path)
+    try:
+        found = store.get(alert)
+    finally:
+        store.close()
+    assert found is not None
+    return [(v["verdict"], v["note"], v["by"]) for v in found["verdicts"]]
+
+
+ALERT = make_alert(1).id
+
+
+async def test_every_page_asks_who_is_there_and_every_answer_forbids_scripts(
+    server: TriageServer, http: aiohttp.ClientSession
+) -> None:
+    for path in ("/", "/rules", f"/alerts/{ALERT}", "/?rule=x"):
+        async with http.get(server.url + path, allow_redirects=False) as r:
+            assert r.status == 303
+            assert r.headers["Location"].startswith("/login?next=")
+            assert r.headers["Content-Security-Policy"] == CSP
+    async with http.post(f"{server.url}/alerts/{ALERT}/verdict", data={"verdict": "true"}) as r:
+        assert r.status == 401
+        assert r.headers["Content-Security-Policy"] == CSP
+    async with http.get(server.url + "/login") as r:
+        assert r.status == 200
+        for name in ("X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy"):
+            assert name in r.headers
+        assert r.headers["Cache-Control"] == "no-store"
+        assert "script-src" not in CSP and "default-src 'none'" in CSP
+    assert _verdicts(server_path(server), ALERT) == []
+
+
+def server_path(server: TriageServer) -> Path:
+    return Path(server.store_target)
+
+
+async def test_a_wrong_token_is_refused_and_many_are_throttled(
+    server: TriageServer, http: aiohttp.ClientSession
+) -> None:
+    async with http.post(server.url + "/login", data={"token": "guess"}) as r:
+        assert r.status == 401
+        assert "That token is not right" in await r.text()
+    async with http.get(server.url + "/", allow_redirects=False) as r:
+        assert r.status == 303  # still not signed in
+    for _ in range(20):
+        async with http.post(server.url + "/login", data={"token": "guess"}):
+            pass
+    async with http.post(server.url + "/login", data={"token": TOKEN}) as r:
+        assert r.status == 429  # even the right token waits a minute now
+
+
+async def test_the_printed_link_signs_in_once_and_never_sends_the_browser_elsewhere(
+    server: TriageServer, http: aiohttp.ClientSession
+) -> None:
+    link = f"{server.url}/login?token={TOKEN}&next=//evil.example/x"
+    async with http.get(link, allow_redirects=False) as r:
+        assert r.status == 303
+        assert r.headers["Location"] == "/"  # not //evil.example
+        cookie = r.headers["Set-Cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        assert TOKEN not in cookie
+    async with http.get(server.url + "/") as r:
+        assert r.status == 200 and r.url.path == "/"
+    async with http.post(server.url + "/logout", allow_redirects=False) as r:
+        assert r.status == 303
+    async with http.get(server.url + "/", allow_redirects=False) as r:
+        assert r.status == 303  # signed out
+
+
+async def test_a_verdict_needs_its_forms_token_and_this_sites_origin(
+    server: TriageServer, http: aiohttp.ClientSession, store_path: Path
+) -> None:
+    await _sign_in(http, server)
+    url = f"{server.url}/alerts/{ALERT[:10]}/verdict"
+    async with http.post(url, data={"verdict": "true"}) as r:
+        assert r.status == 403  # no CSRF token
+    async with http.post(url, data={"verdict": "true", "csrf": "0" * 64}) as r:
+        assert r.status == 403  # a forged one
+    csrf = await _csrf(http, server, ALERT)
+    data = {"verdict": "true", "csrf": csrf}
+    async with http.post(url, data=data, headers={"Origin": "https://evil.example"}) as r:
+        assert r.status == 403  # right token, another site
+    async with http.post(url, data={"verdict": "maybe", "csrf": csrf}) as r:
+        assert r.status == 400
+    assert _verdicts(store_path, ALERT) == []
+    async with http.post(
+        url, data={**data, "note": "ok\x1b[2J"}, headers={"Origin": server.url},
+        allow_redirects=False,
+    ) as r:  # fmt: skip
+        assert r.status == 303
+        assert r.headers["Location"] == f"/alerts/{ALERT}?done=true"
+    assert _verdicts(store_path, ALERT) == [("true", "ok\\x1b[2J", "token")]
+    # another session's form token is not this one's
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
+        await _sign_in(other, server)
+        async with other.post(url, data={"verdict": "false", "csrf": csrf}) as r:
+            assert r.status == 403
+    # a script with the token in a header carries no ambient credential: no form token
+    async with aiohttp.ClientSession() as script, script.post(
+        url, data={"verdict": "unsure"}, headers={"Authorization": f"Bearer {TOKEN}"},
+        allow_redirects=False,
+    ) as r:  # fmt: skip
+        assert r.status == 303
+    assert [v for v, _, _ in _verdicts(store_path, ALERT)] == ["unsure", "true"]
+
+
+async def test_hostile_alert_fields_are_text_never_markup_or_links(
+    server: TriageServer, http: aiohttp.ClientSession
+) -> None:
+    await _sign_in(http, server)
+    hostile = make_alert(2).id
+    for path in ("/", f"/alerts/{hostile}"):
+        async with http.get(server.url + path) as r:
+            page = await r.text()
+        assert "<script>" not in page and "<img" not in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+        assert "\u202e" not in page and "\\u202e" in page  # bidi override escaped
+        assert "javascript:" not in page
+    async with http.get(f"{server.url}/alerts/{ALERT}") as r:
+        page = await r.text()
+    assert "Looks for emails.\nIn summaries." in page  # the rule's text, lines kept
+    assert "Project mailing lists." in page
+
+
+async def test_filters_and_unknown_things(
+    server: TriageServer, http: aiohttp.ClientSession
+) -> None:
+    await _sign_in(http, server)
+    async with http.get(server.url + "/?verdict=none&min_severity=medium") as r:
+        assert r.status == 200
+        assert "2 shown" in await r.text()
+    async with http.get(server.url + "/?verdict=true") as r:
+        assert "0 shown" in await r.text()
+    for bad in ("/?min_severity=urgent", "/?verdict=maybe", "/?category=spam"):
+        async with http.get(server.url + bad) as r:
+            assert r.status == 400, bad
+    for missing in ("/alerts/ffffffffffff", "/alerts/not-hex", "/nowhere"):
+        async with http.get(server.url + missing) as r:
+            assert r.status == 404, missing
+            assert r.headers["Content-Security-Policy"] == CSP
+    async with http.get(server.url + "/rules") as r:
+        page = await r.text()
+    assert "privacy.email" in page and "<svg" in page
+    counted = server.requests.labels("bad_request")._value.get()
+    assert counted == 3
+
+
+async def test_behind_an_authenticating_proxy_its_header_names_who_gave_the_verdict(
+    store_path: Path, http: aiohttp.ClientSession
+) -> None:
+    server = await _serve(store_path, trusted_proxy_header="X-Forwarded-User")
+    try:
+        async with http.get(server.url + "/", allow_redirects=False) as r:
+            assert r.status == 303  # no header: not through the proxy
+        who = {"X-Forwarded-User": "Jane (WMF)"}
+        async with http.get(f"{server.url}/alerts/{ALERT}", headers=who) as r:
+            page = await r.text()
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+        assert csrf
+        async with http.post(
+            f"{server.url}/alerts/{ALERT}/verdict", headers=who,
+            data={"verdict": "false", "csrf": csrf.group(1)}, allow_redirects=False,
+        ) as r:  # fmt: skip
+            assert r.status == 303
+        async with http.post(
+            f"{server.url}/alerts/{ALERT}/verdict", headers={"X-Forwarded-User": "Mallory"},
+            data={"verdict": "true", "csrf": csrf.group(1)},
+        ) as r:  # fmt: skip
+            assert r.status == 403  # Jane's form is not Mallory's
+    finally:
+        await server.stop()
+    assert _verdicts(store_path, ALERT) == [("false", None, "Jane (WMF)")]
+
+
+def test_the_page_will_not_start_without_a_way_to_authenticate(store_path: Path) -> None:
+    with pytest.raises(ValueError, match="every request is authenticated"):
+        TriageServer(TriageConfig(enabled=True), str(store_path), {}, token=None)
