@@ -96,7 +96,9 @@ class TextClassifier:
         if entry is None:
             grams = char_grams(token, self.features)
             c_get = self._chars.get
-            entry = (self._unigrams.get(token, 0.0), sum(map(c_get, grams, _ZEROS)), len(grams))
+            entry = (
+                self._unigrams.get(token, 0.0), math.fsum(map(c_get, grams, _ZEROS)), len(grams)
+            )
             if len(self._tokens) >= _TOKEN_CACHE_MAX:
                 self._tokens.clear()  # bounded; only the cost changes
             self._tokens[token] = entry
@@ -110,19 +112,19 @@ class TextClassifier:
         if not toks:
             return self.intercept
         distinct = set(toks)
-        word_sum = char_sum = 0.0
-        n_chars = 0
         cache, token = self._tokens, self._token
-        for t in distinct:
-            entry = cache.get(t) or token(t)
-            word_sum += entry[0]
-            char_sum += entry[1]
-            n_chars += entry[2]
+        entries = [cache.get(t) or token(t) for t in distinct]
+        # math.fsum: exactly rounded, so the score does not depend on the order a set of
+        # strings iterates in (which changes with every process's hash seed)
+        words = [e[0] for e in entries]
+        n_chars = sum(e[2] for e in entries)
         n_words = len(distinct)
         if self.features.word_bigrams and len(toks) > 1:
             pairs = set(pairwise(toks))
-            word_sum += sum(map(self._bigrams.get, pairs, repeat(0.0)))
+            words.extend(map(self._bigrams.get, pairs, repeat(0.0)))
             n_words += len(pairs)
+        word_sum = math.fsum(words)
+        char_sum = math.fsum(e[1] for e in entries)
         return self.intercept + word_sum / math.sqrt(n_words) + char_sum / math.sqrt(n_chars)
 
     def probability(self, z: float) -> float:
@@ -158,7 +160,8 @@ class TextClassifier:
         first: dict[str, tuple[int, int]] = {}
         for start, end, w in spans:
             first.setdefault(w, (start, end))
-        ranked = sorted((w for w in per if per[w] > 0), key=lambda w: -per[w])[:top]
+        # ties broken by the token: the same order in every process, whatever its hash seed
+        ranked = sorted((w for w in per if per[w] > 0), key=lambda w: (-per[w], w))[:top]
         return [TermWeight(*first[w], per[w]) for w in ranked]
 
 

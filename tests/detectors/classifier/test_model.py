@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from detectors.classifier.features import FeatureConfig, feature_sets, token_spans, tokens
 from detectors.classifier.model import ModelError, TextClassifier, load_model, save_model
+from tests.conftest import REPO
 
 CONFIG = FeatureConfig(identity_terms=frozenset({"gay", "muslim", "woman"}))
 
@@ -133,3 +137,31 @@ def test_a_damaged_model_is_refused_with_the_file_named(
     with pytest.raises(ModelError, match=message) as info:
         load_model(tmp_path)
     assert str(tmp_path) in str(info.value)
+
+
+def test_a_score_is_the_same_in_every_process_whatever_its_hash_seed() -> None:
+    """Scores were sums over sets of strings, whose order changes with each process's
+    hash seed: two replays of the same events gave evidence differing in the last digits
+    (and explanations in a different order on ties). They are now exactly rounded."""
+    script = (
+        "import sys; from pathlib import Path; from detectors.classifier import load_model; "
+        "from detectors.classifier import shipped_model_dirs; "
+        "m = load_model(shipped_model_dirs()['toxicity']); "
+        "texts = ['you are a complete idiot and everyone on this talk page knows it, "
+        "stop editing my articles you moron', 'thanks for the fix, the citation looks "
+        "right to me now, well done', 'idiot idiot moron stupid dumb fool jerk']; "
+        "print([repr(m.linear(t)) for t in texts], [[w.start for w in m.explain(t, 10)] "
+        "for t in texts])"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3", "4", "5", "6")
+    }
+    assert len(outs) == 1, outs
