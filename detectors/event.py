@@ -250,48 +250,74 @@ def decode_object(d: Any) -> RecentChange:
         raise MalformedEvent("no meta object")
     if "wiki" not in d and "database" in d:
         return _decode_page_stream(d, meta)
-    _check(d, _TOP_TYPES)
-    _check(meta, _META_TYPES)
     get, mget = d.get, meta.get
-    rev = get("revision") or _EMPTY
-    length = get("length") or _EMPTY
-    for name, part in (("revision", rev), ("length", length)):
-        for key in ("old", "new"):
-            v = part.get(key)
-            if v is not None and type(v) is not int:
-                raise MalformedEvent(f"field {name}.{key} is not an integer")
-    user = get("user")
+    # every field read, checked in bulk (most events are well formed); the first wrong one
+    # is named by the slow path
+    strs = (
+        get("user"), get("title"), get("comment"), get("type"), get("server_url"),
+        get("server_name"), get("server_script_path"), get("wiki"), get("log_type"),
+        get("log_action"), get("dt"), mget("id"), mget("dt"), mget("stream"),
+        mget("domain"), mget("topic"),
+    )  # fmt: skip
+    ints = (
+        get("namespace"), get("timestamp"), get("id"), get("log_id"), mget("partition"),
+        mget("offset"),
+    )  # fmt: skip
+    rev, length = get("revision"), get("length")
+    if (
+        not _STR_TYPES.issuperset(map(type, strs))
+        or not _INT_TYPES.issuperset(map(type, ints))
+        or not _DICT_TYPES.issuperset((type(rev), type(length)))
+    ):
+        _check(d, _TOP_TYPES)
+        _check(meta, _META_TYPES)
+    rev = rev or _EMPTY
+    length = length or _EMPTY
+    nums = (rev.get("old"), rev.get("new"), length.get("old"), length.get("new"))
+    if not _INT_TYPES.issuperset(map(type, nums)):
+        for name, part in (("revision", rev), ("length", length)):
+            for key in ("old", "new"):
+                v = part.get(key)
+                if v is not None and type(v) is not int:
+                    raise MalformedEvent(f"field {name}.{key} is not an integer")
+    user, title, comment, ctype, server_url, server_name, script, wiki = strs[:8]
     bot = get("bot") is True
     return RecentChange(
-        mget("id"),
-        mget("dt") or get("dt"),
-        mget("stream"),
-        mget("domain"),
-        mget("topic"),
-        mget("partition"),
-        mget("offset"),
-        get("type"),
-        get("namespace"),
-        get("title"),
-        get("comment") or "",
-        get("timestamp"),
+        strs[11],
+        strs[12] or strs[10],
+        strs[13],
+        strs[14],
+        strs[15],
+        ints[4],
+        ints[5],
+        ctype,
+        ints[0],
+        title,
+        comment or "",
+        ints[1],
         user,
         bot,
-        get("server_url"),
-        get("server_name"),
-        get("server_script_path"),
-        get("wiki"),
-        get("id"),
-        rev.get("old"),
-        rev.get("new"),
-        length.get("old"),
-        length.get("new"),
-        get("log_id"),
-        get("log_type"),
-        get("log_action"),
+        server_url,
+        server_name,
+        script,
+        wiki,
+        ints[2],
+        nums[0],
+        nums[1],
+        nums[2],
+        nums[3],
+        ints[3],
+        strs[8],
+        strs[9],
         performer_kind(user, bot),
         d,
     )
+
+
+_NONE = type(None)
+_STR_TYPES = frozenset({str, _NONE})
+_INT_TYPES = frozenset({int, _NONE})
+_DICT_TYPES = frozenset({dict, _NONE})
 
 
 # mediawiki.page-create / revision-create / page-delete / page-move carry the page and the

@@ -21,6 +21,7 @@ entries expire with their window.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import sys
@@ -154,6 +155,8 @@ class WindowStore:
         self._removed: OrderedDict[int, dict[str, float]] = OrderedDict()
         self.evictions = 0
         self.now = 0.0  # newest event time seen
+        # the page key of the event being processed (context_for, then remember, ask twice)
+        self._keyed: tuple[RecentChange | None, int] = (None, 0)
 
     def empty_copy(self) -> WindowStore:
         """A store with the same limits and no state (to restore a snapshot into)."""
@@ -162,6 +165,13 @@ class WindowStore:
             page_memory_seconds=self.page_memory_seconds,
             pii_memory_seconds=self.pii_memory_seconds,
         )
+
+    def _page(self, change: RecentChange) -> int:
+        keyed, key = self._keyed
+        if keyed is not change:
+            key = _page_key(change)
+            self._keyed = (change, key)
+        return key
 
     # -- reading ----------------------------------------------------------------------
 
@@ -174,7 +184,7 @@ class WindowStore:
     ) -> DetectionContext:
         """The context pattern rules see for this event (``added_pii``: the fingerprints
         of its added text, when worked out already; see ``text_fingerprints``)."""
-        page = _page_key(change)
+        page = self._page(change)
         prev = self._editors.get(page)
         previous = prev[0] if prev and prev[1] >= self.now - self.page_memory_seconds else None
         removed = self._removed.get(page)
@@ -270,7 +280,7 @@ class WindowStore:
         self.now = max(self.now, when)
         if change.type not in ("edit", "new") or not change.title:
             return
-        page = _page_key(change)
+        page = self._page(change)
         if change.user and change.performer_kind is not PerformerKind.BOT:
             self._editors[page] = (sys.intern(_redacted_user(change.user, findings)), when)
             self._editors.move_to_end(page)
@@ -398,5 +408,11 @@ def _redacted_user(user: str, findings: Iterable[Finding]) -> str:
         if 0 <= s.start < s.end <= len(user):
             user = user[: s.start] + s.redacted + user[s.end :]
     if any("0" <= c <= "9" for c in user) or "@" in user:  # the cheap test first
-        user = redact_pii(user, TextContext(field="user"))
+        user = _redact_name(user)
     return user
+
+
+@functools.lru_cache(maxsize=8192)
+def _redact_name(user: str) -> str:
+    """Pure, and the same editors come back all day (most of them IP addresses): kept."""
+    return redact_pii(user, TextContext(field="user"))

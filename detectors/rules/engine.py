@@ -121,6 +121,17 @@ def _leaves_of(cond: Condition) -> Iterable[Condition]:
         yield cond
 
 
+def _needs_findings(cond: Condition) -> bool:
+    """Whether ``cond`` can only hold when the event has findings of other rules."""
+    if isinstance(cond, FindingCond):
+        return True
+    if isinstance(cond, AllOf | Near):
+        return any(_needs_findings(c) for c in cond.conditions)
+    if isinstance(cond, AnyOf):
+        return all(_needs_findings(c) for c in cond.conditions)
+    return False  # a Not holds precisely when its condition does not
+
+
 class _Scope:
     def __init__(self, scope: RuleScope) -> None:
         self.scope = scope
@@ -202,6 +213,9 @@ class _ScopeClass:
     rules: list[_Compiled] = dc_field(default_factory=list)
     by_trigger: dict[int, list[_Compiled]] = dc_field(default_factory=dict)
     always: list[_Compiled] = dc_field(default_factory=list)
+    # ``always`` without the rules that need another rule's finding: what an event with
+    # no findings (most of them) evaluates, in the same order
+    always_unless_findings: list[_Compiled] = dc_field(default_factory=list)
     groups: frozenset[int] = frozenset()
 
 
@@ -266,6 +280,8 @@ class RuleEngine:
             cls.rules.append(compiled)
             if compiled.triggers is None:
                 cls.always.append(compiled)
+                if not _needs_findings(rule.match):
+                    cls.always_unless_findings.append(compiled)
             else:
                 for t in compiled.triggers:
                     cls.by_trigger.setdefault(t, []).append(compiled)
@@ -649,7 +665,7 @@ class RuleEngine:
         findings: list[Finding] = []
         for cls in classes:
             seen: set[str] = set()
-            candidates = list(cls.always)
+            candidates = list(cls.always if st.ctx.findings else cls.always_unless_findings)
             for cid in st.matched:
                 candidates.extend(cls.by_trigger.get(cid, ()))
             for comp in candidates:
