@@ -28,6 +28,7 @@ from streams import __version__
 from streams.fetch.content import ContentFetcher
 from streams.fetch.wikihosts import WikiHosts
 from streams.pipeline.detection import Detection
+from streams.pipeline.parallel import DetectionPool
 from streams.pipeline.rules_reload import RulesReloader
 from streams.pipeline.runner import Monitor, RunSummary, Source
 from streams.pipeline.stages import BatchResult, Pipeline
@@ -161,7 +162,10 @@ def build_monitor(
     reloader: bool = False,
     fetch_content: bool = False,
     throttle: bool = True,
+    workers: int = 1,
 ) -> Monitor:
+    """``workers``: more than one runs the rules in that many worker processes (replays;
+    streams.pipeline.parallel)."""
     metrics = metrics or Metrics(version=__version__)
     event_archive = None
     archive_dir = settings.archive_dir if archive else None
@@ -200,6 +204,10 @@ def build_monitor(
         hosts=WikiHosts(settings.content.allowed_hosts),
         thread_min_chars=p.detect_in_thread_min_chars,
     )
+    if workers > 1:
+        if fetcher is not None:
+            raise ValueError("worker processes are for replays: they fetch no content")
+        pipeline.pool = DetectionPool(pipeline, workers)
     if sinks is None:
         sinks = build_sinks(
             settings, ledger_dir=Path(settings.state_dir) / "ledger", metrics=metrics

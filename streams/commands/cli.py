@@ -125,6 +125,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             where = f"{exc.filename}: " if exc.filename else ""
             print(f"rcwatch: {where}{exc.strerror or exc}", file=sys.stderr)
             return EXIT_CONFIG
+        if _raised(exc, "concurrent.futures.process", "BrokenProcessPool"):
+            print(
+                "rcwatch: a worker process died (killed, or out of memory); the replay "
+                "stopped after the last whole batch. Run it again, or with --workers 1",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
         if _raised(exc, "streams.app", "StopAbandoned"):  # a second signal: sinks abandoned
             print(
                 "rcwatch: stopped without waiting for the sinks; events after the last "

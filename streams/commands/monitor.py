@@ -20,6 +20,7 @@ from streams.app import (
     serve_triage,
 )
 from streams.commands.progress import ProgressBar, format_summary
+from streams.pipeline.parallel import default_workers
 from streams.pipeline.runner import Monitor
 from streams.pipeline.stages import BatchResult
 from streams.settings import (
@@ -214,6 +215,7 @@ async def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         archive=False,
         on_batch=on_batch,
         sinks=build_sinks(settings, ledger_dir=None),  # a replay keeps no state
+        workers=args.workers or default_workers(),
     )
     holder.append(monitor)
     server = await serve_metrics(settings, metrics, monitor.health)

@@ -22,6 +22,26 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-format", choices=["text", "json"])
 
 
+def _workers(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 1 <= n <= 256:
+        raise argparse.ArgumentTypeError("between 1 and 256")
+    return n
+
+
+def _workers_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        help="run the rules in N processes (default: the machine's cores; 1: this process "
+        "only); the output is the same whatever N",
+    )
+
+
 def _state_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--state-dir", metavar="DIR", help="where the alert store is (state_dir; alerts.db)"
@@ -84,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-addr", metavar="HOST:PORT", help="serve /metrics while replaying"
     )
     replay.add_argument("--quiet", action="store_true", help="do not print alerts")
+    _workers_option(replay)
     replay.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     _rules(sub, _common)
@@ -175,6 +196,7 @@ def _rules(sub: Any, common: Any) -> None:
     b.add_argument("files", nargs="+", metavar="FILE")
     paths(b)
     _state_dir(b)
+    _workers_option(b)
     b.add_argument("--samples", type=int, default=3, help="sample hits shown per rule")
     b.add_argument(
         "--cost-every",

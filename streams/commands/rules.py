@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,7 +27,8 @@ from sinks.store import VERDICTS, AlertStore, precision
 from streams.app import load_classifiers
 from streams.fetch.content import Content
 from streams.pipeline.detection import Detection, StormGuardConfig
-from streams.pipeline.stages import Pipeline
+from streams.pipeline.parallel import DetectionPool, default_workers
+from streams.pipeline.stages import BatchWork, Pipeline
 from streams.pipeline.throttle import Throttle, ThrottleConfig
 from streams.settings import Settings
 from streams.source.replay import ReplaySource
@@ -117,13 +118,19 @@ async def _backtest(settings: Settings, args: argparse.Namespace) -> int:
     pipeline = Pipeline(
         settings.scope.build(), detection, metrics, throttle=Throttle(ThrottleConfig(enabled=False))
     )
+    workers = args.workers or default_workers()
+    if workers > 1:  # the rules in worker processes; windows, counts and samples here
+        pipeline.pool = DetectionPool(pipeline, workers)
     hits: Counter[str] = Counter()
     cost: dict[str, float] = defaultdict(float)
     samples: dict[str, list[dict[str, Any]]] = defaultdict(list)
     timed = seen = 0
     started = time.perf_counter()
-    async for batch in ReplaySource(args.files).batches():
-        work = pipeline.prepare(batch)
+
+    async def settle(work: BatchWork) -> None:
+        nonlocal seen, timed
+        if work.pooled is not None:
+            pipeline.apply_pooled(work, await asyncio.wrap_future(work.pooled))
         for item in work.events:
             if not (item.in_scope and item.change is not None):
                 continue
@@ -149,6 +156,20 @@ async def _backtest(settings: Settings, args: argparse.Namespace) -> int:
                         "evidence": [f"{e.kind} {e.redacted} in {e.field}" for e in alert.evidence],
                     }
                 )
+
+    # batches handed to the workers and not taken back yet, oldest first: they evaluate
+    # the next ones while this process completes the oldest
+    ahead: deque[BatchWork] = deque()
+    try:
+        async for batch in ReplaySource(args.files).batches():
+            ahead.append(pipeline.prepare(batch))
+            if len(ahead) > workers:
+                await settle(ahead.popleft())
+        while ahead:
+            await settle(ahead.popleft())
+    finally:
+        if pipeline.pool is not None:
+            pipeline.pool.close()
     seconds = time.perf_counter() - started
     evaluated = pipeline.processed
     verdicts = _store_stats(settings)

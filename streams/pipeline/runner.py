@@ -277,7 +277,7 @@ class Monitor:
                         if self.pipeline.needs_fetch(item):
                             assert item.change is not None
                             item.fetch = asyncio.ensure_future(self._fetch(item.change))
-                self._held += len(work.events) or 1
+                self._held += work.held
                 m.in_flight.set(self._held)
                 await ordered.put(work)
         finally:
@@ -321,7 +321,7 @@ class Monitor:
                     await self._deliver(result.alerts)
                 tracker.done(work.seq, result.last_event_dt)
                 self._mid_batch = False
-                self._held -= len(work.events) or 1
+                self._held -= work.held
                 if self._held < self.reorder_max_events:
                     self._room.set()
                 now = time.time()
@@ -345,6 +345,8 @@ class Monitor:
         stream order), so the loop keeps serving the stream, /healthz and the sinks; the
         bookkeeping (hit counts, storm guard) stays on the loop's thread."""
         pipeline = self.pipeline
+        if work.pooled is not None:  # decoded and evaluated by the worker processes
+            pipeline.apply_pooled(work, await asyncio.wrap_future(work.pooled))
         for item in work.events:
             ctx = pipeline.awaiting_detection(item)
             if ctx is None or not pipeline.offload(item, ctx):
@@ -515,6 +517,8 @@ class Monitor:
     async def _close(self) -> None:
         if self.fetcher is not None:
             await self.fetcher.close()
+        if self.pipeline.pool is not None:
+            await asyncio.to_thread(self.pipeline.pool.close)
         if self.archive is not None:
             try:
                 self.archive.close()

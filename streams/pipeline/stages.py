@@ -27,8 +27,10 @@ import asyncio
 import logging
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from detectors.base import EMPTY_CONTEXT, DetectionContext, Finding
 from detectors.event import MalformedEvent, RawEvent, RecentChange, decode_event
@@ -46,7 +48,19 @@ from streams.pipeline.detection import Detection, text_size
 from streams.pipeline.scope import Scope
 from streams.pipeline.throttle import Throttle
 
-__all__ = ["BatchResult", "BatchWork", "EventWork", "Pipeline"]
+if TYPE_CHECKING:
+    from streams.pipeline.parallel import DetectionPool
+
+__all__ = ["BatchResult", "BatchWork", "EventWork", "Pipeline", "PooledEvent", "PooledResult"]
+
+# what a worker process answers for one in-scope event (streams.pipeline.parallel): its
+# findings, what ran out of budget, and the fingerprints of its added and removed text
+# (None when it had no text)
+PooledResult = tuple[list[Finding], tuple[str, ...], tuple[frozenset[str], frozenset[str]] | None]
+# and for every event of a batch: the event decoded (without its raw object, which
+# nothing after decoding reads) or why it is malformed, and the answer when in scope
+PooledEvent = tuple[RecentChange | str, PooledResult | None]
+_NOTHING: PooledResult = ([], (), None)
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +92,11 @@ class BatchWork:
     events: list[EventWork] = field(default_factory=list)
     sse_id: str | None = None
     seq: int = -1
+    # events the runner holds for this batch (backpressure), counted at stage 1
+    held: int = 1
+    # with a worker pool: the batch as read, and the workers' answer for it (stage 2)
+    batch: list[RawEvent] = field(default_factory=list)
+    pooled: Future[list[PooledEvent]] | None = None
 
     @property
     def fetches(self) -> list[asyncio.Future[Content]]:
@@ -153,11 +172,40 @@ class Pipeline:
         self.processed = 0
         self._since_expiry = 0
         self._evictions_seen = 0
+        # replays and backtests: the rules run in worker processes (streams.pipeline.parallel)
+        self.pool: DetectionPool | None = None
 
     # -- stage 1 ----------------------------------------------------------------------
 
     def prepare(self, batch: Sequence[RawEvent]) -> BatchWork:
+        """Stage 1 for one batch. With a worker pool, the batch is only handed to the
+        workers here (decoding and the rules run there); ``apply_pooled`` does the rest
+        in stage 2, in stream order, exactly as below."""
+        if self.pool is not None:
+            work = BatchWork(batch=list(batch), held=len(batch) or 1)
+            for raw in batch:
+                if raw.sse_id is not None:
+                    work.sse_id = raw.sse_id
+            work.pooled = self.pool.submit([(raw.data, raw.content) for raw in batch])
+            self.events += len(batch)
+            return work
         work = BatchWork()
+        self._prepare(work, batch, None)
+        work.held = len(work.events) or 1
+        self.events += len(batch)
+        return work
+
+    def apply_pooled(self, work: BatchWork, results: list[PooledEvent]) -> None:
+        """The worker pool's answers for a batch (its events decoded, and the rules'
+        findings on those in scope), taken in stream order through the same steps as an
+        evaluation in this process: de-duplication, scope, ``Detection.account``."""
+        work.pooled = None
+        self._prepare(work, work.batch, results)
+        work.batch = []
+
+    def _prepare(
+        self, work: BatchWork, batch: Sequence[RawEvent], pooled: list[PooledEvent] | None
+    ) -> None:
         scope_accepts = self.scope.accepts
         recent_add = self._recent.add
         received: Counter[tuple[str | None, str | None, str | None]] = Counter()
@@ -165,14 +213,22 @@ class Pipeline:
         before = dropped.copy()
         detection = self.detection
         archived_content = 0
-        for raw in batch:
+        for i, raw in enumerate(batch):
             if raw.sse_id is not None:
                 work.sse_id = raw.sse_id
-            try:
-                change = decode_event(raw.data)
-            except MalformedEvent as exc:
+            answer = None
+            change: RecentChange | MalformedEvent
+            if pooled is None:
+                try:
+                    change = decode_event(raw.data)
+                except MalformedEvent as exc:
+                    change = exc
+            else:
+                decoded, answer = pooled[i]
+                change = MalformedEvent(decoded) if isinstance(decoded, str) else decoded
+            if isinstance(change, MalformedEvent):
                 dropped["malformed"] += 1
-                self._log_malformed(raw, exc.reason)
+                self._log_malformed(raw, change.reason)
                 work.events.append(EventWork(raw))
                 continue
             if change.meta_id is not None and not recent_add(change.meta_id):
@@ -191,6 +247,16 @@ class Pipeline:
             if raw.content is not None:  # an enriched archive carries the text
                 item.content = content_from_record(raw.content)
                 archived_content += item.content.status == "ok"
+            if pooled is not None:  # a worker evaluated it, as evaluate_off_loop does
+                findings, exhausted, fps = answer or _NOTHING
+                budget = Budget()
+                if exhausted:
+                    budget.exhausted.update(exhausted)
+                item.fingerprints = fps
+                item.findings = detection.account(
+                    change, _context(item.content), list(findings), budget
+                )
+            elif raw.content is not None:
                 if self._too_big(change, _context(item.content)):
                     item.deferred = True  # the runner evaluates it off the loop
                 else:
@@ -208,8 +274,6 @@ class Pipeline:
             m.events_dropped.labels(reason).inc(n)
         if archived_content:
             m.content_events.labels("archived").inc(archived_content)
-        self.events += len(batch)
-        return work
 
     def needs_fetch(self, item: EventWork) -> bool:
         return item.in_scope and item.findings is None and item.fetch is None and not item.deferred
@@ -258,6 +322,8 @@ class Pipeline:
     # -- stage 2 ----------------------------------------------------------------------
 
     def complete(self, work: BatchWork) -> BatchResult:
+        if work.pooled is not None:  # not taken by the runner yet: wait for the workers
+            self.apply_pooled(work, work.pooled.result())
         result = BatchResult()
         if work.events:
             result.received_ns = work.events[0].raw.recv_ns
@@ -272,8 +338,9 @@ class Pipeline:
                 if archive is not None:
                     archive.append(item.raw.sse_id, None, item.raw.data, item.raw.recv_ns, None)
                 continue
+            when = change.event_time or 0.0
             if change.meta_id is not None:
-                completed.append((change.meta_id, change.event_time or 0.0))
+                completed.append((change.meta_id, when))
             pending = self.awaiting_detection(item)
             if pending is not None:  # fetched (or deferred): evaluate now, inline
                 item.findings = self.detection.detect(change, pending)
@@ -292,7 +359,6 @@ class Pipeline:
             last = change
             result.processed += 1
             ctx = _context(item.content)
-            when = change.event_time or 0.0
             findings = item.findings or []
             if self.detection.engine.pattern_rules:
                 fps = item.fingerprints

@@ -1,0 +1,125 @@
+"""Detection on several cores, for replays and backtests (``--workers N``).
+
+The rules are pure functions of one event (and its text), so they can run anywhere; the
+pattern windows, page memory, throttle, storm guard and hit counts are state, and are kept
+in one place, in stream order. So the split is:
+
+- the workers (processes forked from the one that loaded the rules, so they share its
+  compiled rules and classifier) decode each event of a batch and run
+  ``Pipeline.evaluate_off_loop`` on those in scope: findings, what ran out of budget,
+  fingerprints;
+- the parent hands each batch over as one task, and takes the answers batch by batch,
+  event by event, in stream order, through the same steps as one process:
+  de-duplication, scope, ``Detection.account``, then ``Pipeline.complete`` (windows,
+  page memory, throttle, alerts).
+
+The output is therefore the same as one process's: the same findings in the same order
+meet the same state. ``tests/streams/pipeline/test_parallel.py`` proves it on the
+recorded events and on the pattern scenarios. Batch k+1 is evaluated while the parent
+completes batch k, which is where the time is won.
+
+Workers ignore SIGINT (the parent stops them) and do not share the parent's signal
+wakeup descriptor. They end with the parent's pool, or when the parent dies (their
+task pipe closes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import multiprocessing
+import os
+import signal
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+from detectors.event import MalformedEvent, decode_event
+from streams.pipeline.stages import Pipeline, PooledEvent, _context, content_from_record
+
+__all__ = ["DetectionPool", "default_workers"]
+
+_NO_RAW: dict[str, Any] = {}
+
+# the pipeline whose rules the workers run: set in the parent just before the fork, so
+# every worker inherits it (nothing is pickled, nothing loaded again)
+_INHERITED: dict[str, Pipeline] = {}
+
+
+def default_workers() -> int:
+    """The machine's cores (those this process may use)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _worker_init() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    with contextlib.suppress(ValueError):  # the parent loop's descriptor is not ours
+        signal.set_wakeup_fd(-1)
+
+
+def _ready(_: int) -> int:
+    return os.getpid()
+
+
+def _evaluate(items: Sequence[tuple[bytes | str, dict[str, Any] | None]]) -> list[PooledEvent]:
+    """In a worker: each event decoded, and, when in scope, evaluated as
+    ``Pipeline.evaluate_off_loop`` does. The event goes back without its raw object
+    (nothing after decoding reads it), which makes the answer small and quick to read."""
+    pipeline = _INHERITED["pipeline"]
+    accepts = pipeline.scope.accepts
+    out: list[PooledEvent] = []
+    for data, record in items:
+        try:
+            change = decode_event(data)
+        except MalformedEvent as exc:
+            out.append((exc.reason, None))
+            continue
+        slim = change._replace(raw=_NO_RAW)
+        if change.domain == "canary" or not accepts(change):
+            out.append((slim, None))  # the parent drops it, and counts why
+            continue
+        ctx = _context(content_from_record(record) if record is not None else None)
+        findings, budget, fps = pipeline.evaluate_off_loop(change, ctx)
+        if not (ctx.added_text or ctx.removed_text):
+            fps = None  # nothing to fingerprint: the parent knows it without a transfer
+        if findings or budget.exhausted or fps is not None:
+            out.append((slim, (findings, tuple(sorted(budget.exhausted)), fps)))
+        else:
+            out.append((slim, None))  # most events: nothing to say
+    return out
+
+
+class DetectionPool:
+    """``workers`` processes evaluating batches of events for ``pipeline``."""
+
+    def __init__(self, pipeline: Pipeline, workers: int) -> None:
+        if workers < 2:
+            raise ValueError("a pool is for 2 workers or more")
+        _INHERITED["pipeline"] = pipeline
+        self.workers = workers
+        # fork: the workers share the parent's compiled rules and loaded classifier
+        self._executor = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init
+        )
+        # every worker is forked now (fork starts them all at the first task), not later
+        # from inside a running event loop. The parent's objects are frozen for the fork:
+        # a worker's collector then never walks (and so never copies) the rules, the
+        # classifier's weights and the rest of what it inherited
+        gc.freeze()
+        try:
+            self.pids = sorted(set(self._executor.map(_ready, range(workers))))
+        finally:
+            gc.unfreeze()
+
+    def submit(
+        self, items: Sequence[tuple[bytes | str, dict[str, Any] | None]]
+    ) -> Future[list[PooledEvent]]:
+        return self._executor.submit(_evaluate, list(items))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
