@@ -49,6 +49,10 @@ class RawEvent(NamedTuple):
     # the fetched text, when a record carries it (an enriched archive line):
     # {"status", "added", "removed", "reason"}
     content: dict[str, Any] | None = None
+    # the rules' answer worked out upstream (a scale-out fetch worker): (the digest of the
+    # rules that answered, findings, what ran out of budget, fingerprints); used only when
+    # the digest is that of the rules in force here
+    evaluated: tuple[str, Any, tuple[str, ...], Any] | None = None
 
 
 class PerformerKind(StrEnum):

@@ -137,6 +137,15 @@ class Metrics:
             registry=r,
         )
 
+        self.upstream_evaluations = Counter(
+            "rcwatch_upstream_evaluations",
+            "Events that came with the rules' answer worked out upstream (a scale-out fetch "
+            "worker), by outcome: used, or rules_differ (other rules answered: evaluated here)",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("used", "rules_differ"):
+            self.upstream_evaluations.labels(outcome)
         self.detector_truncated = Counter(
             "rcwatch_detector_truncated",
             "Events whose text was examined only in part, by what was cut short: a field over "

@@ -21,7 +21,9 @@ no clock, no state between events (its memo of short repeated texts changes only
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -119,6 +121,19 @@ def _leaves_of(cond: Condition) -> Iterable[Condition]:
         yield from _leaves_of(cond.condition)
     else:
         yield cond
+
+
+def _digest(rules: Iterable[Rule], classifiers: Mapping[str, TextClassifier]) -> str:
+    """What these rules are, in 16 hex digits: the same rules and models give the same
+    digest in every process (wherever their files are), any change another one. A scale-out
+    worker sends it with its findings, so the detect stage uses them only when it runs the
+    same rules."""
+    h = hashlib.sha256()
+    for rule in sorted(rules, key=lambda r: r.id):
+        h.update(repr(dataclasses.replace(rule, file="", line=0)).encode())
+    for name in sorted(classifiers):
+        h.update(f"\x1f{name}\x1f{classifiers[name].version}".encode())
+    return h.hexdigest()[:16]
 
 
 def _needs_findings(cond: Condition) -> bool:
@@ -254,6 +269,7 @@ class RuleEngine:
     ) -> None:
         self.rules = tuple(r for r in rules if r.enabled or include_disabled)
         self.classifiers = _classifiers_for(self.rules, classifiers)
+        self.digest = _digest(self.rules, self.classifiers)
         self._groups: list[_Group] = []
         self._group_index: dict[tuple[str, tuple[str, ...]], _Group] = {}
         self._cond_ids: dict[object, int] = {}  # dedupe identical leaf conditions

@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from detectors.event import RecentChange
 from sinks.metrics import Health, Metrics, MetricsServer
@@ -24,11 +25,12 @@ from streams.commands.monitor import (
 from streams.commands.progress import format_summary
 from streams.fetch.content import Content, ContentFetcher
 from streams.pipeline.rules_reload import RulesReloader
+from streams.pipeline.stages import content_context, content_from_record, evaluate_event
 from streams.scaleout.config import ScaleOutConfig
 from streams.scaleout.fetcher import FetchWorker
 from streams.scaleout.ingest import Ingest
 from streams.scaleout.kafka_source import KafkaSource
-from streams.scaleout.records import parse_position
+from streams.scaleout.records import encode_evaluation, parse_position
 from streams.scaleout.topics import ensure_topics, topic_specs
 from streams.settings import Settings, validate_for_run
 from streams.source.checkpoint import CheckpointStore, StateDirLock
@@ -175,7 +177,21 @@ async def _worker(settings: Settings, cfg: ScaleOutConfig) -> int:
         assert fetcher is not None
         return await fetcher.fetch(change)
 
-    worker = FetchWorker(cfg, needs_content, fetch, metrics)
+    def evaluate(change: RecentChange, content: dict[str, Any] | None) -> bytes | None:
+        """The rules' answer for an event in scope, worked out here so the detect stage
+        only has to take it (it checks the rules' digest against its own)."""
+        if change.domain == "canary" or not scope.accepts(change):
+            return None
+        digest = detection.engine.digest
+        ctx = content_context(content_from_record(content) if content is not None else None)
+        findings, budget, fps = evaluate_event(detection, change, ctx)
+        if detection.engine.digest != digest:  # the rules were reloaded meanwhile
+            return None
+        if not (ctx.added_text or ctx.removed_text):
+            fps = None
+        return encode_evaluation(digest, findings, budget.exhausted, fps)
+
+    worker = FetchWorker(cfg, needs_content, fetch, metrics, evaluate)
     with _starting():
         server = await _serve(
             settings, metrics, lambda: (bool(worker.assigned), {"role": "worker"})

@@ -35,7 +35,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from detectors.event import MalformedEvent, decode_event
-from streams.pipeline.stages import Pipeline, PooledEvent, _context, content_from_record
+from streams.pipeline.stages import Pipeline, PooledEvent, content_context, content_from_record
 
 __all__ = ["DetectionPool", "default_workers"]
 
@@ -83,7 +83,7 @@ def _evaluate(items: Sequence[tuple[bytes | str, dict[str, Any] | None]]) -> lis
         if change.domain == "canary" or not accepts(change):
             out.append((slim, None))  # the parent drops it, and counts why
             continue
-        ctx = _context(content_from_record(record) if record is not None else None)
+        ctx = content_context(content_from_record(record) if record is not None else None)
         findings, budget, fps = pipeline.evaluate_off_loop(change, ctx)
         if not (ctx.added_text or ctx.removed_text):
             fps = None  # nothing to fingerprint: the parent knows it without a transfer

@@ -51,7 +51,10 @@ from streams.pipeline.throttle import Throttle
 if TYPE_CHECKING:
     from streams.pipeline.parallel import DetectionPool
 
-__all__ = ["BatchResult", "BatchWork", "EventWork", "Pipeline", "PooledEvent", "PooledResult"]
+__all__ = [
+    "BatchResult", "BatchWork", "EventWork", "Pipeline", "PooledEvent", "PooledResult",
+    "evaluate_event",
+]  # fmt: skip
 
 # what a worker process answers for one in-scope event (streams.pipeline.parallel): its
 # findings, what ran out of budget, and the fingerprints of its added and removed text
@@ -126,10 +129,24 @@ def content_from_record(d: dict[str, object]) -> Content:
     )
 
 
-def _context(content: Content | None) -> DetectionContext:
+def content_context(content: Content | None) -> DetectionContext:
     if content is None or content.status != "ok":
         return EMPTY_CONTEXT
     return DetectionContext(added_text=content.added, removed_text=content.removed)
+
+
+def evaluate_event(
+    detection: Detection, change: RecentChange, ctx: DetectionContext
+) -> tuple[list[Finding], Budget, tuple[frozenset[str], frozenset[str]] | None]:
+    """Everything about one event that reads its whole text: the rules, and the
+    fingerprints the page memory and pattern rules need (when there are pattern rules).
+    Pure: a worker thread, a worker process or a scale-out fetch worker runs it, and the
+    ordered stage takes the answer through ``Detection.account``."""
+    findings, budget = detection.evaluate(change, ctx)
+    fps = None
+    if detection.engine.pattern_rules:
+        fps = text_fingerprints(change, ctx, budget)
+    return findings, budget, fps
 
 
 class Pipeline:
@@ -213,6 +230,7 @@ class Pipeline:
         before = dropped.copy()
         detection = self.detection
         archived_content = 0
+        m = self.metrics
         for i, raw in enumerate(batch):
             if raw.sse_id is not None:
                 work.sse_id = raw.sse_id
@@ -247,27 +265,33 @@ class Pipeline:
             if raw.content is not None:  # an enriched archive carries the text
                 item.content = content_from_record(raw.content)
                 archived_content += item.content.status == "ok"
-            if pooled is not None:  # a worker evaluated it, as evaluate_off_loop does
+            if pooled is None and raw.evaluated is not None:  # a scale-out worker's answer
+                digest, *given = raw.evaluated
+                if digest == detection.engine.digest:
+                    answer = (given[0], given[1], given[2])
+                    m.upstream_evaluations.labels("used").inc()
+                else:  # other rules answered it (a reload on one side): evaluated here
+                    m.upstream_evaluations.labels("rules_differ").inc()
+            if pooled is not None or answer is not None:  # evaluated by a worker process
                 findings, exhausted, fps = answer or _NOTHING
                 budget = Budget()
                 if exhausted:
                     budget.exhausted.update(exhausted)
                 item.fingerprints = fps
                 item.findings = detection.account(
-                    change, _context(item.content), list(findings), budget
+                    change, content_context(item.content), list(findings), budget
                 )
             elif raw.content is not None:
-                if self._too_big(change, _context(item.content)):
+                if self._too_big(change, content_context(item.content)):
                     item.deferred = True  # the runner evaluates it off the loop
                 else:
-                    item.findings = detection.detect(change, _context(item.content))
+                    item.findings = detection.detect(change, content_context(item.content))
             elif self.fetch_content and detection.needs_content(change):
                 pass  # the runner starts the fetch; detection waits for it
             elif self._too_big(change, EMPTY_CONTEXT):
                 item.deferred = True
             else:
                 item.findings = detection.detect(change, EMPTY_CONTEXT)
-        m = self.metrics
         for (stream, ctype, server), n in received.items():
             m.received(stream, ctype, n, server)
         for reason, n in (dropped - before).items():
@@ -301,7 +325,7 @@ class Pipeline:
                     m.content_events.labels("skipped").inc()
                 elif item.content.status != "ok":
                     m.content_events.labels("missed").inc()  # its reason: the fetcher's
-        return _context(item.content)
+        return content_context(item.content)
 
     def offload(self, item: EventWork, ctx: DetectionContext) -> bool:
         """Whether this event's evaluation belongs in a worker thread."""
@@ -310,14 +334,9 @@ class Pipeline:
     def evaluate_off_loop(
         self, change: RecentChange, ctx: DetectionContext
     ) -> tuple[list[Finding], Budget, tuple[frozenset[str], frozenset[str]] | None]:
-        """Everything about one event that reads its whole text: the rules, and the
-        fingerprints the page memory and pattern rules need (when there are pattern
-        rules). Pure: the runner calls it in a worker thread."""
-        findings, budget = self.detection.evaluate(change, ctx)
-        fps = None
-        if self.detection.engine.pattern_rules:
-            fps = text_fingerprints(change, ctx, budget)
-        return findings, budget, fps
+        """Everything about one event that reads its whole text (``evaluate_event``).
+        Pure: the runner calls it in a worker thread."""
+        return evaluate_event(self.detection, change, ctx)
 
     # -- stage 2 ----------------------------------------------------------------------
 
@@ -358,7 +377,7 @@ class Pipeline:
                 continue
             last = change
             result.processed += 1
-            ctx = _context(item.content)
+            ctx = content_context(item.content)
             findings = item.findings or []
             if self.detection.engine.pattern_rules:
                 fps = item.fingerprints

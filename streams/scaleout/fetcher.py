@@ -57,10 +57,14 @@ class FetchWorker:
         needs_content: Callable[[RecentChange], bool],
         fetch: Callable[[RecentChange], Any],
         metrics: Metrics,
+        evaluate: Callable[[RecentChange, dict[str, Any] | None], bytes | None] | None = None,
     ) -> None:
+        """``evaluate(change, content)``: the rules' answer for an event in scope, as the
+        ``evaluated`` header (``records.encode_evaluation``), or None."""
         self.cfg = cfg
         self.needs_content = needs_content
         self.fetch = fetch
+        self.evaluate = evaluate
         self.summary = FetchWorkerSummary()
         self._stop = asyncio.Event()
         reg = metrics.registry
@@ -198,13 +202,15 @@ class FetchWorker:
                     self._lag.labels(str(tp.partition)).set(max(0, end - committed))
 
     async def _pass_on(self, producer: AIOKafkaProducer, records: Sequence[Any]) -> None:
-        contents = await asyncio.gather(*(self._content(r.value) for r in records))
+        fetched = await asyncio.gather(*(self._content(r.value) for r in records))
+        # the rules, in a thread: a long text must not hold up the consumer's heartbeats
+        answers = await asyncio.to_thread(self._evaluate_all, fetched)
         outgoing = []
-        for r, content in zip(records, contents, strict=True):
+        for r, (_, content), answer in zip(records, fetched, answers, strict=True):
             h = header_values(r.headers or ())
             value = r.value if isinstance(r.value, bytes) else b""
             sse_id, recv_ns = header_text(h, "sse_id"), header_int(h, "recv_ns")
-            headers = record_headers(sse_id, recv_ns, content)
+            headers = record_headers(sse_id, recv_ns, content, answer)
             if len(value) + sum(len(v) for _, v in headers) > self.cfg.max_record_bytes:
                 # the text does not fit in a record: the event goes on, its text marked
                 self._too_large.inc()
@@ -217,19 +223,27 @@ class FetchWorker:
         self._records.inc(len(records))
         self.summary.records += len(records)
 
-    async def _content(self, value: bytes) -> dict[str, Any] | None:
+    def _evaluate_all(
+        self, fetched: Sequence[tuple[RecentChange | None, dict[str, Any] | None]]
+    ) -> list[bytes | None]:
+        if self.evaluate is None:
+            return [None] * len(fetched)
+        evaluate = self.evaluate
+        return [None if c is None else evaluate(c, content) for c, content in fetched]
+
+    async def _content(self, value: bytes) -> tuple[RecentChange | None, dict[str, Any] | None]:
         try:
             change = decode_event(value)
         except MalformedEvent:
-            return None  # passed on as it is; the detect stage counts it
+            return None, None  # passed on as it is; the detect stage counts it
         if not self.needs_content(change):
-            return None
+            return change, None
         content: Content = await self.fetch(change)
         self._fetches.inc()
         self.summary.fetched += 1
         if content.status == "skipped":
-            return None
-        return {
+            return change, None
+        return change, {
             "status": content.status,
             "added": content.added,
             "removed": content.removed,

@@ -1,24 +1,33 @@
 """The records the scale-out processes pass on, and their positions.
 
 An *enriched* record is a raw event exactly as EventStreams sent it (the value), keyed by
-page, with headers: ``sse_id`` (its EventStreams position), ``recv_ns`` and, when the text
+page, with headers: ``sse_id`` (its EventStreams position), ``recv_ns``, when the text
 was fetched, ``content`` (JSON: status, added, removed, reason; the enriched archive's
-format). A consumer's position over a topic is written like an EventStreams id, a JSON
-array with one ``{"topic", "partition", "offset"}`` entry per partition (the offset of the
-next record to read), so the checkpoint that holds it needs nothing new.
+format), and for an event in scope, ``evaluated``: the rules' answer the fetch worker
+worked out (JSON: the digest of its rules, the findings with their redacted spans, what
+ran out of budget, the personal-data fingerprints, which are hashes). The detect stage
+uses that answer only when its own rules have the same digest, and anything in it that
+does not check out makes it evaluate the event itself.
+
+A consumer's position over a topic is written like an EventStreams id, a JSON array with
+one ``{"topic", "partition", "offset"}`` entry per partition (the offset of the next
+record to read), so the checkpoint that holds it needs nothing new.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeGuard
 
 import orjson
 
+from detectors.base import Category, Finding, Severity, Span
 from detectors.event import RawEvent
 
 __all__ = [
+    "decode_evaluation",
+    "encode_evaluation",
     "format_position",
     "header_int",
     "header_text",
@@ -30,14 +39,93 @@ __all__ = [
 
 
 def record_headers(
-    sse_id: str | None, recv_ns: int, content: Mapping[str, Any] | None
+    sse_id: str | None,
+    recv_ns: int,
+    content: Mapping[str, Any] | None,
+    evaluated: bytes | None = None,
 ) -> list[tuple[str, bytes]]:
     headers = [("recv_ns", str(recv_ns).encode())]
     if sse_id is not None:
         headers.append(("sse_id", sse_id.encode()))
     if content is not None:
         headers.append(("content", orjson.dumps(content)))
+    if evaluated is not None:
+        headers.append(("evaluated", evaluated))
     return headers
+
+
+Fingerprints = tuple[frozenset[str], frozenset[str]] | None
+Evaluated = tuple[str, list[Finding], tuple[str, ...], Fingerprints]
+
+
+def encode_evaluation(
+    digest: str, findings: Sequence[Finding], exhausted: Iterable[str], fps: Fingerprints
+) -> bytes:
+    return orjson.dumps(
+        {
+            "rules": digest,
+            "f": [
+                [f.rule, str(f.category), str(f.severity), f.reason, f.target, f.score,
+                 [[s.field, s.start, s.end, s.kind, s.redacted, s.confidence, s.sensitive]
+                  for s in f.spans]]
+                for f in findings
+            ],
+            "x": sorted(exhausted),
+            "p": [sorted(fps[0]), sorted(fps[1])] if fps is not None else None,
+        }
+    )  # fmt: skip
+
+
+def decode_evaluation(blob: bytes) -> Evaluated | None:
+    """The ``evaluated`` header, checked field by field; None for anything else."""
+    try:
+        d = orjson.loads(blob)
+        if not isinstance(d, dict) or not isinstance(d.get("rules"), str):
+            return None
+        findings = [_finding(f) for f in d["f"]]
+        exhausted = tuple(_strs(d["x"]))
+        p = d["p"]
+        fps = None if p is None else (frozenset(_strs(p[0])), frozenset(_strs(p[1])))
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError):
+        return None
+    return d["rules"], findings, exhausted, fps
+
+
+def _strs(values: object) -> list[str]:
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise TypeError("not a list of strings")
+    return values
+
+
+def _finding(f: object) -> Finding:
+    if not isinstance(f, list) or len(f) != 7:
+        raise TypeError("not a finding")
+    rule, category, severity, reason, target, score, spans = f
+    if not (isinstance(rule, str) and isinstance(reason, str) and isinstance(spans, list)):
+        raise TypeError("not a finding")
+    if target is not None and not isinstance(target, str):
+        raise TypeError("target")
+    if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)):
+        raise TypeError("score")
+    return Finding(
+        rule, Category(category), Severity(severity), reason, tuple(_span(s) for s in spans),
+        target, None if score is None else float(score),
+    )  # fmt: skip
+
+
+def _span(s: object) -> Span:
+    if not isinstance(s, list) or len(s) != 7:
+        raise TypeError("not a span")
+    fld, start, end, kind, redacted, confidence, sensitive = s
+    ok = (
+        isinstance(fld, str) and isinstance(kind, str) and isinstance(redacted, str)
+        and type(start) is int and type(end) is int and 0 <= start <= end
+        and isinstance(confidence, int | float) and not isinstance(confidence, bool)
+        and isinstance(sensitive, bool)
+    )  # fmt: skip
+    if not ok:
+        raise TypeError("not a span")
+    return Span(fld, start, end, kind, redacted, float(confidence), sensitive)
 
 
 def header_values(headers: Sequence[tuple[Any, Any]]) -> dict[str, bytes]:
@@ -63,6 +151,7 @@ def raw_event(value: bytes, headers: Sequence[tuple[Any, Any]], position: str) -
     goes on without it: no content means detection on metadata only). A record with no value
     becomes an empty event, which the pipeline counts as malformed."""
     h = header_values(headers)
+    evaluated = decode_evaluation(h["evaluated"]) if "evaluated" in h else None
     content = None
     if "content" in h:
         try:
@@ -71,7 +160,7 @@ def raw_event(value: bytes, headers: Sequence[tuple[Any, Any]], position: str) -
             parsed = None
         content = parsed if isinstance(parsed, dict) else None
     data = value if isinstance(value, bytes) else b""
-    return RawEvent(position, data, header_int(h, "recv_ns"), content)
+    return RawEvent(position, data, header_int(h, "recv_ns"), content, evaluated)
 
 
 def format_position(topic: str, offsets: Mapping[int, int]) -> str:

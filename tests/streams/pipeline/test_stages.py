@@ -75,3 +75,28 @@ def test_received_labels_are_bounded() -> None:
         )
         == 1
     ), "an unknown stream and an unknown type each count as 'other'"
+
+
+def test_an_upstream_answer_is_taken_only_from_the_same_rules(sample_events: list[bytes]) -> None:
+    """A scale-out worker's answer (RawEvent.evaluated) stands in for the rules when its
+    digest is that of the rules here; from other rules, the event is evaluated here."""
+    from detectors.base import Category, Severity, Span
+
+    metrics = Metrics()
+    p = _pipeline(metrics)
+    event = sample_events[0]  # a recorded event no rule fires on
+    claimed = Finding(
+        "privacy.email-in-summary", Category.PRIVACY, Severity.MEDIUM, "Email address",
+        (Span("title", 0, 1, "email", "x***", 0.9, True),),
+    )  # fmt: skip
+    here = p.detection.engine.digest
+    same = RawEvent(None, event, 0, None, (here, [claimed], (), None))
+    result = p.complete(p.prepare([same]))
+    assert [a.rule for a in result.alerts] == ["privacy.email-in-summary"]  # taken as given
+    assert metric_total(metrics, "rcwatch_upstream_evaluations", outcome="used") == 1
+    other = orjson.loads(event)
+    other["meta"]["id"] = "another-id"
+    stale = RawEvent(None, orjson.dumps(other), 0, None, ("0" * 16, [claimed], (), None))
+    result = p.complete(p.prepare([stale]))
+    assert result.alerts == []  # evaluated here: nothing fires
+    assert metric_total(metrics, "rcwatch_upstream_evaluations", outcome="rules_differ") == 1

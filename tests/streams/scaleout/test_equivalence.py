@@ -24,6 +24,7 @@ from streams.standins.fake_mediawiki import FakeMediaWiki
 from streams.standins.sse_server import EventStreamsServer
 from tests.conftest import Processes, wait_for
 from tests.harness import TEST_UA
+from tests.sinks.endpoints import free_port
 from tests.streams.scaleout.conftest import TopicReader
 
 pytestmark = pytest.mark.scaleout
@@ -153,9 +154,11 @@ async def _scale_out(
             for _ in range(workers_n)
         ]
         urls = [await _metrics_url(processes, w) for w in workers]
+        detect_url = f"http://127.0.0.1:{free_port()}"
         detect = await processes.rcwatch(
-            "scaleout", "detect", *common, "--state-dir", str(out / "detect")
-        )
+            "scaleout", "detect", *common, "--state-dir", str(out / "detect"),
+            "--metrics-addr", detect_url.removeprefix("http://"),
+        )  # fmt: skip
         await reader.start()
         half, rest = events[:300], events[300:]
         server.publish(half)
@@ -205,6 +208,11 @@ async def _scale_out(
             return all(done.get(p, 0) >= end for p, end in ends.items())
 
         await wait_for(detected_all, 120, "the detect stage to read everything")
+        # the workers ran the rules; the detect stage took their answers (same rules)
+        used = 'rcwatch_upstream_evaluations_total{outcome="used"}'
+        differ = 'rcwatch_upstream_evaluations_total{outcome="rules_differ"}'
+        assert await _metric(detect_url, used) >= 300, processes.stderr(detect)
+        assert await _metric(detect_url, differ) == 0
         for proc in (detect, *workers, ingest):
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 60) == 0, processes.stderr(proc)

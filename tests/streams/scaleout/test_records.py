@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
-from streams.scaleout.records import format_position, parse_position, raw_event, record_headers
+from detectors.base import Category, Finding, Severity, Span
+from streams.scaleout.records import (
+    decode_evaluation,
+    encode_evaluation,
+    format_position,
+    parse_position,
+    raw_event,
+    record_headers,
+)
 
 
 def test_a_position_round_trips() -> None:
@@ -46,3 +55,27 @@ def test_headers_of_any_shape_never_raise() -> None:
     )
     assert (ev.recv_ns, ev.content, ev.data) == (0, None, b"{}")
     assert raw_event(None, [], "P").data == b""  # type: ignore[arg-type]
+
+
+def test_a_workers_answer_round_trips_and_anything_odd_is_dropped() -> None:
+    finding = Finding(
+        "privacy.email-in-summary", Category.PRIVACY, Severity.MEDIUM, "Email address",
+        (Span("summary", 3, 17, "email", "j***@e***.org", 0.9, True),), "User:X", 0.75,
+    )  # fmt: skip
+    fps = (frozenset({"email:ab12"}), frozenset())
+    blob = encode_evaluation("d1g3st", [finding], {"email"}, fps)
+    assert decode_evaluation(blob) == ("d1g3st", [finding], ("email",), fps)
+    assert decode_evaluation(encode_evaluation("d", [], (), None)) == ("d", [], (), None)
+    ev = raw_event(b"{}", record_headers(None, 1, None, blob), "P")
+    assert ev.evaluated == ("d1g3st", [finding], ("email",), fps)
+    good = orjson.loads(blob)
+    for bad in (
+        b"{torn", b"[]", b'{"rules": 5}', orjson.dumps({**good, "f": "x"}),
+        orjson.dumps({**good, "f": [["r", "spam", "low", "x", None, None, []]]}),  # category
+        orjson.dumps({**good, "f": [["r", "privacy", "low", "x", None, True, []]]}),  # score
+        orjson.dumps({**good, "f": [["r", "privacy", "low", "x", None, None,
+                                      [["summary", 5, 2, "email", "x", 1.0, True]]]]}),  # span
+        orjson.dumps({**good, "x": [1]}), orjson.dumps({**good, "p": [["a"]]}),
+    ):  # fmt: skip
+        assert decode_evaluation(bad) is None, bad
+        assert raw_event(b"{}", [("evaluated", bad)], "P").evaluated is None
