@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from detectors.classifier import shipped_model_dirs
 from detectors.confload import ConfigError, ConfigIssue, NodeLoader, compose_file
@@ -116,6 +117,17 @@ def _check_header(value: str | None) -> str | None:
     return None
 
 
+def _check_origin(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        return "must be an origin such as https://triage.example.org (no path)"
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        return "must be an origin such as https://triage.example.org (no path)"
+    return None
+
+
 @dataclass(frozen=True)
 class TriageConfig:
     """The triage page (``docs/triage.md``): off unless enabled; every request
@@ -128,6 +140,10 @@ class TriageConfig:
     # e.g. X-Forwarded-User: the proxy in front authenticates people and names them in it;
     # only safe when nothing but the proxy can reach addr (keep it on 127.0.0.1)
     trusted_proxy_header: str | None = field(default=None, metadata={"check": _check_header})
+    # where people reach the page through a reverse proxy, e.g. https://triage.example.org:
+    # its host is accepted in Host (besides the address served), posts must come from it,
+    # and the cookie is Secure when it is https
+    public_origin: str | None = field(default=None, metadata={"check": _check_origin})
     session_hours: float = field(default=12.0, metadata={"gt": 0})
     page_alerts: int = field(default=100, metadata={"min": 1, "max": 1000})
     chart_days: int = field(default=14, metadata={"min": 2, "max": 90})

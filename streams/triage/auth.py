@@ -6,6 +6,11 @@ Three ways in, all checked on every request:
 - ``Authorization: Bearer <token>`` (scripts; no cookie, so no CSRF risk);
 - a header an authenticating reverse proxy sets (``triage.trusted_proxy_header``).
 
+A wrong token, by any way, counts against its client: 20 in a minute and that client is
+refused for a minute (others are not). A sign-in another site starts (``Sec-Fetch-Site:
+cross-site``, an ``<img>`` or a form elsewhere) is refused before it is counted, so a web
+page cannot lock anyone out, nor sign a browser in to a session of its choosing.
+
 A verdict form carries a CSRF token: an HMAC, under a key made at start-up, of the session
 (or of the proxy's user name). The cookie is HttpOnly and SameSite=Strict, and a post whose
 Origin names another site is refused too.
@@ -22,11 +27,12 @@ from dataclasses import dataclass
 
 from sinks.alert import printable
 
-__all__ = ["COOKIE", "Identity", "Sessions"]
+__all__ = ["BAD_TOKEN", "COOKIE", "Identity", "Sessions"]
 
 COOKIE = "rcwatch_triage"
 _MAX_SESSIONS = 1000
 _MAX_FAILURES_PER_MINUTE = 20
+_MAX_CLIENTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,11 @@ class Identity:
     user: str  # recorded with each verdict
     key: str  # what the CSRF token is bound to
     ambient: bool  # sent by the browser on its own (cookie, proxy): needs a CSRF token
+
+
+# a request that offered a wrong token (a Bearer header): refused, and counted as a failed
+# sign-in of its client
+BAD_TOKEN = Identity("", "", ambient=False)
 
 
 class Sessions:
@@ -45,7 +56,8 @@ class Sessions:
         self._ttl = session_seconds
         self._key = secrets.token_bytes(32)
         self._sessions: OrderedDict[str, float] = OrderedDict()  # id -> expiry
-        self._failures: list[float] = []
+        # client address -> times of its failed sign-ins in the last minute (bounded)
+        self._failures: OrderedDict[str, list[float]] = OrderedDict()
 
     @property
     def uses_token(self) -> bool:
@@ -56,14 +68,22 @@ class Sessions:
             return False
         return hmac.compare_digest(offered.encode(), self._token.encode())
 
-    def throttled(self, now: float | None = None) -> bool:
-        """Too many failed sign-ins in the last minute: refuse without checking."""
+    def throttled(self, client: str, now: float | None = None) -> bool:
+        """This client failed to sign in too often in the last minute: refuse it without
+        checking (other clients are not affected)."""
         now = time.monotonic() if now is None else now
-        self._failures = [t for t in self._failures if now - t < 60]
-        return len(self._failures) >= _MAX_FAILURES_PER_MINUTE
+        recent = [t for t in self._failures.get(client, ()) if now - t < 60]
+        if recent:
+            self._failures[client] = recent
+        else:
+            self._failures.pop(client, None)
+        return len(recent) >= _MAX_FAILURES_PER_MINUTE
 
-    def failed(self) -> None:
-        self._failures.append(time.monotonic())
+    def failed(self, client: str) -> None:
+        self._failures.setdefault(client, []).append(time.monotonic())
+        self._failures.move_to_end(client)
+        while len(self._failures) > _MAX_CLIENTS:
+            self._failures.popitem(last=False)
 
     def open(self) -> str:
         sid = secrets.token_urlsafe(32)
@@ -86,7 +106,7 @@ class Sessions:
         if authorization and authorization.startswith("Bearer "):
             if self.token_ok(authorization[7:].strip()):
                 return Identity("token", "bearer", ambient=False)
-            return None
+            return BAD_TOKEN
         if cookie:
             expiry = self._sessions.get(cookie)
             if expiry is not None and expiry > time.monotonic():

@@ -29,7 +29,7 @@ from sinks.alert import printable
 from sinks.store import VERDICTS, AlertStore
 from streams.settings import TriageConfig
 from streams.triage import pages
-from streams.triage.auth import COOKIE, Identity, Sessions
+from streams.triage.auth import BAD_TOKEN, COOKIE, Identity, Sessions
 
 __all__ = ["CSP", "TriageServer"]
 
@@ -53,8 +53,9 @@ _ALERT_ID = re.compile(r"[0-9a-f]{6,64}")
 _OPEN = frozenset({"/login", "/static/triage.css", "/favicon.ico"})
 _OUTCOMES = (
     "ok", "unauthenticated", "forbidden", "not_found", "bad_request", "signed_in",
-    "sign_in_failed", "verdict",
+    "sign_in_failed", "verdict", "throttled", "unknown_host", "error",
 )  # fmt: skip
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _MAX_NOTE = 500
 
 T = TypeVar("T")
@@ -62,10 +63,19 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _safe_next(value: str | None) -> str:
-    """Only a path of this site: never another host (``//evil``, ``/\\evil``)."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+    """Only a path of this site: never another host (``//evil``, ``/\\evil``, and ``/\t/evil``,
+    which URL parsers turn into ``//evil`` by dropping the tab)."""
+    if (
+        not value
+        or len(value) > 500
+        or not value.startswith("/")
+        or any(not 0x21 <= ord(c) <= 0x7E or c == "\\" for c in value)
+    ):
         return "/"
-    return value[:500]
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or value.startswith("//"):
+        return "/"
+    return value
 
 
 class TriageServer:
@@ -95,6 +105,8 @@ class TriageServer:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="rcwatch-triage")
         self._store: AlertStore | None = None
         self._runner: web.AppRunner | None = None
+        self.public = config.public_origin.rstrip("/") if config.public_origin else None
+        self._hosts: frozenset[str] = frozenset()  # set at start, once the port is known
         self.requests = Counter(
             "rcwatch_triage_requests",
             "Requests to the triage page, by outcome",
@@ -144,6 +156,22 @@ class TriageServer:
             sockets = getattr(site._server, "sockets", None) or []
             if sockets:
                 self.port = sockets[0].getsockname()[1]
+        self._hosts = self._allowed_hosts()
+
+    def _allowed_hosts(self) -> frozenset[str]:
+        """The Host values this page answers to: the address it serves (and its loopback
+        names), and the public origin's host. Anything else is refused, so a DNS-rebinding
+        page cannot reach it under a name of its own."""
+        hosts = set()
+        names = {self.host}
+        if self.host in _LOOPBACK or self.host in ("0.0.0.0", "::"):
+            names |= {"127.0.0.1", "localhost", "::1"}
+        for name in names:
+            shown = f"[{name}]" if ":" in name else name
+            hosts.add(f"{shown}:{self.port}")
+        if self.public is not None:
+            hosts.add(urlsplit(self.public).netloc)
+        return frozenset(h.lower() for h in hosts)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -177,8 +205,22 @@ class TriageServer:
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
+            if (request.host or "").lower() not in self._hosts:
+                self.requests.labels("unknown_host").inc()
+                raise web.HTTPMisdirectedRequest(text="not a name this page answers to")
+            if request.method == "POST" and not self._same_origin(request):
+                self.requests.labels("forbidden").inc()
+                raise web.HTTPForbidden(text="a post from another site")
             if request.path not in _OPEN:
+                client = request.remote or "?"
+                if self.sessions.throttled(client):
+                    self.requests.labels("throttled").inc()
+                    raise web.HTTPTooManyRequests(text="too many wrong tokens; wait a minute")
                 identity = self._identify(request)
+                if identity is BAD_TOKEN:
+                    self.sessions.failed(client)
+                    self.requests.labels("sign_in_failed").inc()
+                    raise web.HTTPUnauthorized(text="wrong token")
                 if identity is None:
                     self.requests.labels("unauthenticated").inc()
                     if request.method == "GET":
@@ -186,9 +228,6 @@ class TriageServer:
                             "/login?" + urlencode({"next": request.path_qs[:500]})
                         )
                     raise web.HTTPUnauthorized(text="sign in first")
-                if request.method == "POST" and not self._same_origin(request):
-                    self.requests.labels("forbidden").inc()
-                    raise web.HTTPForbidden(text="a post from another site")
             response = await handler(request)
         except web.HTTPException as exc:
             response = exc
@@ -196,18 +235,37 @@ class TriageServer:
                 self.requests.labels("not_found").inc()
             elif exc.status == 400:
                 self.requests.labels("bad_request").inc()
+        except Exception as exc:  # the store unreachable, a bug: one line, no traceback
+            self.requests.labels("error").inc()
+            log.error(
+                "triage request failed",
+                extra={"fields": {"path": request.path[:100], "error": type(exc).__name__}},
+            )
+            response = web.HTTPInternalServerError(text="something went wrong; see the log")
         for name, value in _HEADERS.items():
             response.headers[name] = value
         if isinstance(response, web.HTTPException):
             raise response
         return response
 
-    @staticmethod
-    def _same_origin(request: web.Request) -> bool:
+    def _origin(self, request: web.Request) -> str:
+        """This site's origin as the browser sees it: the public one when it came through
+        the proxy, else the address it used."""
+        if self.public is not None and request.host.lower() == urlsplit(self.public).netloc:
+            return self.public
+        return f"http://{request.host}"
+
+    def _same_origin(self, request: web.Request) -> bool:
         origin = request.headers.get("Origin")
         if origin is None:
             return True  # an old browser or a script: the CSRF token decides
-        return urlsplit(origin).netloc == request.host
+        return origin.rstrip("/").lower() == self._origin(request).lower()
+
+    @staticmethod
+    def _cross_site(request: web.Request) -> bool:
+        """A request another site started (an <img>, a form elsewhere), as the browser
+        says. None of the page's own requests is."""
+        return request.headers.get("Sec-Fetch-Site", "same-origin") in ("cross-site", "same-site")
 
     # -- pages ---------------------------------------------------------------------------
 
@@ -221,18 +279,30 @@ class TriageServer:
     def _signed_in(self, request: web.Request, next_path: str) -> web.Response:
         self.requests.labels("signed_in").inc()
         response = web.HTTPSeeOther(_safe_next(next_path))
+        secure = request.secure or self._origin(request).startswith("https:")
         response.set_cookie(
             COOKIE, self.sessions.open(), httponly=True, samesite="Strict", path="/",
-            secure=request.secure, max_age=int(self.config.session_hours * 3600),
+            secure=secure, max_age=int(self.config.session_hours * 3600),
         )  # fmt: skip
         for name, value in _HEADERS.items():
             response.headers[name] = value
         raise response
 
-    def _refused(self, next_path: str) -> web.Response:
+    def _refused(self, request: web.Request, next_path: str) -> web.Response:
         self.requests.labels("sign_in_failed").inc()
-        self.sessions.failed()
+        self.sessions.failed(request.remote or "?")
         return self._html(pages.login_page(failed=True, next_path=next_path), status=401)
+
+    def _may_sign_in(self, request: web.Request) -> None:
+        """A sign-in another site started is refused before it is counted (no lock-out by
+        a web page, no sign-in into a session of its choosing); a client with too many
+        wrong tokens waits."""
+        if self._cross_site(request):
+            self.requests.labels("forbidden").inc()
+            raise web.HTTPForbidden(text="sign in from this page, or from the printed link")
+        if self.sessions.throttled(request.remote or "?"):
+            self.requests.labels("throttled").inc()
+            raise web.HTTPTooManyRequests(text="too many wrong tokens; wait a minute")
 
     async def _no_icon(self, request: web.Request) -> web.Response:
         return web.Response(status=204)
@@ -241,21 +311,19 @@ class TriageServer:
         next_path = _safe_next(request.query.get("next"))
         token = request.query.get("token")
         if token is not None:  # the printed link: sign in, and drop the token from the address
-            if self.sessions.throttled():
-                raise web.HTTPTooManyRequests(text="too many failed sign-ins; wait a minute")
+            self._may_sign_in(request)
             if self.sessions.token_ok(token):
                 return self._signed_in(request, next_path)
-            return self._refused(next_path)
+            return self._refused(request, next_path)
         return self._html(pages.login_page(failed=False, next_path=next_path))
 
     async def _login(self, request: web.Request) -> web.Response:
         form = await request.post()
         next_path = _safe_next(str(form.get("next") or "/"))
-        if self.sessions.throttled():
-            raise web.HTTPTooManyRequests(text="too many failed sign-ins; wait a minute")
+        self._may_sign_in(request)
         if self.sessions.token_ok(str(form.get("token") or "")):
             return self._signed_in(request, next_path)
-        return self._refused(next_path)
+        return self._refused(request, next_path)
 
     async def _logout(self, request: web.Request) -> web.Response:
         self.sessions.close(request.cookies.get(COOKIE))

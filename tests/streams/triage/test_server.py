@@ -259,3 +259,119 @@ async def test_behind_an_authenticating_proxy_its_header_names_who_gave_the_verd
 def test_the_page_will_not_start_without_a_way_to_authenticate(store_path: Path) -> None:
     with pytest.raises(ValueError, match="every request is authenticated"):
         TriageServer(TriageConfig(enabled=True), str(store_path), {}, token=None)
+
+
+async def test_another_site_can_neither_lock_anyone_out_nor_sign_a_browser_in(
+    server: TriageServer, http: aiohttp.ClientSession
+) -> None:
+    """Defect: sign-in failures were counted globally and /login took any origin, so an
+    <img src=.../login?token=x> on any web page locked everyone out."""
+    cross = {"Sec-Fetch-Site": "cross-site"}
+    for _ in range(25):
+        async with http.get(f"{server.url}/login?token=guess", headers=cross) as r:
+            assert r.status == 403
+    async with http.post(
+        server.url + "/login", data={"token": TOKEN}, headers={"Origin": "https://evil.example"}
+    ) as r:
+        assert r.status == 403  # login CSRF: a form elsewhere cannot sign this browser in
+    await _sign_in(http, server)  # the owner still can
+
+
+async def test_wrong_bearer_tokens_count_as_failed_sign_ins(
+    server: TriageServer, http: aiohttp.ClientSession
+) -> None:
+    """Defect: a wrong Authorization header was never counted, so a token could be guessed
+    without limit."""
+    for _ in range(20):
+        async with http.get(server.url + "/", headers={"Authorization": "Bearer guess"}) as r:
+            assert r.status == 401
+    async with http.get(server.url + "/", headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+        assert r.status == 429
+
+
+def test_failures_are_counted_per_client() -> None:
+    from streams.triage.auth import Sessions
+
+    sessions = Sessions(TOKEN, None, 3600)
+    for _ in range(20):
+        sessions.failed("10.0.0.1")
+    assert sessions.throttled("10.0.0.1") and not sessions.throttled("10.0.0.2")
+    assert not sessions.throttled("10.0.0.1", now=10**9)  # a minute later
+
+
+async def test_next_never_leads_to_another_host(
+    server: TriageServer, http: aiohttp.ClientSession
+) -> None:
+    """Defect: /\\t/evil passed the check, and the tab is dropped on the way out: //evil."""
+    for bad in ("/%09/evil.example", "//evil.example", "/\\evil.example", "https://evil.example",
+                "/%0a/evil.example", "/%e2%80%ae/x"):  # fmt: skip
+        async with http.get(
+            f"{server.url}/login?token={TOKEN}&next={bad}", allow_redirects=False
+        ) as r:
+            assert r.status == 303
+            assert r.headers["Location"] == "/", bad
+
+
+async def test_a_name_the_page_does_not_answer_to_is_refused(
+    server: TriageServer, http: aiohttp.ClientSession
+) -> None:
+    """DNS rebinding: a page under evil.example resolving to 127.0.0.1 reaches the port
+    with Host: evil.example."""
+    async with http.get(server.url + "/login", headers={"Host": "evil.example"}) as r:
+        assert r.status == 421
+        assert r.headers["Content-Security-Policy"] == CSP
+    async with http.get(f"http://localhost:{server.port}/login") as r:
+        assert r.status == 200
+
+
+async def test_behind_a_proxy_the_public_origin_is_this_site(
+    store_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """Defect: posts were compared with Host, which a proxy rewrites: every verdict got 403,
+    and the cookie was not Secure behind TLS termination."""
+    server = await _serve(store_path, public_origin="https://triage.example.org")
+    try:
+        public = {"Host": "triage.example.org"}
+        async with http.get(
+            f"{server.url}/login?token={TOKEN}", headers=public, allow_redirects=False
+        ) as r:
+            assert r.status == 303 and "Secure" in r.headers["Set-Cookie"]
+            session = r.headers["Set-Cookie"].split(";")[0]
+        # the proxy speaks https to the browser: the Secure cookie comes back through it
+        public = {**public, "Cookie": session}
+        async with http.get(f"{server.url}/alerts/{ALERT}", headers=public) as r:
+            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', await r.text())
+        assert csrf
+        origin = {**public, "Origin": "https://triage.example.org"}
+        data = {"verdict": "true", "csrf": csrf.group(1)}
+        async with http.post(
+            f"{server.url}/alerts/{ALERT}/verdict", headers=origin, data=data,
+            allow_redirects=False,
+        ) as r:  # fmt: skip
+            assert r.status == 303
+        wrong = {**public, "Origin": f"http://127.0.0.1:{server.port}"}
+        async with http.post(f"{server.url}/alerts/{ALERT}/verdict", headers=wrong, data=data) as r:
+            assert r.status == 403
+    finally:
+        await server.stop()
+    assert [v for v, _, _ in _verdicts(store_path, ALERT)] == ["true"]
+
+
+async def test_a_failure_inside_is_one_line_and_still_under_the_policy(
+    tmp_path: Path, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Defect: an unexpected error (the store unreachable) answered 500 without the
+    security headers, and logged a traceback."""
+    server = TriageServer(
+        TriageConfig(enabled=True, addr="127.0.0.1:0"), str(tmp_path), RULES, token=TOKEN
+    )  # a directory where the database should be: it cannot be opened
+    await server.start()
+    try:
+        async with http.get(server.url + "/", headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+            assert r.status == 500
+            assert r.headers["Content-Security-Policy"] == CSP
+            assert r.headers["Cache-Control"] == "no-store"
+    finally:
+        await server.stop()
+    failed = [r for r in caplog.records if r.getMessage() == "triage request failed"]
+    assert failed and all(r.exc_info is None for r in caplog.records)
