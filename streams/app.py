@@ -205,8 +205,11 @@ def build_monitor(
         thread_min_chars=p.detect_in_thread_min_chars,
     )
     if workers > 1:
-        if fetcher is not None:
-            raise ValueError("worker processes are for replays: they fetch no content")
+        if fetcher is not None or reloader:
+            raise ValueError(
+                "worker processes are for replays: they fetch no content and run the rules "
+                "loaded at the start (no reloader)"
+            )
         pipeline.pool = DetectionPool(pipeline, workers)
     if sinks is None:
         sinks = build_sinks(

@@ -56,9 +56,14 @@ class Processes:
         self.started: list[tuple[asyncio.subprocess.Process, Path]] = []
 
     async def rcwatch(
-        self, *args: str, env: dict[str, str] | None = None, stdout: Path | None = None
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        stdout: Path | None = None,
+        new_session: bool = False,
     ) -> asyncio.subprocess.Process:
-        """``stdout``: a file the process's standard output goes to (else discarded)."""
+        """``stdout``: a file the process's standard output goes to (else discarded);
+        ``new_session``: its own process group, for a signal to the whole group."""
         log = self.logs / f"rcwatch-{len(self.started)}.log"
         with log.open("wb") as err, (stdout or Path(os.devnull)).open("wb") as out:
             proc = await asyncio.create_subprocess_exec(
@@ -68,6 +73,7 @@ class Processes:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
+                start_new_session=new_session,
             )  # fmt: skip
         self.started.append((proc, log))
         return proc

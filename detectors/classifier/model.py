@@ -97,7 +97,9 @@ class TextClassifier:
             grams = char_grams(token, self.features)
             c_get = self._chars.get
             entry = (
-                self._unigrams.get(token, 0.0), math.fsum(map(c_get, grams, _ZEROS)), len(grams)
+                self._unigrams.get(token, 0.0),
+                math.fsum(map(c_get, grams, _ZEROS)),
+                len(grams),
             )
             if len(self._tokens) >= _TOKEN_CACHE_MAX:
                 self._tokens.clear()  # bounded; only the cost changes

@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_CONFIG
         if _raised(exc, "concurrent.futures.process", "BrokenProcessPool"):
             print(
-                "rcwatch: a worker process died (killed, or out of memory); the replay "
+                "rcwatch: a worker process died (killed, or out of memory); the run "
                 "stopped after the last whole batch. Run it again, or with --workers 1",
                 file=sys.stderr,
             )

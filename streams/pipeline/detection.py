@@ -129,9 +129,11 @@ class Detection:
     def needs_content(self, change: RecentChange) -> bool:
         return self.engine.needs_content(change)
 
-    def detect(self, change: RecentChange, ctx: DetectionContext) -> list[Finding]:
+    def detect(
+        self, change: RecentChange, ctx: DetectionContext, seq: int | None = None
+    ) -> list[Finding]:
         findings, budget = self.evaluate(change, ctx)
-        return self.account(change, ctx, findings, budget)
+        return self.account(change, ctx, findings, budget, seq)
 
     def evaluate(self, change: RecentChange, ctx: DetectionContext) -> tuple[list[Finding], Budget]:
         """The pure part: safe to run in a worker thread."""
@@ -150,8 +152,11 @@ class Detection:
         ctx: DetectionContext,
         findings: list[Finding],
         budget: Budget,
+        seq: int | None = None,
     ) -> list[Finding]:
-        """Counts, logs, samples and guards one evaluated event (on the loop's thread)."""
+        """Counts, logs, samples and guards one evaluated event (on the loop's thread).
+        ``seq``: the event's place in the stream, for the storm guard (the pipeline gives
+        it, so the guard's count does not depend on when an event was accounted)."""
         self.events += 1
         if budget.exhausted:
             self._report(change, budget)
@@ -161,7 +166,7 @@ class Detection:
             and text_size(change, ctx) <= PROFILE_MAX_CHARS
         ):
             self._profile(change, ctx)
-        return self.guarded(findings)
+        return self.guarded(findings, seq)
 
     def _report(self, change: RecentChange, budget: Budget) -> None:
         m = self.metrics
@@ -193,15 +198,16 @@ class Detection:
                     },
                 )
 
-    def guarded(self, findings: list[Finding]) -> list[Finding]:
-        """Count hits and apply the storm guard (for pattern rules' findings too)."""
+    def guarded(self, findings: list[Finding], seq: int | None = None) -> list[Finding]:
+        """Count hits and apply the storm guard (for pattern rules' findings too), at the
+        event's place in the stream (``seq``; by default, how many were accounted)."""
         if not findings:
             return findings
         m = self.metrics
         rule_ids = [f.rule for f in findings]
         for rule in rule_ids:
             m.rule_hits.labels(rule).inc()
-        for rule in self.guard.observe(self.events, rule_ids):
+        for rule in self.guard.observe(self.events if seq is None else seq, rule_ids):
             hits = self.guard.muted[rule]
             m.rule_muted.labels(rule).set(1)
             m.rule_mutes.labels(rule).inc()

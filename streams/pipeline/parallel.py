@@ -18,18 +18,24 @@ meet the same state. ``tests/streams/pipeline/test_parallel.py`` proves it on th
 recorded events and on the pattern scenarios. Batch k+1 is evaluated while the parent
 completes batch k, which is where the time is won.
 
-Workers ignore SIGINT (the parent stops them) and do not share the parent's signal
-wakeup descriptor. They end with the parent's pool, or when the parent dies (their
-task pipe closes).
+Workers ignore SIGINT and SIGHUP, and a SIGTERM from anyone but their parent (the parent
+stops them, also when a signal goes to the whole process group), and do not share the
+parent's signal wakeup descriptor. They end with the parent's pool, or with the parent
+itself when it is killed (-9 included). The pool refuses a rules reloader: its workers
+run the rules loaded at the start.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import gc
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
@@ -40,6 +46,7 @@ from streams.pipeline.stages import Pipeline, PooledEvent, content_context, cont
 __all__ = ["DetectionPool", "default_workers"]
 
 _NO_RAW: dict[str, Any] = {}
+_PR_SET_PDEATHSIG = 1
 
 # the pipeline whose rules the workers run: set in the parent just before the fork, so
 # every worker inherits it (nothing is pickled, nothing loaded again)
@@ -54,12 +61,46 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _worker_init() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+def _worker_init(parent: int) -> None:
+    """In each worker, first: it stops only when the parent says so, or dies with it."""
+    # Ctrl-C, and a SIGHUP or SIGTERM to the whole process group (systemd's stop, kill
+    # -- -PGID), are the parent's to handle: it shuts the pool down when it is done. A
+    # SIGTERM from the parent itself (a broken pool's clean-up) still ends the worker.
+    for sig in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     with contextlib.suppress(ValueError):  # the parent loop's descriptor is not ours
         signal.set_wakeup_fd(-1)
+    if hasattr(signal, "sigwaitinfo"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        threading.Thread(target=_terminate_from, args=(parent,), daemon=True).start()
+    _die_with(parent)
+
+
+def _terminate_from(parent: int) -> None:
+    while True:
+        info = signal.sigwaitinfo({signal.SIGTERM})
+        if info.si_pid == parent:
+            os._exit(128 + signal.SIGTERM)
+
+
+def _die_with(parent: int) -> None:
+    """A worker must not outlive a parent killed with -9: every worker holds the write end
+    of the task pipe, so none would ever read end-of-file. Linux kills it with its parent
+    (PR_SET_PDEATHSIG); elsewhere a watchdog thread notices the parent is gone."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl")
+    except (OSError, AttributeError):
+        threading.Thread(target=_watch, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # the parent died before we could ask
+        os._exit(1)
+
+
+def _watch(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _ready(_: int) -> int:
@@ -104,7 +145,10 @@ class DetectionPool:
         self.workers = workers
         # fork: the workers share the parent's compiled rules and loaded classifier
         self._executor = ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init
+            workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_worker_init,
+            initargs=(os.getpid(),),
         )
         # every worker is forked now (fork starts them all at the first task), not later
         # from inside a running event loop. The parent's objects are frozen for the fork:
@@ -112,9 +156,10 @@ class DetectionPool:
         # classifier's weights and the rest of what it inherited
         gc.freeze()
         try:
-            self.pids = sorted(set(self._executor.map(_ready, range(workers))))
+            list(self._executor.map(_ready, range(workers)))
         finally:
             gc.unfreeze()
+        self.pids = sorted(p.pid for p in self._executor._processes.values() if p.pid)
 
     def submit(
         self, items: Sequence[tuple[bytes | str, dict[str, Any] | None]]

@@ -206,12 +206,21 @@ class Monitor:
                 task.cancel()
             # stage 2 too: after a second signal it must not go on changing the pattern
             # state while the final checkpoint is written
+            failed: BaseException | None = None
             for task in (source_task, stage1, stage2):
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                try:
                     await task
-            await self._commit(final=True)
-            await self._close()
+                except asyncio.CancelledError:
+                    pass
+                except Exception as exc:  # kept, and raised once everything is closed
+                    failed = failed or exc
+            try:
+                await self._commit(final=True)
+            finally:
+                await self._close()
+            if failed is not None:
+                raise failed
         s = self.summary
         s.interrupted = self._stop.is_set()
         s.seconds = time.monotonic() - started
@@ -356,7 +365,7 @@ class Monitor:
             findings, budget, item.fingerprints = await asyncio.to_thread(
                 pipeline.evaluate_off_loop, change, ctx
             )
-            item.findings = pipeline.detection.account(change, ctx, findings, budget)
+            item.findings = pipeline.detection.account(change, ctx, findings, budget, item.seq)
 
     # -- delivery -------------------------------------------------------------------------
 

@@ -88,6 +88,8 @@ class EventWork:
     # personal-data fingerprints of the added and removed text, when worked out off the
     # loop with the detection (pattern rules and page memory need them)
     fingerprints: tuple[frozenset[str], frozenset[str]] | None = None
+    # its place among the events in scope, in stream order (the storm guard counts by it)
+    seq: int = 0
 
 
 @dataclass
@@ -145,7 +147,9 @@ def evaluate_event(
     findings, budget = detection.evaluate(change, ctx)
     fps = None
     if detection.engine.pattern_rules:
-        fps = text_fingerprints(change, ctx, budget)
+        # a budget of their own, not reported: the windows work them out unreported when
+        # an event is evaluated inline, and the metrics must not depend on where it was
+        fps = text_fingerprints(change, ctx, Budget())
     return findings, budget, fps
 
 
@@ -189,6 +193,7 @@ class Pipeline:
         self.processed = 0
         self._since_expiry = 0
         self._evictions_seen = 0
+        self._scoped = 0  # events in scope so far (their seq)
         # replays and backtests: the rules run in worker processes (streams.pipeline.parallel)
         self.pool: DetectionPool | None = None
 
@@ -262,6 +267,8 @@ class Pipeline:
                 dropped["filtered"] += 1
                 continue
             item.in_scope = True
+            self._scoped += 1
+            item.seq = self._scoped
             if raw.content is not None:  # an enriched archive carries the text
                 item.content = content_from_record(raw.content)
                 archived_content += item.content.status == "ok"
@@ -279,19 +286,21 @@ class Pipeline:
                     budget.exhausted.update(exhausted)
                 item.fingerprints = fps
                 item.findings = detection.account(
-                    change, content_context(item.content), list(findings), budget
+                    change, content_context(item.content), list(findings), budget, item.seq
                 )
             elif raw.content is not None:
                 if self._too_big(change, content_context(item.content)):
                     item.deferred = True  # the runner evaluates it off the loop
                 else:
-                    item.findings = detection.detect(change, content_context(item.content))
+                    item.findings = detection.detect(
+                        change, content_context(item.content), item.seq
+                    )
             elif self.fetch_content and detection.needs_content(change):
                 pass  # the runner starts the fetch; detection waits for it
             elif self._too_big(change, EMPTY_CONTEXT):
                 item.deferred = True
             else:
-                item.findings = detection.detect(change, EMPTY_CONTEXT)
+                item.findings = detection.detect(change, EMPTY_CONTEXT, item.seq)
         for (stream, ctype, server), n in received.items():
             m.received(stream, ctype, n, server)
         for reason, n in (dropped - before).items():
@@ -362,7 +371,7 @@ class Pipeline:
                 completed.append((change.meta_id, when))
             pending = self.awaiting_detection(item)
             if pending is not None:  # fetched (or deferred): evaluate now, inline
-                item.findings = self.detection.detect(change, pending)
+                item.findings = self.detection.detect(change, pending, item.seq)
             if archive is not None:
                 content = item.content
                 stored = (
@@ -388,7 +397,7 @@ class Pipeline:
                         change, pctx, candidates, self.detection.engine.pattern_rules, when
                     )
                     if fired:
-                        findings = findings + self.detection.guarded(fired)
+                        findings = findings + self.detection.guarded(fired, item.seq)
                 windows.remember(change, ctx, when, findings, fps[1] if fps else None)
                 self._since_expiry += 1
                 if self._since_expiry >= _EXPIRE_EVERY_EVENTS:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import orjson
 
 from detectors.base import DetectionContext, Finding
@@ -100,3 +102,37 @@ def test_an_upstream_answer_is_taken_only_from_the_same_rules(sample_events: lis
     result = p.complete(p.prepare([stale]))
     assert result.alerts == []  # evaluated here: nothing fires
     assert metric_total(metrics, "rcwatch_upstream_evaluations", outcome="rules_differ") == 1
+
+
+def test_the_storm_guard_counts_pattern_hits_at_their_events_place(
+    sample_events: list[bytes],
+) -> None:
+    """Defect: pattern rules' hits were guarded at 'how many events were accounted', which
+    in a running monitor includes the batches stage 1 had prepared ahead: the guard's
+    window (and so whether a rule is muted) depended on scheduling, and differed between
+    one process and several workers. Each hit now counts at its event's place."""
+    from tests import scenarios as sc
+
+    metrics = Metrics()
+    p = _pipeline(metrics)
+    seen: list[tuple[int, list[str]]] = []
+    observe = p.detection.guard.observe
+
+    def spy(seq: int, rule_ids: Sequence[str]) -> list[str]:
+        seen.append((seq, list(rule_ids)))
+        return observe(seq, rule_ids)
+
+    p.detection.guard.observe = spy  # type: ignore[method-assign]
+    brigading = dict(sc.scenarios())["pattern.brigading"]
+    events = sc.inject(sc.recorded()[:600], brigading, every=150)
+    first, second = events[:400], events[400:]
+    work1, work2 = p.prepare(first), p.prepare(second)  # stage 1 runs ahead, as it does
+    alerts = p.complete(work1).alerts + p.complete(work2).alerts
+    fired = {a.event_id for a in alerts if a.rule == "pattern.brigading"}
+    places = {
+        item.seq for w in (work1, work2) for item in w.events
+        if item.change is not None and item.change.meta_id in fired
+    }  # fmt: skip
+    pattern = [seq for seq, rules in seen if "pattern.brigading" in rules]
+    assert pattern and set(pattern) == places
+    assert all(seq <= len(events) for seq, _ in seen)

@@ -62,7 +62,7 @@ def test_a_workers_answer_round_trips_and_anything_odd_is_dropped() -> None:
         "privacy.email-in-summary", Category.PRIVACY, Severity.MEDIUM, "Email address",
         (Span("summary", 3, 17, "email", "j***@e***.org", 0.9, True),), "User:X", 0.75,
     )  # fmt: skip
-    fps = (frozenset({"email:ab12"}), frozenset())
+    fps: tuple[frozenset[str], frozenset[str]] = (frozenset({"email:ab12"}), frozenset())
     blob = encode_evaluation("d1g3st", [finding], {"email"}, fps)
     assert decode_evaluation(blob) == ("d1g3st", [finding], ("email",), fps)
     assert decode_evaluation(encode_evaluation("d", [], (), None)) == ("d", [], (), None)
