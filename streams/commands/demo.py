@@ -27,7 +27,7 @@ from sinks.metrics import Metrics
 from sinks.spool import Spool
 from streams import __version__
 from streams.app import UsageError, build_monitor, run_monitor, serve_metrics, serve_triage
-from streams.commands.monitor import with_metrics_addr
+from streams.commands.monitor import with_metrics_addr, with_triage_addr
 from streams.commands.progress import format_summary
 from streams.pipeline.runner import Monitor
 from streams.pipeline.stages import BatchResult
@@ -36,7 +36,6 @@ from streams.settings import (
     Settings,
     SinkConfig,
     StdoutSinkConfig,
-    parse_host_port,
 )
 from streams.source.checkpoint import CheckpointStore
 from streams.source.eventstreams import EventStreamsSource
@@ -181,17 +180,10 @@ async def _serve_triage(
     cfg = settings.triage
     if not (args.triage or cfg.enabled):
         return None, ""
-    addr = args.triage_addr or cfg.addr
-    try:
-        parse_host_port(addr)
-    except ValueError as exc:
-        raise UsageError(f"--triage-addr: {exc}") from None
     token = None
     if cfg.token is None and cfg.trusted_proxy_header is None:
         token = secrets.token_urlsafe(24)
-    settings = dataclasses.replace(
-        settings, triage=dataclasses.replace(cfg, enabled=True, addr=addr)
-    )
+    settings = with_triage_addr(settings, "--triage-addr", args.triage_addr)
     server = await serve_triage(settings, metrics, token=token)
     return server, (f"/login?token={token}" if token else "")
 

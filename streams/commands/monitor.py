@@ -105,14 +105,28 @@ def apply_stream_args(settings: Settings, args: argparse.Namespace) -> Settings:
     return settings
 
 
-def with_metrics_addr(settings: Settings, addr: str) -> Settings:
+def checked_addr(option: str, addr: str) -> str:
+    """A HOST:PORT given on the command line, or a usage error naming the option."""
     try:
         parse_host_port(addr)
     except ValueError as exc:
-        raise UsageError(f"--metrics-addr: {exc}") from None
+        raise UsageError(f"{option}: {exc}") from None
+    return addr
+
+
+def with_metrics_addr(settings: Settings, addr: str) -> Settings:
+    addr = checked_addr("--metrics-addr", addr)
     return dataclasses.replace(
         settings, metrics=dataclasses.replace(settings.metrics, enabled=True, addr=addr)
     )
+
+
+def with_triage_addr(settings: Settings, option: str, addr: str | None) -> Settings:
+    """The triage page enabled, at ``addr`` when given (else the settings' address)."""
+    triage = dataclasses.replace(settings.triage, enabled=True)
+    if addr:
+        triage = dataclasses.replace(triage, addr=checked_addr(option, addr))
+    return dataclasses.replace(settings, triage=triage)
 
 
 async def _cmd_run(settings: Settings, source_name: str, reset: bool) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import signal
 import sys
 
@@ -18,21 +17,14 @@ from sinks.secrets import SecretError
 from sinks.store import VerdictCollector
 from streams import __version__
 from streams.app import UsageError, serve_metrics, serve_triage
-from streams.commands.monitor import with_metrics_addr
-from streams.settings import Settings, parse_host_port
+from streams.commands.monitor import with_metrics_addr, with_triage_addr
+from streams.settings import Settings
 
 __all__ = ["run_triage_command"]
 
 
 def run_triage_command(settings: Settings, args: argparse.Namespace) -> int:
-    triage = dataclasses.replace(settings.triage, enabled=True)
-    if args.addr:
-        try:
-            parse_host_port(args.addr)
-        except ValueError as exc:
-            raise UsageError(f"--addr: {exc}") from None
-        triage = dataclasses.replace(triage, addr=args.addr)
-    settings = dataclasses.replace(settings, triage=triage)
+    settings = with_triage_addr(settings, "--addr", args.addr)
     if args.metrics_addr:
         settings = with_metrics_addr(settings, args.metrics_addr)
     return asyncio.run(_serve(settings))
