@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -80,6 +81,14 @@ class FetchWorker:
         self._assigned = Gauge(
             "rcwatch_worker_assigned_partitions", "Partitions this worker holds", registry=reg
         )
+        self._rebalance_seconds = Gauge(
+            "rcwatch_worker_rebalance_seconds",
+            "How long this worker's last rebalance took, from giving its partitions up (or "
+            "joining) to its new assignment; a takeover after a worker dies is the session "
+            "timeout plus this",
+            registry=reg,
+        )
+        self._unassigned_since: float | None = None
         self._lag = Gauge(
             "rcwatch_worker_lag_records",
             "Records not yet read, per partition of the events topic",
@@ -119,6 +128,7 @@ class FetchWorker:
 
         class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             async def on_partitions_revoked(self, revoked: Any) -> None:
+                worker._unassigned_since = time.monotonic()
                 for tp in revoked:
                     worker.assigned.discard(tp.partition)
                     with contextlib.suppress(KeyError):
@@ -126,6 +136,8 @@ class FetchWorker:
                 worker._assigned.set(len(worker.assigned))
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
+                if worker._unassigned_since is not None:
+                    worker._rebalance_seconds.set(time.monotonic() - worker._unassigned_since)
                 worker.assigned = {tp.partition for tp in assigned}
                 worker._assigned.set(len(worker.assigned))
                 worker._rebalances.inc()
@@ -156,6 +168,7 @@ class FetchWorker:
         )
         await producer.start()
         try:
+            self._unassigned_since = time.monotonic()  # joining the group: no partitions yet
             consumer.subscribe([cfg.events_topic], listener=Listener())
             await consumer.start()
             try:

@@ -194,6 +194,9 @@ async def _scale_out(
 
             await wait_for_async(took_over, 60, "the survivors to take every partition")
             assert time.monotonic() - killed_at < 60, "takeover"
+            # the survivor measured its part of the takeover (the rebalance itself)
+            rebalance = await _metric(urls[0], "rcwatch_worker_rebalance_seconds")
+            assert 0 < rebalance < 60
         else:
             server.publish(rest)
         await enriched(len(ids), 120, "every event")
