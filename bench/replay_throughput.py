@@ -63,7 +63,9 @@ def replay(path: Path, workdir: Path, workers: int = 1) -> tuple[int, list[tuple
     """A whole replay, set-up included: (events, the alerts' ids, rules and counts)."""
     alerts = workdir / "alerts.jsonl"
     alerts.unlink(missing_ok=True)
-    settings = Settings(sinks=(JsonlSinkConfig(path=str(alerts)),))
+    settings = Settings(
+        state_dir=str(workdir / "state"), sinks=(JsonlSinkConfig(path=str(alerts)),)
+    )
     monitor = build_monitor(
         settings, ReplaySource([path]), metrics=Metrics(), archive=False, workers=workers
     )

@@ -74,7 +74,7 @@ async def _replay(
     path: Path, tmp: Path, workers: int
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     out = tmp / f"alerts-{workers}.jsonl"
-    settings = Settings(sinks=(JsonlSinkConfig(path=str(out)),))
+    settings = Settings(state_dir=str(tmp / "state"), sinks=(JsonlSinkConfig(path=str(out)),))
     metrics = Metrics()
     monitor = build_monitor(
         settings, ReplaySource([path]), metrics=metrics, archive=False, workers=workers

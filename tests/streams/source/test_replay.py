@@ -56,7 +56,9 @@ async def test_torn_gzip_member_keeps_complete_lines(
 
 async def test_recorded_capture_replays_through_the_pipeline(tmp_path: Path) -> None:
     path = shared_data("recentchange", "rts-recentchange-60s-2026-05-05.ndjson")
-    settings = Settings(sinks=(JsonlSinkConfig(path=str(tmp_path / "a.jsonl")),))
+    settings = Settings(
+        state_dir=str(tmp_path / "state"), sinks=(JsonlSinkConfig(path=str(tmp_path / "a.jsonl")),)
+    )
     monitor = build_monitor(settings, ReplaySource([path]), metrics=Metrics(), archive=False)
     summary = await monitor.run()
     assert summary.events == 2476
