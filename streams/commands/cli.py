@@ -11,7 +11,9 @@ when it runs, so ``rcwatch --help`` answers at once (``python -m bench.cli_start
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["EXIT_CONFIG", "EXIT_ERROR", "EXIT_OK", "EXIT_STREAM", "main"]
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_STREAM = 0, 1, 2, 3
+EXIT_PIPE = 128 + 13  # as if killed by SIGPIPE: what a shell expects of `cmd | head`
 
 # failures a command reports in one line (module, class): matched by name, so that this
 # module need not import them; one whose module was never imported cannot have been raised
@@ -121,6 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if any(_raised(exc, module, name) for module, name in _USAGE_ERRORS):
             print(f"rcwatch: {exc}", file=sys.stderr)
             return EXIT_CONFIG
+        if isinstance(exc, BrokenPipeError):  # `rcwatch ... | head`: the reader is done
+            with contextlib.suppress(OSError):  # nothing more may reach the closed pipe
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            return EXIT_PIPE
         if isinstance(exc, OSError):  # the file system refused what start-up needs
             where = f"{exc.filename}: " if exc.filename else ""
             print(f"rcwatch: {where}{exc.strerror or exc}", file=sys.stderr)

@@ -460,3 +460,17 @@ def test_help_loads_nothing_but_the_parser() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
     )
     assert "rules" in out.stdout and out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    """Defect: `rcwatch rules list | head -1` printed 'rcwatch: Broken pipe' and exited 2,
+    as if the configuration were wrong."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams", "rules", "list"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first line is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert "Broken pipe" not in err and "Traceback" not in err, err
