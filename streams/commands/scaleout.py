@@ -25,7 +25,7 @@ from streams.commands.monitor import (
 from streams.commands.progress import format_summary
 from streams.fetch.content import Content, ContentFetcher
 from streams.pipeline.rules_reload import RulesReloader
-from streams.pipeline.stages import content_context, content_from_record, evaluate_event
+from streams.pipeline.stages import evaluate_record
 from streams.scaleout.config import ScaleOutConfig
 from streams.scaleout.fetcher import FetchWorker
 from streams.scaleout.ingest import Ingest
@@ -180,16 +180,11 @@ async def _worker(settings: Settings, cfg: ScaleOutConfig) -> int:
     def evaluate(change: RecentChange, content: dict[str, Any] | None) -> bytes | None:
         """The rules' answer for an event in scope, worked out here so the detect stage
         only has to take it (it checks the rules' digest against its own)."""
-        if change.domain == "canary" or not scope.accepts(change):
-            return None
         digest = detection.engine.digest
-        ctx = content_context(content_from_record(content) if content is not None else None)
-        findings, budget, fps = evaluate_event(detection, change, ctx)
-        if detection.engine.digest != digest:  # the rules were reloaded meanwhile
+        answer = evaluate_record(detection, scope, change, content)
+        if answer is None or detection.engine.digest != digest:  # out of scope, or reloaded
             return None
-        if not (ctx.added_text or ctx.removed_text):
-            fps = None
-        return encode_evaluation(digest, findings, budget.exhausted, fps)
+        return encode_evaluation(digest, *answer)
 
     worker = FetchWorker(cfg, needs_content, fetch, metrics, evaluate)
     with _starting():

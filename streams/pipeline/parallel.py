@@ -41,7 +41,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from detectors.event import MalformedEvent, decode_event
-from streams.pipeline.stages import Pipeline, PooledEvent, content_context, content_from_record
+from streams.pipeline.stages import Pipeline, PooledEvent, evaluate_record
 
 __all__ = ["DetectionPool", "default_workers"]
 
@@ -112,7 +112,6 @@ def _evaluate(items: Sequence[tuple[bytes | str, dict[str, Any] | None]]) -> lis
     ``Pipeline.evaluate_off_loop`` does. The event goes back without its raw object
     (nothing after decoding reads it), which makes the answer small and quick to read."""
     pipeline = _INHERITED["pipeline"]
-    accepts = pipeline.scope.accepts
     out: list[PooledEvent] = []
     for data, record in items:
         try:
@@ -120,18 +119,10 @@ def _evaluate(items: Sequence[tuple[bytes | str, dict[str, Any] | None]]) -> lis
         except MalformedEvent as exc:
             out.append((exc.reason, None))
             continue
-        slim = change._replace(raw=_NO_RAW)
-        if change.domain == "canary" or not accepts(change):
-            out.append((slim, None))  # the parent drops it, and counts why
-            continue
-        ctx = content_context(content_from_record(record) if record is not None else None)
-        findings, budget, fps = pipeline.evaluate_off_loop(change, ctx)
-        if not (ctx.added_text or ctx.removed_text):
-            fps = None  # nothing to fingerprint: the parent knows it without a transfer
-        if findings or budget.exhausted or fps is not None:
-            out.append((slim, (findings, tuple(sorted(budget.exhausted)), fps)))
-        else:
-            out.append((slim, None))  # most events: nothing to say
+        answer = evaluate_record(pipeline.detection, pipeline.scope, change, record)
+        if answer is not None and not (answer[0] or answer[1] or answer[2] is not None):
+            answer = None  # most events: nothing to say (out of scope: the parent counts why)
+        out.append((change._replace(raw=_NO_RAW), answer))
     return out
 
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from detectors.base import EMPTY_CONTEXT, DetectionContext, Finding
 from detectors.event import MalformedEvent, RawEvent, RecentChange, decode_event
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BatchResult", "BatchWork", "EventWork", "Pipeline", "PooledEvent", "PooledResult",
-    "evaluate_event",
+    "evaluate_event", "evaluate_record",
 ]  # fmt: skip
 
 # what a worker process answers for one in-scope event (streams.pipeline.parallel): its
@@ -151,6 +151,22 @@ def evaluate_event(
         # an event is evaluated inline, and the metrics must not depend on where it was
         fps = text_fingerprints(change, ctx, Budget())
     return findings, budget, fps
+
+
+def evaluate_record(
+    detection: Detection, scope: Scope, change: RecentChange, record: dict[str, Any] | None
+) -> PooledResult | None:
+    """The rules' answer for one decoded event, as a worker hands it on (a replay's worker
+    process, a scale-out fetch worker): None when the event is not in scope (a canary, or
+    the scope refuses it), the fingerprints only when it had text. ``record``: its text,
+    as an enriched record carries it."""
+    if change.domain == "canary" or not scope.accepts(change):
+        return None
+    ctx = content_context(content_from_record(record) if record is not None else None)
+    findings, budget, fps = evaluate_event(detection, change, ctx)
+    if not (ctx.added_text or ctx.removed_text):
+        fps = None  # nothing to fingerprint: the taker knows it without a transfer
+    return findings, tuple(sorted(budget.exhausted)), fps
 
 
 class Pipeline:
