@@ -76,9 +76,8 @@ def _pattern_rules(settings: Settings) -> set[str]:
 
 
 async def _fetch_all(
-    settings: Settings, changes: list[tuple[int, RecentChange]]
+    fetcher: ContentFetcher, changes: list[tuple[int, RecentChange]]
 ) -> dict[int, str | None]:
-    fetcher = ContentFetcher(settings.content, Metrics(), user_agent=settings.stream.user_agent)
     try:
         results = await asyncio.gather(*(fetcher.fetch(c) for _, c in changes))
     finally:
@@ -92,8 +91,8 @@ async def _fetch_all(
 def export_labels(settings: Settings, store: AlertStore, args: argparse.Namespace) -> int:
     if args.api_url:
         settings = replace(settings, content=replace(settings.content, api_url=args.api_url))
-    try:
-        ContentFetcher(settings.content, Metrics(), user_agent=settings.stream.user_agent)
+    try:  # the API address is checked before anything is read
+        fetcher = ContentFetcher(settings.content, Metrics(), user_agent=settings.stream.user_agent)
     except ValueError as exc:
         raise UsageError(f"--api-url: {exc}") from None
     categories = args.category or ["harassment"]
@@ -114,7 +113,7 @@ def export_labels(settings: Settings, store: AlertStore, args: argparse.Namespac
             skipped["not an edit with revisions"] += 1
             continue
         wanted.append((i, change))
-    texts = asyncio.run(_fetch_all(settings, wanted))
+    texts = asyncio.run(_fetch_all(fetcher, wanted))
     rows: list[tuple[str, int, str]] = []
     for i, _ in wanted:
         text = texts.get(i)

@@ -233,7 +233,7 @@ def _print_backtest(report: dict[str, Any]) -> None:
     for r in report["rules"]:
         us = "-" if r["cost_us_per_event"] is None else f"{r['cost_us_per_event']:.1f}"
         on = "yes" if r["enabled"] else "no"
-        prec = _measured({**r["verdicts"]}) if r["precision"] is not None else "-"
+        prec = _measured(r["verdicts"])
         print(
             f"{r['id']:<40} {on:>3} {r['severity']:>8} {r['hits']:>7,} "
             f"{r['hits_per_10k']:>8.2f} {us:>9} {prec:>10}"

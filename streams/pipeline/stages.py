@@ -251,7 +251,7 @@ class Pipeline:
         before = dropped.copy()
         detection = self.detection
         archived_content = 0
-        m = self.metrics
+        upstream: Counter[str] = Counter()  # counted once a batch, not once an event
         for i, raw in enumerate(batch):
             if raw.sse_id is not None:
                 work.sse_id = raw.sse_id
@@ -292,9 +292,9 @@ class Pipeline:
                 digest, *given = raw.evaluated
                 if digest == detection.engine.digest:
                     answer = (given[0], given[1], given[2])
-                    m.upstream_evaluations.labels("used").inc()
+                    upstream["used"] += 1
                 else:  # other rules answered it (a reload on one side): evaluated here
-                    m.upstream_evaluations.labels("rules_differ").inc()
+                    upstream["rules_differ"] += 1
             if pooled is not None or answer is not None:  # evaluated by a worker process
                 findings, exhausted, fps = answer or _NOTHING
                 budget = Budget()
@@ -317,12 +317,15 @@ class Pipeline:
                 item.deferred = True
             else:
                 item.findings = detection.detect(change, EMPTY_CONTEXT, item.seq)
+        m = self.metrics
         for (stream, ctype, server), n in received.items():
             m.received(stream, ctype, n, server)
         for reason, n in (dropped - before).items():
             m.events_dropped.labels(reason).inc(n)
         if archived_content:
             m.content_events.labels("archived").inc(archived_content)
+        for outcome, n in upstream.items():
+            m.upstream_evaluations.labels(outcome).inc(n)
 
     def needs_fetch(self, item: EventWork) -> bool:
         return item.in_scope and item.findings is None and item.fetch is None and not item.deferred
