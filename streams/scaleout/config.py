@@ -25,9 +25,17 @@ class ScaleOutConfig:
     # the largest record produced (keep it under the broker's message.max.bytes); an event's
     # fetched text that would not fit is replaced by a "too_large" miss
     max_record_bytes: int = field(default=1_000_000, metadata={"min": 10_000})
-    # events with their fetched text, from the fetch workers to the detect stage
+    # events with their fetched text, from the fetch workers to the detect stage; it has
+    # the events topic's partitions (partition p carries partition p's events, in order)
     enriched_topic: str = "rcwatch-enriched"
-    enriched_partitions: int = field(default=8, metadata={"min": 1})
+    # while events flow, the ingest tells every partition this often how far the stream
+    # has got (a tick), so the detect stage need not wait on a partition with no events
+    tick_interval_seconds: float = field(default=1.0, metadata={"gt": 0})
+    # the detect stage holds an event until every partition has caught up with it; past
+    # this wait (a dead worker's partitions not yet taken over) or this many held events,
+    # it goes on out of order (rcwatch_merge_events_total{how="forced"})
+    merge_max_wait_seconds: float = field(default=60.0, metadata={"gt": 0})
+    merge_max_buffered_events: int = field(default=100_000, metadata={"min": 100})
     # the fetch workers' consumer group
     worker_group: str = "rcwatch-fetch"
     worker_batch_events: int = field(default=500, metadata={"min": 1})

@@ -2,11 +2,13 @@
 
 Each worker decodes the events of its partitions, and for those a rule in scope reads the
 text of, fetches what the edit added and removed (the single process's content fetcher,
-with its politeness limits, per worker). Every event goes on to the enriched topic in the
-order it came (a page's edits stay in order: same key, same partition), with the text in a
-header. Offsets are committed only after the broker acknowledged every record produced
-for them: a worker killed mid-batch has its partitions re-read by another worker, which
-produces some events twice (the detect stage drops them by event id), never none.
+with its politeness limits, per worker). Every event goes on to the same partition of the
+enriched topic, in the order it came, with the text in a header and its ``seq`` kept; the
+ingest's ticks go on in their place among them (the detect stage merges the partitions by
+``seq``, and a tick says a partition holds nothing older). Offsets are committed only after
+the broker acknowledged every record produced for them: a worker killed mid-batch has its
+partitions re-read by another worker, which produces some events twice (the detect stage
+drops them by event id), never none.
 
 This is where scale-out pays: fetching is I/O that waits on the wikis' API (hundreds of ms
 a call), and N workers wait in parallel.
@@ -28,9 +30,16 @@ from detectors.event import MalformedEvent, RecentChange, decode_event
 from sinks.metrics import Metrics
 from streams.fetch.content import Content
 from streams.scaleout.config import ScaleOutConfig
+from streams.scaleout.produce import Record, produce_all
 from streams.scaleout.produce import Stopped as _Stopped
-from streams.scaleout.produce import produce_all
-from streams.scaleout.records import header_int, header_text, header_values, record_headers
+from streams.scaleout.records import (
+    header_int,
+    header_text,
+    header_values,
+    record_headers,
+    record_seq,
+    tick_headers,
+)
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -189,7 +198,7 @@ class FetchWorker:
             commits = {}
             try:
                 for tp, records in got.items():
-                    await self._pass_on(producer, records)
+                    await self._pass_on(producer, tp.partition, records)
                     commits[tp] = records[-1].offset + 1
             except _Stopped:
                 return  # nothing committed for the batch in hand: its next owner re-reads it
@@ -214,27 +223,38 @@ class FetchWorker:
                 if end is not None:
                     self._lag.labels(str(tp.partition)).set(max(0, end - committed))
 
-    async def _pass_on(self, producer: AIOKafkaProducer, records: Sequence[Any]) -> None:
-        fetched = await asyncio.gather(*(self._content(r.value) for r in records))
+    async def _pass_on(
+        self, producer: AIOKafkaProducer, partition: int, records: Sequence[Any]
+    ) -> None:
+        heads = [header_values(r.headers or ()) for r in records]
+        ticks = [record_seq(h) for h in heads]
+        events = [r for r, (tick, _) in zip(records, ticks, strict=True) if not tick]
+        fetched = await asyncio.gather(*(self._content(r.value) for r in events))
         # the rules, in a thread: a long text must not hold up the consumer's heartbeats
-        answers = await asyncio.to_thread(self._evaluate_all, fetched)
-        outgoing = []
-        for r, (_, content), answer in zip(records, fetched, answers, strict=True):
-            h = header_values(r.headers or ())
+        answers = iter(await asyncio.to_thread(self._evaluate_all, fetched))
+        contents = iter(fetched)
+        outgoing: list[Record] = []
+        for r, h, (tick, seq) in zip(records, heads, ticks, strict=True):
+            if tick:
+                if seq is not None:  # in its place: after the events before it
+                    outgoing.append((None, b"", tick_headers(seq), partition))
+                continue
+            _, content = next(contents)
+            answer = next(answers)
             value = r.value if isinstance(r.value, bytes) else b""
             sse_id, recv_ns = header_text(h, "sse_id"), header_int(h, "recv_ns")
-            headers = record_headers(sse_id, recv_ns, content, answer)
+            headers = record_headers(sse_id, recv_ns, content, answer, seq)
             if len(value) + sum(len(v) for _, v in headers) > self.cfg.max_record_bytes:
                 # the text does not fit in a record: the event goes on, its text marked
                 self._too_large.inc()
-                headers = record_headers(sse_id, recv_ns, _TOO_LARGE)
-            outgoing.append((r.key, value, headers))
+                headers = record_headers(sse_id, recv_ns, _TOO_LARGE, None, seq)
+            outgoing.append((r.key, value, headers, partition))
         await produce_all(
             producer, self.cfg, self.cfg.enriched_topic, outgoing, self._stop,
             on_retry=self._produce_failures.inc, on_dropped=self._dropped.inc,
         )  # fmt: skip
-        self._records.inc(len(records))
-        self.summary.records += len(records)
+        self._records.inc(len(events))
+        self.summary.records += len(events)
 
     def _evaluate_all(
         self, fetched: Sequence[tuple[RecentChange | None, dict[str, Any] | None]]

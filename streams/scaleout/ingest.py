@@ -5,6 +5,13 @@ Each batch the source yields is produced record by record (``acks=all``), keyed 
 in order on one partition; keying by wiki would send 57% of the recorded events to one of
 four partitions. Every record carries its SSE id in the ``sse_id`` header.
 
+Every record also carries ``seq``, its place in the stream: the run's start in nanoseconds
+plus the events produced before it, so numbers rise across restarts (a later run starts
+higher) without being stored. Every ``tick_interval_seconds`` while events flow, and when
+the ingest ends, a *tick* goes to every partition with the highest number the broker has
+acknowledged: the detect stage then knows a quiet partition holds nothing older, and
+merges the partitions back into stream order (``streams.scaleout.merge``).
+
 The resume position is written only after the broker has acknowledged every record of the
 batch, so a crash (kill -9 included) restarts at or before the first unacknowledged event:
 events may be produced twice, never skipped; the detect stage drops repeats by event id. A
@@ -17,7 +24,9 @@ state directory: a second one is refused by the state-directory lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -30,7 +39,7 @@ from sinks.metrics import Metrics
 from streams.pipeline.runner import Source
 from streams.scaleout.config import ScaleOutConfig
 from streams.scaleout.produce import Stopped, produce_all
-from streams.scaleout.records import record_headers
+from streams.scaleout.records import record_headers, tick_headers
 from streams.source.checkpoint import CheckpointStore
 
 if TYPE_CHECKING:
@@ -71,6 +80,7 @@ class IngestSummary:
     batches: int = 0
     produced: int = 0
     retries: int = 0
+    ticks: int = 0
 
 
 class Ingest:
@@ -112,6 +122,9 @@ class Ingest:
             registry=reg,
         )
         self._stop = asyncio.Event()
+        self._next_seq = 0  # set when the run starts
+        self._acked_seq = -1  # the highest number the broker acknowledged
+        self._ticked_seq = -1  # the highest number ticked to every partition
 
     async def _start_producer(self) -> AIOKafkaProducer:
         from aiokafka import AIOKafkaProducer  # ~11 MB: only when an ingest runs
@@ -135,6 +148,8 @@ class Ingest:
 
     async def run(self) -> IngestSummary:
         producer = self._producer or await self._start_producer()
+        self._next_seq = time.time_ns()
+        ticking = asyncio.create_task(self._tick_every(producer))
         try:
             async for batch in self.source.batches():
                 try:
@@ -143,17 +158,52 @@ class Ingest:
                     break  # not acknowledged: the position stays before this batch
                 if self._stop.is_set():
                     break
+            ticking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticking
+            with contextlib.suppress(Stopped):
+                await self._tick(producer)  # the last events need not wait for the interval
         finally:
+            ticking.cancel()
             if self._producer is None:
                 await producer.stop()
         return self.summary
 
+    async def _tick_every(self, producer: AIOKafkaProducer) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.tick_interval_seconds)
+            try:
+                await self._tick(producer)
+            except Stopped:
+                return
+            except Exception as exc:  # the next interval tries again; events are unaffected
+                log.warning("tick not produced", extra={"fields": {"error": type(exc).__name__}})
+
+    async def _tick(self, producer: AIOKafkaProducer) -> None:
+        """Tell every partition how far the acknowledged stream has got."""
+        seq = self._acked_seq
+        if seq <= self._ticked_seq:
+            return
+        ticks = [(None, b"", tick_headers(seq), p) for p in range(self.cfg.events_partitions)]
+        await produce_all(
+            producer, self.cfg, self.cfg.events_topic, ticks, self._stop,
+            on_retry=self._failures.inc, on_dropped=self._dropped.inc,
+        )  # fmt: skip
+        self._ticked_seq = seq
+        self.summary.ticks += 1
+
     async def _produce(self, producer: AIOKafkaProducer, batch: Sequence[RawEvent]) -> None:
         if not batch:
             return
+        first = self._next_seq
         records = [
-            (event_key(ev.data), ev.data, record_headers(ev.sse_id, ev.recv_ns, None))
-            for ev in batch
+            (
+                event_key(ev.data),
+                ev.data,
+                record_headers(ev.sse_id, ev.recv_ns, None, None, first + i),
+                None,
+            )
+            for i, ev in enumerate(batch)
         ]
 
         def retried() -> None:
@@ -164,6 +214,8 @@ class Ingest:
             producer, self.cfg, self.cfg.events_topic, records, self._stop,
             on_retry=retried, on_dropped=self._dropped.inc,
         )  # fmt: skip
+        self._next_seq = first + len(batch)
+        self._acked_seq = self._next_seq - 1
         self._produced.inc(len(batch))
         self.summary.produced += len(batch)
         self.summary.batches += 1

@@ -1,23 +1,34 @@
 """A pipeline source over the enriched topic: what ``rcwatch run`` does with EventStreams,
 done with the records the fetch workers produce.
 
-It reads every partition (manual assignment, no consumer group: the one detect process
-owns the topic) from the offsets of its checkpoint, and gives each event the position after
-it, so the runner's checkpoint (position plus pattern state, written together) covers the
-Kafka offsets too: a restart resumes exactly where the state was saved, and anything read
-again is dropped by event id.
+It reads every partition (manual assignment, no consumer group: the one detect process owns
+the topic) from the offsets of its checkpoint, merges them back into stream order
+(``streams.scaleout.merge``), and gives the last event of each batch it passes on the
+position after the batch: for each partition, the first event not yet passed on. So the
+runner's checkpoint (position plus pattern state, written together) covers the Kafka
+offsets too: a restart resumes exactly where the state was saved, and anything read again
+is dropped by event id.
+
+A partition holding more than its share of ``merge_max_buffered_events`` is paused at the
+broker until the merge has passed half of them on: the partitions ahead wait there, not in
+memory, while a slow one catches up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from prometheus_client import Counter, Gauge
+
 from detectors.event import RawEvent
+from sinks.metrics import Metrics
 from streams.scaleout.config import ScaleOutConfig
-from streams.scaleout.records import format_position, raw_event
+from streams.scaleout.merge import SeqMerge
+from streams.scaleout.records import format_position, header_values, raw_event, record_seq
 
 __all__ = ["KafkaSource"]
 
@@ -26,7 +37,12 @@ log = logging.getLogger(__name__)
 
 class KafkaSource:
     def __init__(
-        self, cfg: ScaleOutConfig, topic: str, offsets: Mapping[int, int], batch_max_events: int
+        self,
+        cfg: ScaleOutConfig,
+        topic: str,
+        offsets: Mapping[int, int],
+        batch_max_events: int,
+        metrics: Metrics | None = None,
     ) -> None:
         self.cfg = cfg
         self.topic = topic
@@ -35,6 +51,28 @@ class KafkaSource:
         self._stop = asyncio.Event()
         self._connected = False
         self.expired = 0  # records the broker removed before they were read (logged)
+        self.merge: SeqMerge[tuple[bytes, Any]] | None = None
+        reg = (metrics or Metrics()).registry
+        self._merged = Counter(
+            "rcwatch_merge_events",
+            "Events the detect stage's merge passed on: ordered (in stream order), late (a "
+            "re-delivery or reordered record, at once), unsequenced (no number, at once), "
+            "forced (held past merge_max_wait_seconds or merge_max_buffered_events)",
+            ["how"],
+            registry=reg,
+        )
+        for how in ("ordered", "late", "unsequenced", "forced"):
+            self._merged.labels(how)
+        self._held = Gauge(
+            "rcwatch_merge_held_events",
+            "Events the merge holds until every partition has caught up with them",
+            registry=reg,
+        )
+        self._oldest = Gauge(
+            "rcwatch_merge_oldest_wait_seconds",
+            "How long the longest-held event has waited for the other partitions",
+            registry=reg,
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -57,8 +95,14 @@ class KafkaSource:
             if not partitions:
                 await consumer.force_metadata_update()
                 partitions = sorted(consumer.partitions_for_topic(self.topic) or ())
-            tps = [TopicPartition(self.topic, p) for p in partitions]
-            consumer.assign(tps)
+            wanted = set(range(self.cfg.events_partitions))
+            if set(partitions) - wanted:
+                log.warning(
+                    "the enriched topic has more partitions than the events topic; only the "
+                    "first events_partitions carry events",
+                    extra={"fields": {"topic": self.topic, "partitions": len(partitions)}},
+                )
+            tps = [TopicPartition(self.topic, p) for p in partitions if p in wanted]
             starts = await consumer.beginning_offsets(tps) if tps else {}
             for tp in tps:
                 offset = self.offsets.setdefault(tp.partition, 0)
@@ -70,18 +114,65 @@ class KafkaSource:
                         extra={"fields": {"partition": tp.partition, "records": start - offset}},
                     )
                     offset = self.offsets[tp.partition] = start
-                consumer.seek(tp, offset)
+            consumer.assign(tps)
+            for tp in tps:
+                consumer.seek(tp, self.offsets[tp.partition])
+            cfg = self.cfg
+            merge = self.merge = SeqMerge[tuple[bytes, Any]](
+                {tp.partition: self.offsets[tp.partition] for tp in tps},
+                max_wait_seconds=cfg.merge_max_wait_seconds,
+                max_buffered=cfg.merge_max_buffered_events,
+            )
+            share = max(1, cfg.merge_max_buffered_events // max(1, len(tps)))
+            by_partition = {tp.partition: tp for tp in tps}
+            paused: set[int] = set()
             self._connected = True
             while not self._stop.is_set():
                 got = await consumer.getmany(timeout_ms=500, max_records=self.batch_max_events)
+                now = time.monotonic()
                 batch: list[RawEvent] = []
                 for tp, records in sorted(got.items(), key=lambda kv: kv[0].partition):
                     for r in records:
-                        self.offsets[tp.partition] = r.offset + 1
-                        position = format_position(self.topic, self.offsets)
-                        batch.append(raw_event(r.value, r.headers, position))
+                        self._read(merge, tp.partition, r, now, batch)
+                for item, how in merge.release(now):
+                    batch.append(raw_event(item[0], item[1], None))
+                    self._merged.labels(how).inc()
+                for p, tp in by_partition.items():  # backpressure: see the module docstring
+                    if p not in paused and merge.held(p) > share:
+                        consumer.pause(tp)
+                        paused.add(p)
+                    elif p in paused and merge.held(p) <= share // 2:
+                        consumer.resume(tp)
+                        paused.discard(p)
+                self._held.set(merge.buffered)
+                self._oldest.set(merge.oldest_wait(now))
                 if batch:
+                    # the position after the batch, on its last event: where the runner's
+                    # checkpoint resumes (working it out per event cost more than merging)
+                    positions = merge.positions()
+                    self.offsets.update(positions)
+                    position = format_position(self.topic, positions)
+                    batch[-1] = batch[-1]._replace(sse_id=position)
                     yield batch
         finally:
             self._connected = False
             await consumer.stop()
+
+    def _read(
+        self,
+        merge: SeqMerge[tuple[bytes, Any]],
+        partition: int,
+        record: Any,
+        now: float,
+        batch: list[RawEvent],
+    ) -> None:
+        headers = record.headers or ()
+        tick, seq = record_seq(header_values(headers))
+        if tick:
+            merge.tick(partition, record.offset, seq)
+            return
+        value = record.value if isinstance(record.value, bytes) else b""
+        released = merge.add(partition, record.offset, seq, (value, headers), now)
+        if released is not None:
+            batch.append(raw_event(value, headers, None))
+            self._merged.labels(released[1]).inc()

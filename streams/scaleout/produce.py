@@ -22,11 +22,12 @@ from streams.scaleout.config import ScaleOutConfig
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
 
-__all__ = ["Stopped", "produce_all"]
+__all__ = ["Record", "Stopped", "produce_all"]
 
 log = logging.getLogger(__name__)
 
-Record = tuple[bytes | None, bytes, list[tuple[str, bytes]]]  # key, value, headers
+# key, value, headers, partition (None: the key's)
+Record = tuple[bytes | None, bytes, list[tuple[str, bytes]], int | None]
 
 
 class Stopped(Exception):
@@ -57,7 +58,7 @@ async def produce_all(
     dropped: set[int] = set()
 
     def drop(i: int, exc: BaseException) -> None:
-        key, value, _ = records[i]
+        key, value, _, _ = records[i]
         dropped.add(i)
         on_dropped()
         log.error(
@@ -69,11 +70,14 @@ async def produce_all(
     while True:
         try:
             sent: list[tuple[int, Any]] = []
-            for i, (key, value, headers) in enumerate(records):
+            for i, (key, value, headers, partition) in enumerate(records):
                 if i in dropped:
                     continue
                 try:
-                    sent.append((i, await producer.send(topic, value, key=key, headers=headers)))
+                    future = await producer.send(
+                        topic, value, key=key, headers=headers, partition=partition
+                    )
+                    sent.append((i, future))
                 except Exception as exc:
                     if _retriable(exc):
                         raise

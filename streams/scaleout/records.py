@@ -1,13 +1,20 @@
 """The records the scale-out processes pass on, and their positions.
 
 An *enriched* record is a raw event exactly as EventStreams sent it (the value), keyed by
-page, with headers: ``sse_id`` (its EventStreams position), ``recv_ns``, when the text
-was fetched, ``content`` (JSON: status, added, removed, reason; the enriched archive's
-format), and for an event in scope, ``evaluated``: the rules' answer the fetch worker
-worked out (JSON: the digest of its rules, the findings with their redacted spans, what
-ran out of budget, the personal-data fingerprints, which are hashes). The detect stage
-uses that answer only when its own rules have the same digest, and anything in it that
-does not check out makes it evaluate the event itself.
+page, with headers: ``sse_id`` (its EventStreams position), ``recv_ns``, ``seq`` (its place
+in the stream, which the ingest numbers: the detect stage merges the partitions back into
+that order), when the text was fetched, ``content`` (JSON: status, added, removed, reason;
+the enriched archive's format), and for an event in scope, ``evaluated``: the rules' answer
+the fetch worker worked out (JSON: the digest of its rules, the findings with their
+redacted spans, what ran out of budget, the personal-data fingerprints, which are hashes).
+The detect stage uses that answer only when its own rules have the same digest, and
+anything in it that does not check out makes it evaluate the event itself.
+
+A *tick* is a record with no value and a ``tick`` header: the ingest's promise that every
+event it numbered up to that ``seq`` is already in the partition before it. The ingest
+writes one to every partition of the events topic each ``tick_interval_seconds`` while
+events flow and when it ends; the workers pass each one on to the same partition of the
+enriched topic, after the events before it.
 
 A consumer's position over a topic is written like an EventStreams id, a JSON array with
 one ``{"topic", "partition", "offset"}`` entry per partition (the offset of the next
@@ -35,6 +42,8 @@ __all__ = [
     "parse_position",
     "raw_event",
     "record_headers",
+    "record_seq",
+    "tick_headers",
 ]
 
 
@@ -43,8 +52,11 @@ def record_headers(
     recv_ns: int,
     content: Mapping[str, Any] | None,
     evaluated: bytes | None = None,
+    seq: int | None = None,
 ) -> list[tuple[str, bytes]]:
     headers = [("recv_ns", str(recv_ns).encode())]
+    if seq is not None:
+        headers.append(("seq", str(seq).encode()))
     if sse_id is not None:
         headers.append(("sse_id", sse_id.encode()))
     if content is not None:
@@ -139,13 +151,27 @@ def header_int(h: Mapping[str, bytes], name: str) -> int:
     return 0
 
 
+def tick_headers(seq: int) -> list[tuple[str, bytes]]:
+    return [("tick", str(seq).encode())]
+
+
+def record_seq(h: Mapping[str, bytes]) -> tuple[bool, int | None]:
+    """(is a tick, its ``tick`` or ``seq`` number); the number is None when absent or not
+    a non-negative decimal (a record from before the numbering, or a stranger's)."""
+    tick = "tick" in h
+    raw = h.get("tick" if tick else "seq")
+    if raw is None or not raw.isdigit() or len(raw) > 40:
+        return tick, None
+    return tick, int(raw)
+
+
 def header_text(h: Mapping[str, bytes], name: str) -> str | None:
     with contextlib.suppress(UnicodeDecodeError):
         return h[name].decode() if name in h else None
     return None
 
 
-def raw_event(value: bytes, headers: Sequence[tuple[Any, Any]], position: str) -> RawEvent:
+def raw_event(value: bytes, headers: Sequence[tuple[Any, Any]], position: str | None) -> RawEvent:
     """The RawEvent of an enriched record; ``position`` (this consumer's, after the record)
     takes the place of the SSE id. A header that does not decode is ignored (the event then
     goes on without it: no content means detection on metadata only). A record with no value

@@ -35,7 +35,7 @@ def topic_specs(cfg: ScaleOutConfig) -> list[TopicSpec]:
     }
     return [
         TopicSpec(cfg.events_topic, cfg.events_partitions, cfg.replication_factor, retention),
-        TopicSpec(cfg.enriched_topic, cfg.enriched_partitions, cfg.replication_factor, retention),
+        TopicSpec(cfg.enriched_topic, cfg.events_partitions, cfg.replication_factor, retention),
     ]
 
 
@@ -43,8 +43,9 @@ async def ensure_topics(
     bootstrap_servers: str, specs: Sequence[TopicSpec], timeout_seconds: float = 30.0
 ) -> list[str]:
     """Create the topics that do not exist yet (returns their names), then wait until every
-    partition of every topic has a leader. A topic that exists with fewer partitions than
-    asked is an error (its keys would map to other partitions than the workers expect)."""
+    partition of every topic has a leader. A topic that exists with another number of
+    partitions than asked is an error (its keys would map to other partitions than the
+    workers expect, and the detect stage merges exactly ``events_partitions``)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # ~11 MB: only when used
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
@@ -68,6 +69,15 @@ async def ensure_topics(
         deadline = time.monotonic() + timeout_seconds
         while True:
             described = await admin.describe_topics([s.name for s in specs])
+            counts = {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
+            over = [s for s in specs if counts.get(s.name, 0) > s.partitions]
+            if over:
+                names = ", ".join(f"{s.name} ({counts[s.name]} > {s.partitions})" for s in over)
+                raise RuntimeError(
+                    f"topics exist with more partitions than configured: {names} (the detect "
+                    "stage merges partition p of the enriched topic, which carries partition p "
+                    "of the events topic: set events_partitions to match, or use new topics)"
+                )
             ready = {
                 d["topic"]: sum(1 for p in d["partitions"] if p["leader"] >= 0)
                 for d in described

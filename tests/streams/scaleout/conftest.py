@@ -25,11 +25,14 @@ def broker() -> Iterator[str]:
 
 
 class TopicReader:
-    """Everything in a topic so far, read from the start of every partition."""
+    """Everything in a topic so far, read from the start of every partition: the events
+    (``records``, and ``by_partition`` in log order) and the ingest's ticks apart."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.bootstrap, self.topic = bootstrap, topic
         self.records: list[tuple[bytes | None, bytes, dict[str, bytes]]] = []
+        self.by_partition: dict[int, list[dict[str, bytes]]] = {}  # headers, ticks included
+        self.ticks: list[tuple[int, int]] = []  # (partition, seq)
         self._consumer: Any = None
         self._ends: dict[int, int] = {}
 
@@ -45,15 +48,26 @@ class TopicReader:
     async def poll(self) -> None:
         got = await self._consumer.getmany(timeout_ms=200)
         for tp, records in got.items():
-            self.records += [(r.key, r.value, dict(r.headers)) for r in records]
-            self._ends[tp.partition] = records[-1].offset + 1
+            for r in records:
+                headers = dict(r.headers)
+                self.by_partition.setdefault(tp.partition, []).append(headers)
+                if "tick" in headers:
+                    self.ticks.append((tp.partition, int(headers["tick"])))
+                else:
+                    self.records.append((r.key, r.value, headers))
+                    self._ends[tp.partition] = r.offset + 1
 
     def partitions(self) -> list[int]:
         return sorted(self._ends)
 
     def end(self, partition: int) -> int:
-        """The offset after the last record read from ``partition``."""
+        """The offset after the last event read from ``partition`` (ticks after it left
+        out: a position moves past what an event's release covers)."""
         return self._ends[partition]
+
+    def seqs(self, partition: int) -> list[int]:
+        """The numbers of the events in ``partition``, in log order (ticks left out)."""
+        return [int(h["seq"]) for h in self.by_partition.get(partition, []) if "tick" not in h]
 
     def ids(self) -> list[str]:
         return [orjson.loads(v)["meta"]["id"] for _, v, _ in self.records]

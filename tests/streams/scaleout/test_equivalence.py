@@ -139,10 +139,12 @@ async def _scale_out(
             "scaleout:\n"
             f"  bootstrap_servers: '{broker}'\n"
             f"  events_topic: ev-{name}\n  events_partitions: 4\n"
-            f"  enriched_topic: en-{name}\n  enriched_partitions: 2\n"
+            f"  enriched_topic: en-{name}\n"
             f"  worker_group: g-{name}\n  worker_batch_events: 20\n"
             "  producer_max_batch_bytes: 1\n"  # Tansu: one record per batch
-            "  session_timeout_seconds: 6.0\n  heartbeat_interval_seconds: 1.0\n",
+            "  session_timeout_seconds: 6.0\n  heartbeat_interval_seconds: 1.0\n"
+            # the merge waits out the takeover however slow a busy machine makes it
+            "  merge_max_wait_seconds: 600\n",
         )  # fmt: skip
         common = ("--config", str(config), "--log-level", "warning")
         ingest = await processes.rcwatch(
@@ -216,6 +218,11 @@ async def _scale_out(
         differ = 'rcwatch_upstream_evaluations_total{outcome="rules_differ"}'
         assert await _metric(detect_url, used) >= 300, processes.stderr(detect)
         assert await _metric(detect_url, differ) == 0
+        # every event went through the merge in stream order: none had to be let go early
+        forced = 'rcwatch_merge_events_total{how="forced"}'
+        ordered = 'rcwatch_merge_events_total{how="ordered"}'
+        assert await _metric(detect_url, forced) == 0
+        assert await _metric(detect_url, ordered) >= len(ids)
         for proc in (detect, *workers, ingest):
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 60) == 0, processes.stderr(proc)
@@ -269,7 +276,9 @@ async def test_two_workers_start_three_times_without_a_stall(
                 f"  events_topic: ev-stall-{run}\n  enriched_topic: en-stall-{run}\n"
                 f"  events_partitions: 4\n  worker_group: stall-{run}\n"
                 "  producer_max_batch_bytes: 1\n"
-                "  session_timeout_seconds: 6.0\n  heartbeat_interval_seconds: 1.0\n",
+                "  session_timeout_seconds: 6.0\n  heartbeat_interval_seconds: 1.0\n"
+            # the merge waits out the takeover however slow a busy machine makes it
+            "  merge_max_wait_seconds: 600\n",
             )  # fmt: skip
             common = ("--config", str(config), "--log-level", "warning")
             workers = [

@@ -52,6 +52,9 @@ async def test_topics_are_created_with_their_configs_once(broker: str) -> None:
     assert await ensure_topics(broker, [spec]) == []  # idempotent: a second process
     with pytest.raises(RuntimeError, match="fewer partitions"):
         await ensure_topics(broker, [TopicSpec("t-created", 5)])
+    # the enriched topic's partition p carries the events topic's p: a mismatch is refused
+    with pytest.raises(RuntimeError, match="more partitions than configured"):
+        await ensure_topics(broker, [TopicSpec("t-created", 2)])
 
 
 def test_event_key_is_the_page_and_survives_garbage() -> None:
@@ -113,6 +116,18 @@ async def test_every_event_reaches_the_topic_across_a_kill(
         for key, value, headers in reader.records:
             assert key == event_key(value)
             assert headers["sse_id"].startswith(b"[")
+        # numbered in stream order: rising along every partition, across the restart too
+        seqs = [reader.seqs(p) for p in range(4)]
+        assert all(s == sorted(set(s)) for s in seqs), "numbers rise along a partition"
+        assert sum(map(len, seqs)) == len(reader.ids())
+        # the stopped ingest told every partition how far it got: the detect stage's merge
+        # waits on no partition for events that were all produced
+        newest = max(max(s) for s in seqs if s)
+        for _ in range(100):
+            if {p for p, t in reader.ticks if t >= newest} == set(range(4)):
+                break
+            await reader.poll()
+        assert {p for p, t in reader.ticks if t >= newest} == set(range(4)), reader.ticks
         repeats = len(reader.ids()) - len(expected)
         assert 0 <= repeats <= 200, "at most what the killed run had not saved"
     finally:

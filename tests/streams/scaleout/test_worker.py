@@ -24,7 +24,7 @@ pytestmark = pytest.mark.scaleout
 def _cfg(broker: str, name: str, batch: int = 10) -> ScaleOutConfig:
     return ScaleOutConfig(
         bootstrap_servers=broker, events_topic=f"ev-{name}", enriched_topic=f"en-{name}",
-        events_partitions=4, enriched_partitions=1, worker_group=f"g-{name}",
+        events_partitions=4, worker_group=f"g-{name}",
         worker_batch_events=batch, producer_max_batch_bytes=1, session_timeout_seconds=6.0,
         heartbeat_interval_seconds=1.0,
     )  # fmt: skip
@@ -127,3 +127,59 @@ async def test_a_text_too_large_for_a_record_passes_the_event_on_without_it(brok
         assert sample == 3
     finally:
         await reader.stop()
+
+
+async def test_events_and_ticks_keep_their_partition_and_their_place(broker: str) -> None:
+    """The detect stage merges partition p of the enriched topic as the ingest's partition
+    p: a worker must keep every event's number, its partition and its place among the
+    ingest's ticks (a tick ahead of an event it vouches for would let the merge pass
+    later events first)."""
+    from aiokafka import AIOKafkaProducer
+
+    cfg = _cfg(broker, "ticks")
+    await ensure_topics(cfg.bootstrap_servers, topic_specs(cfg))
+    p = AIOKafkaProducer(bootstrap_servers=cfg.bootstrap_servers, max_batch_size=1)
+    await p.start()
+    sent: dict[int, list[tuple[str, int]]] = {}
+    try:
+        for seq in range(40):
+            partition = seq % 4
+            event = {"meta": {"id": f"t-{seq}", "domain": "en.wikipedia.org"}, "wiki": "enwiki",
+                     "type": "edit", "title": f"Page {seq}", "namespace": 1}  # fmt: skip
+            headers = [("seq", str(seq).encode()), ("recv_ns", b"1")]
+            await p.send_and_wait(
+                cfg.events_topic, orjson.dumps(event), headers=headers, partition=partition
+            )
+            sent.setdefault(partition, []).append(("seq", seq))
+            if seq % 10 == 9:
+                for q in range(4):
+                    await p.send_and_wait(
+                        cfg.events_topic, b"", headers=[("tick", str(seq).encode())], partition=q
+                    )
+                    sent[q].append(("tick", seq))
+    finally:
+        await p.stop()
+    worker = FetchWorker(cfg, lambda c: c.title == "Page 7", _text, Metrics())
+    reader = TopicReader(broker, cfg.enriched_topic)
+    await reader.start()
+    try:
+        async with _running(worker):
+            for _ in range(600):
+                await reader.poll()
+                if len(reader.records) >= 40 and len(reader.ticks) >= 16:
+                    break
+            else:
+                pytest.fail("the events and ticks did not get through")
+        got = {
+            q: [("tick", int(h["tick"])) if "tick" in h else ("seq", int(h["seq"])) for h in hs]
+            for q, hs in reader.by_partition.items()
+        }
+        assert got == sent
+        fetched = [h for _, _, h in reader.records if "content" in h]
+        assert len(fetched) == 1 and int(fetched[0]["seq"]) == 7
+    finally:
+        await reader.stop()
+
+
+async def _text(change: RecentChange) -> Content:
+    return Content("ok", added="text", removed="")

@@ -1,0 +1,129 @@
+"""The detect stage's source against a real broker (Tansu): the enriched topic's partitions
+come out in the ingest's order whatever order the workers wrote them in, and a partition
+that stays silent holds the others back no longer than the configured wait."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import orjson
+import pytest
+
+from detectors.event import RawEvent
+from sinks.metrics import Metrics
+from streams.scaleout.config import ScaleOutConfig
+from streams.scaleout.kafka_source import KafkaSource
+from streams.scaleout.records import parse_position
+from streams.scaleout.topics import ensure_topics, topic_specs
+
+pytestmark = pytest.mark.scaleout
+
+
+def _cfg(broker: str, name: str, wait: float = 60.0) -> ScaleOutConfig:
+    return ScaleOutConfig(
+        bootstrap_servers=broker, events_topic=f"ev-{name}", enriched_topic=f"en-{name}",
+        events_partitions=2, producer_max_batch_bytes=1, merge_max_wait_seconds=wait,
+    )  # fmt: skip
+
+
+async def _write(cfg: ScaleOutConfig, records: list[tuple[int, str, int]]) -> None:
+    """(partition, "seq" | "tick", number) in the order a worker would write them."""
+    from aiokafka import AIOKafkaProducer
+
+    await ensure_topics(cfg.bootstrap_servers, topic_specs(cfg))
+    p = AIOKafkaProducer(bootstrap_servers=cfg.bootstrap_servers, max_batch_size=1)
+    await p.start()
+    try:
+        for partition, kind, n in records:
+            value = b"" if kind == "tick" else orjson.dumps({"meta": {"id": f"e{n}"}})
+            await p.send_and_wait(
+                cfg.enriched_topic, value, headers=[(kind, str(n).encode())], partition=partition
+            )
+    finally:
+        await p.stop()
+
+
+async def _read(source: KafkaSource, n: int, within: float = 60.0) -> list[RawEvent]:
+    got: list[RawEvent] = []
+
+    async def collect() -> None:
+        async for batch in source.batches():
+            got.extend(batch)
+            if len(got) >= n:
+                return
+
+    try:
+        await asyncio.wait_for(collect(), within)
+    except TimeoutError:
+        pytest.fail(f"{len(got)} of {n} events came out: {[_id(e) for e in got]}")
+    finally:
+        source.stop()
+    return got
+
+
+def _id(event: RawEvent) -> str:
+    return str(orjson.loads(event.data)["meta"]["id"])
+
+
+async def test_partitions_written_out_of_order_come_out_in_stream_order(broker: str) -> None:
+    """Defect: the source passed each partition on as it was read, so a slow worker's
+    events reached the pattern windows after events that followed them in the stream."""
+    cfg = _cfg(broker, "order")
+    # partition 1's worker was ahead; partition 0's events come later, then its tick
+    await _write(cfg, [(1, "seq", 2), (1, "seq", 4), (1, "seq", 5), (0, "seq", 1),
+                       (0, "seq", 3), (0, "tick", 5), (1, "tick", 5)])  # fmt: skip
+    metrics = Metrics()
+    source = KafkaSource(cfg, cfg.enriched_topic, {}, 100, metrics)
+    events = await _read(source, 5)
+    assert [_id(e) for e in events] == ["e1", "e2", "e3", "e4", "e5"]
+    # each event's position: what a restart after it reads again, never anything before it
+    # the position after a batch rides on its last event: every event and tick read
+    assert events[-1].sse_id is not None
+    assert parse_position(events[-1].sse_id, cfg.enriched_topic) == {0: 3, 1: 4}
+    sample = metrics.registry.get_sample_value
+    assert sample("rcwatch_merge_events_total", {"how": "ordered"}) == 5
+    assert sample("rcwatch_merge_held_events") == 0
+
+
+async def test_a_silent_partition_holds_the_others_back_only_so_long(broker: str) -> None:
+    cfg = _cfg(broker, "silent", wait=1.0)
+    await _write(cfg, [(1, "seq", 7), (1, "seq", 8)])  # partition 0: no worker, no tick
+    metrics = Metrics()
+    source = KafkaSource(cfg, cfg.enriched_topic, {}, 100, metrics)
+    events = await _read(source, 2)
+    assert [_id(e) for e in events] == ["e7", "e8"]
+    sample = metrics.registry.get_sample_value
+    assert sample("rcwatch_merge_events_total", {"how": "forced"}) == 2
+    # held, the position stayed before them: a restart meanwhile would have read them again
+    restart = KafkaSource(cfg, cfg.enriched_topic, {0: 0, 1: 1}, 100, Metrics())
+    again = await _read(restart, 1)
+    assert [_id(e) for e in again] == ["e8"]
+
+
+async def test_stopping_while_events_are_held_ends_the_source(broker: str) -> None:
+    cfg = _cfg(broker, "stop")
+    await _write(cfg, [(1, "seq", 3)])
+    source = KafkaSource(cfg, cfg.enriched_topic, {}, 100, Metrics())
+
+    async def drain() -> list[RawEvent]:
+        out: list[RawEvent] = []
+        async for batch in source.batches():
+            out.extend(batch)
+        return out
+
+    task = asyncio.create_task(drain())
+    try:
+        for _ in range(600):
+            if source.merge is not None and source.merge.buffered == 1:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the event was never held")
+        source.stop()
+        assert await asyncio.wait_for(task, 30) == []  # held, so never passed on
+        assert source.offsets == {0: 0, 1: 0}
+    finally:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
