@@ -141,12 +141,13 @@ async def _cmd_run(settings: Settings, source_name: str, reset: bool) -> int:
 
 
 def open_stream(
-    settings: Settings, store: CheckpointStore, *, reset: bool
+    settings: Settings, store: CheckpointStore, *, reset: bool, metrics: Metrics | None = None
 ) -> tuple[str, Metrics, Start, EventStreamsSource]:
     """Where the stream resumes (checkpoint, origin or --since) and the source reading it,
-    with the metrics that source reports to: for ``rcwatch run`` and the ingest."""
+    with the metrics that source reports to (new ones unless given): for ``rcwatch run``
+    and the ingest."""
     names = stream_names(settings.stream.url)
-    metrics = Metrics(version=__version__)
+    metrics = metrics or Metrics(version=__version__)
     metrics.allow_streams(f"mediawiki.{name}" for name in names.split(","))
     start = resolve_start(
         store,

@@ -6,11 +6,14 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from prometheus_client import Gauge
 
 from detectors.event import RecentChange
 from sinks.metrics import Health, Metrics, MetricsServer
@@ -30,13 +33,17 @@ from streams.scaleout.config import ScaleOutConfig
 from streams.scaleout.fetcher import FetchWorker
 from streams.scaleout.ingest import Ingest
 from streams.scaleout.kafka_source import KafkaSource
+from streams.scaleout.lease import IngestLease, last_position
 from streams.scaleout.records import encode_evaluation, parse_position
 from streams.scaleout.topics import ensure_topics, topic_specs
 from streams.settings import Settings, validate_for_run
-from streams.source.checkpoint import CheckpointStore, StateDirLock
+from streams.source.checkpoint import CheckpointError, CheckpointStore, StateDirLock
+from streams.source.eventstreams import EventStreamsSource, stream_names
 from streams.source.start import load_checkpoint
 
 __all__ = ["run_scaleout_command"]
+
+log = logging.getLogger(__name__)
 
 
 def _config(settings: Settings, args: argparse.Namespace) -> ScaleOutConfig:
@@ -235,7 +242,9 @@ async def _detect(settings: Settings, cfg: ScaleOutConfig) -> int:
                 raise UsageError(f"{store.path}: not a detect-stage position ({exc})") from None
         with _starting():
             await _topics(cfg)
-        source = KafkaSource(cfg, cfg.enriched_topic, offsets, settings.pipeline.batch_max_events)
+        source = KafkaSource(
+            cfg, cfg.enriched_topic, offsets, settings.pipeline.batch_max_events, metrics
+        )
         monitor = build_monitor(
             settings,
             source,
@@ -257,20 +266,62 @@ async def _detect(settings: Settings, cfg: ScaleOutConfig) -> int:
 
 
 async def _ingest(settings: Settings, cfg: ScaleOutConfig, *, reset: bool) -> int:
+    """An ingest: active while it holds its stream's lease, standing by until then."""
     state = Path(settings.state_dir)
     lock = StateDirLock(state)  # a second ingest on this state directory is refused
     lock.acquire()
     try:
+        names = stream_names(settings.stream.url)
+        metrics = Metrics(version=__version__)
+        active = Gauge(
+            "rcwatch_ingest_active",
+            "1 while this ingest holds its stream's lease and produces, 0 while it stands by",
+            registry=metrics.registry,
+        )
+        running: list[Ingest] = []
+        sources: list[EventStreamsSource] = []
+        stopping = asyncio.Event()
+
+        def stop() -> None:
+            stopping.set()
+            for ingest in running:
+                ingest.stop()
+
+        def health() -> tuple[bool, dict[str, Any]]:
+            if sources:
+                return sources[0].health()
+            return True, {"role": "ingest", "state": "standby"}
+
+        def lost() -> None:
+            for ingest in running:
+                ingest.stop()
+
+        lease = IngestLease(cfg, on_lost=lost, registry=metrics.registry)
         with _starting():
             await _topics(cfg)
             store = CheckpointStore(state)
-            names, metrics, _start, source = open_stream(settings, store, reset=reset)
-            ingest = Ingest(source, cfg, store, names, metrics)
-            server = await _serve(settings, metrics, source.health)
+            server = await _serve(settings, metrics, health)
+            await lease.start()
         try:
-            with _signals(ingest.stop):
+            with _signals(stop):
+                if not await _lease_or_stop(lease, stopping):
+                    print("ingest: stopped while standing by", file=sys.stderr)
+                    return 0
+                active.set(1)
+                if not reset:
+                    await _adopt_position(cfg, store, names)
+                _names, _m, _start, source = open_stream(
+                    settings, store, reset=reset, metrics=metrics
+                )
+                sources.append(source)
+                ingest = Ingest(source, cfg, store, names, metrics, publish_positions=True)
+                running.append(ingest)
+                if stopping.is_set():
+                    ingest.stop()
                 summary = await ingest.run()
         finally:
+            active.set(0)
+            await lease.stop()
             if server is not None:
                 await server.stop()
         print(
@@ -278,6 +329,56 @@ async def _ingest(settings: Settings, cfg: ScaleOutConfig, *, reset: bool) -> in
             f"({summary.retries} retried) to {cfg.events_topic}",
             file=sys.stderr,
         )
+        if lease.lost:
+            print(
+                "rcwatch: another ingest took this stream's lease; start this one again to "
+                "stand by",
+                file=sys.stderr,
+            )
+            return 1
         return 0
     finally:
         lock.release()
+
+
+async def _lease_or_stop(lease: IngestLease, stopping: asyncio.Event) -> bool:
+    """Wait for the lease (True) or a stop (False)."""
+    if not lease.held.is_set():
+        log.info(
+            "standing by: another ingest of this stream holds the lease",
+            extra={"fields": {"group": lease.cfg.ingest_group}},
+        )
+        print("ingest: standing by (another ingest of this stream is active)", file=sys.stderr)
+    held = asyncio.ensure_future(lease.held.wait())
+    stopped = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait((held, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        held.cancel()
+        stopped.cancel()
+    if stopping.is_set():
+        return False
+    log.info("holding the lease: this ingest is active", extra={"fields": {}})
+    return True
+
+
+async def _adopt_position(cfg: ScaleOutConfig, store: CheckpointStore, names: str) -> None:
+    """Resume from the position the last active ingest published, unless this state
+    directory holds a newer one (this host was the last active one)."""
+    known = await last_position(cfg, names)
+    if known is None:
+        return
+    try:
+        local = store.load()
+    except CheckpointError:
+        local = None  # set aside and counted when the stream opens
+    if local is not None and local.streams == names:
+        if local.last_event_id == known.sse_id:
+            return
+        if local.event_time and known.event_time and local.event_time >= known.event_time:
+            return
+    store.save(known.sse_id, names, known.event_time)
+    log.info(
+        "resuming from the position the last active ingest published",
+        extra={"fields": {"event_time": known.event_time}},
+    )

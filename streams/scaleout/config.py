@@ -36,6 +36,12 @@ class ScaleOutConfig:
     # it goes on out of order (rcwatch_merge_events_total{how="forced"})
     merge_max_wait_seconds: float = field(default=60.0, metadata={"gt": 0})
     merge_max_buffered_events: int = field(default=100_000, metadata={"min": 100})
+    # every ingest of one stream joins this group; the one holding its lease is active, the
+    # others stand by (on any host) and take over when it dies (one group per stream)
+    ingest_group: str = "rcwatch-ingest"
+    # the lease's one-partition topic, which also carries the active ingest's resume
+    # position for a standby on another host
+    ingest_positions_topic: str = "rcwatch-ingest-positions"
     # the fetch workers' consumer group
     worker_group: str = "rcwatch-fetch"
     worker_batch_events: int = field(default=500, metadata={"min": 1})

@@ -18,7 +18,10 @@ events may be produced twice, never skipped; the detect stage drops repeats by e
 produce that fails or times out is retried with backoff, the whole batch again, and
 counted; the position does not move meanwhile. An event the broker refuses for good (over
 its size limit) is dropped, counted and logged (``streams.scaleout.produce``). One ingest per
-state directory: a second one is refused by the state-directory lock.
+state directory: a second one is refused by the state-directory lock. Across hosts, the
+ingests of a stream share a lease on the broker (``streams.scaleout.lease``): one is active,
+the others stand by; the active one publishes its position there each tick interval, for
+a standby to resume from when it takes over.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from detectors.event import RawEvent
 from sinks.metrics import Metrics
 from streams.pipeline.runner import Source
 from streams.scaleout.config import ScaleOutConfig
+from streams.scaleout.lease import Position, publish_position
 from streams.scaleout.produce import Stopped, produce_all
 from streams.scaleout.records import record_headers, tick_headers
 from streams.source.checkpoint import CheckpointStore
@@ -95,8 +99,13 @@ class Ingest:
         metrics: Metrics,
         *,
         producer: AIOKafkaProducer | None = None,
+        publish_positions: bool = False,
     ) -> None:
+        """``publish_positions``: also write the position to the lease's topic (for a
+        standby on another host)."""
         self.source = source
+        self.publish_positions = publish_positions
+        self._position: Position | None = None  # the newest saved, not yet published
         self.cfg = cfg
         self.store = store
         self.streams = streams
@@ -161,8 +170,14 @@ class Ingest:
             ticking.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticking
-            with contextlib.suppress(Stopped):
+            try:
                 await self._tick(producer)  # the last events need not wait for the interval
+            except Stopped:
+                pass
+            except Exception as exc:
+                log.warning(
+                    "last tick not produced", extra={"fields": {"error": type(exc).__name__}}
+                )
         finally:
             ticking.cancel()
             if self._producer is None:
@@ -180,7 +195,13 @@ class Ingest:
                 log.warning("tick not produced", extra={"fields": {"error": type(exc).__name__}})
 
     async def _tick(self, producer: AIOKafkaProducer) -> None:
-        """Tell every partition how far the acknowledged stream has got."""
+        """Tell every partition how far the acknowledged stream has got, and a standby
+        where to resume."""
+        position = self._position
+        if position is not None and self.publish_positions:
+            await publish_position(producer, self.cfg, self.streams, position)
+            if self._position is position:
+                self._position = None
         seq = self._acked_seq
         if seq <= self._ticked_seq:
             return
@@ -224,3 +245,4 @@ class Ingest:
             # everything up to here is acknowledged: only now may a restart begin after it
             self.store.save(last.sse_id, self.streams, _event_time(last.data))
             self._saved.set_to_current_time()
+            self._position = Position(last.sse_id, _event_time(last.data))

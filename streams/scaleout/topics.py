@@ -36,6 +36,10 @@ def topic_specs(cfg: ScaleOutConfig) -> list[TopicSpec]:
     return [
         TopicSpec(cfg.events_topic, cfg.events_partitions, cfg.replication_factor, retention),
         TopicSpec(cfg.enriched_topic, cfg.events_partitions, cfg.replication_factor, retention),
+        # the ingest lease and positions: the newest position per stream is what counts
+        TopicSpec(
+            cfg.ingest_positions_topic, 1, cfg.replication_factor, {"cleanup.policy": "compact"}
+        ),
     ]
 
 

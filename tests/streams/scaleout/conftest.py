@@ -1,14 +1,19 @@
 """Fixtures of the scale-out tests: a real Kafka-protocol broker (Tansu) for the module,
-and a reader of what a topic holds."""
+a reader of what a topic holds, and a reader of a process's /metrics."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import re
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import orjson
 import pytest
 
+from tests.conftest import Processes, wait_for
 from tests.sinks.endpoints import start_tansu, tansu_binary
 
 
@@ -74,3 +79,41 @@ class TopicReader:
 
     async def stop(self) -> None:
         await self._consumer.stop()
+
+
+async def metrics_url(processes: Processes, proc: asyncio.subprocess.Process) -> str:
+    found: list[str] = []
+
+    def printed() -> bool:
+        m = re.search(r"metrics: (http://\S+)/metrics", processes.stderr(proc))
+        if m:
+            found.append(m.group(1))
+        return bool(m)
+
+    await wait_for(printed, 60, "a process's metrics address")
+    return found[0]
+
+
+async def metric(url: str, name: str) -> float:
+    """One sample of a process's /metrics (0 when it does not answer: it is gone)."""
+
+    def scrape() -> float:
+        try:
+            with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return 0.0
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    return await asyncio.to_thread(scrape)
+
+
+async def wait_for_async(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)  # a poll interval, not a wait for a result

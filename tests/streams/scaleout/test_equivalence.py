@@ -6,12 +6,10 @@ MediaWiki API serving the texts the demo's synthetic edits added."""
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
 import time
-import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
@@ -25,7 +23,7 @@ from streams.standins.sse_server import EventStreamsServer
 from tests.conftest import Processes, wait_for
 from tests.harness import TEST_UA
 from tests.sinks.endpoints import free_port
-from tests.streams.scaleout.conftest import TopicReader
+from tests.streams.scaleout.conftest import TopicReader, metric, metrics_url, wait_for_async
 
 pytestmark = pytest.mark.scaleout
 
@@ -51,44 +49,6 @@ def _config(tmp: Path, server: EventStreamsServer, api: FakeMediaWiki, scaleout:
         f"{scaleout}"
     )
     return path
-
-
-async def _metrics_url(processes: Processes, proc: asyncio.subprocess.Process) -> str:
-    found: list[str] = []
-
-    def printed() -> bool:
-        m = re.search(r"metrics: (http://\S+)/metrics", processes.stderr(proc))
-        if m:
-            found.append(m.group(1))
-        return bool(m)
-
-    await wait_for(printed, 60, "a worker's metrics address")
-    return found[0]
-
-
-async def _metric(url: str, name: str) -> float:
-    """One sample of a worker's /metrics (0 when it does not answer: it is gone)."""
-
-    def scrape() -> float:
-        try:
-            with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
-                text = r.read().decode()
-        except OSError:
-            return 0.0
-        for line in text.splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
-
-    return await asyncio.to_thread(scrape)
-
-
-async def wait_for_async(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)  # a poll interval, not a wait for a result
 
 
 def _alerts(path: Path) -> Counter[tuple[str, str, int]]:
@@ -155,7 +115,7 @@ async def _scale_out(
             await processes.rcwatch("scaleout", "worker", *common, "--metrics-addr", "127.0.0.1:0")
             for _ in range(workers_n)
         ]
-        urls = [await _metrics_url(processes, w) for w in workers]
+        urls = [await metrics_url(processes, w) for w in workers]
         detect_url = f"http://127.0.0.1:{free_port()}"
         detect = await processes.rcwatch(
             "scaleout", "detect", *common, "--state-dir", str(out / "detect"),
@@ -176,12 +136,12 @@ async def _scale_out(
         await enriched(150, 120, "the workers at work")
 
         async def split() -> bool:  # every worker holds partitions: assignment confirmed
-            held = [await _metric(u, "rcwatch_worker_assigned_partitions") for u in urls]
+            held = [await metric(u, "rcwatch_worker_assigned_partitions") for u in urls]
             return all(held) and sum(held) == 4
 
         await wait_for_async(split, 60, "every worker holding partitions")
         if kill:
-            passed = [await _metric(u, "rcwatch_worker_records_total") for u in urls]
+            passed = [await metric(u, "rcwatch_worker_records_total") for u in urls]
             busiest = passed.index(max(passed))
             victim = workers.pop(busiest)
             urls.pop(busiest)
@@ -191,13 +151,13 @@ async def _scale_out(
             server.publish(rest)
 
             async def took_over() -> bool:
-                held = [await _metric(u, "rcwatch_worker_assigned_partitions") for u in urls]
+                held = [await metric(u, "rcwatch_worker_assigned_partitions") for u in urls]
                 return sum(held) == 4
 
             await wait_for_async(took_over, 60, "the survivors to take every partition")
             assert time.monotonic() - killed_at < 60, "takeover"
             # the survivor measured its part of the takeover (the rebalance itself)
-            rebalance = await _metric(urls[0], "rcwatch_worker_rebalance_seconds")
+            rebalance = await metric(urls[0], "rcwatch_worker_rebalance_seconds")
             assert 0 < rebalance < 60
         else:
             server.publish(rest)
@@ -216,13 +176,13 @@ async def _scale_out(
         # the workers ran the rules; the detect stage took their answers (same rules)
         used = 'rcwatch_upstream_evaluations_total{outcome="used"}'
         differ = 'rcwatch_upstream_evaluations_total{outcome="rules_differ"}'
-        assert await _metric(detect_url, used) >= 300, processes.stderr(detect)
-        assert await _metric(detect_url, differ) == 0
+        assert await metric(detect_url, used) >= 300, processes.stderr(detect)
+        assert await metric(detect_url, differ) == 0
         # every event went through the merge in stream order: none had to be let go early
         forced = 'rcwatch_merge_events_total{how="forced"}'
         ordered = 'rcwatch_merge_events_total{how="ordered"}'
-        assert await _metric(detect_url, forced) == 0
-        assert await _metric(detect_url, ordered) >= len(ids)
+        assert await metric(detect_url, forced) == 0
+        assert await metric(detect_url, ordered) >= len(ids)
         for proc in (detect, *workers, ingest):
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 60) == 0, processes.stderr(proc)
@@ -287,10 +247,10 @@ async def test_two_workers_start_three_times_without_a_stall(
                 )
                 for _ in range(2)
             ]
-            urls = [await _metrics_url(processes, w) for w in workers]
+            urls = [await metrics_url(processes, w) for w in workers]
 
             async def split(urls: list[str] = urls) -> bool:
-                held = [await _metric(u, "rcwatch_worker_assigned_partitions") for u in urls]
+                held = [await metric(u, "rcwatch_worker_assigned_partitions") for u in urls]
                 return all(held) and sum(held) == 4
 
             await wait_for_async(split, 60, f"start {run + 1}: both workers assigned")

@@ -14,12 +14,14 @@ import pytest
 
 from streams.scaleout.config import ScaleOutConfig
 from streams.scaleout.ingest import event_key
+from streams.scaleout.lease import last_position
 from streams.scaleout.topics import TopicSpec, ensure_topics
 from streams.source.checkpoint import CheckpointStore
+from streams.source.eventstreams import stream_names
 from streams.standins.sse_server import EventStreamsServer
 from tests.conftest import Processes, wait_for
 from tests.harness import TEST_UA
-from tests.streams.scaleout.conftest import TopicReader
+from tests.streams.scaleout.conftest import TopicReader, metric, metrics_url, wait_for_async
 
 pytestmark = pytest.mark.scaleout
 
@@ -42,6 +44,9 @@ def _settings(tmp: Path, broker: str, topic: str) -> Path:
         f"  events_topic: {topic}\n"
         "  events_partitions: 4\n"
         "  producer_max_batch_bytes: 1\n"  # Tansu: one record per batch
+        # a killed ingest's lease passes on after this (tests only: the default is 30 s)
+        "  session_timeout_seconds: 6.0\n  heartbeat_interval_seconds: 1.0\n"
+        f"  ingest_group: g-{topic}\n  ingest_positions_topic: pos-{topic}\n"
     )
     return path
 
@@ -201,3 +206,96 @@ async def test_a_signal_while_waiting_for_the_broker_ends_in_one_line(
             w.close()
         hole.close()
         await hole.wait_closed()
+
+
+async def test_a_standby_on_another_host_takes_over_where_the_active_one_stopped(
+    broker: str, server: EventStreamsServer, sample_events: list[bytes], tmp_path: Path,
+    processes: Processes,
+) -> None:  # fmt: skip
+    """Two ingests of one stream with state directories of their own (two hosts): one
+    produces, the other stands by without connecting to EventStreams and without taking
+    the lease when it joins. kill -9 the active one, publish while none is active: the
+    standby takes over from the position the active one published on the broker (its own
+    state directory has none), so the topic holds every event."""
+    topic = "events-standby"
+    config = _settings(tmp_path, broker, topic)
+
+    async def ingest(host: str) -> tuple[asyncio.subprocess.Process, str]:
+        proc = await processes.rcwatch(
+            "scaleout", "ingest", "--config", str(config), "--stream-url", server.url,
+            "--state-dir", str(tmp_path / host), "--user-agent", TEST_UA,
+            "--since", "1d",  # a start of its own would read everything the server has
+            "--log-level", "warning", "--metrics-addr", "127.0.0.1:0",
+        )  # fmt: skip
+        return proc, await metrics_url(processes, proc)
+
+    first, second, third = sample_events[:200], sample_events[200:400], sample_events[400:]
+    active, active_url = await ingest("host-a")
+    await wait_for_async(
+        lambda: _is(active_url, "rcwatch_ingest_active", 1), 60, "the first ingest active"
+    )
+    standby, standby_url = await ingest("host-b")
+    # the standby joined (its assignment: nothing) and left the lease where it was
+    await wait_for_async(
+        lambda: _at_least(standby_url, "rcwatch_ingest_lease_assignments_total", 1),
+        60, "the standby in the group",
+    )  # fmt: skip
+    assert "standing by" in processes.stderr(standby)
+    assert await metric(standby_url, "rcwatch_ingest_active") == 0
+    assert await metric(active_url, "rcwatch_ingest_active") == 1
+    assert server.connections == 1, "a standby does not read the stream"
+    reader = TopicReader(broker, topic)
+    await reader.start()
+    try:
+        server.publish(first)
+        await _wait_has(reader, {orjson.loads(e)["meta"]["id"] for e in first})
+        # the active one publishes its saved position each tick interval: wait for it
+        cfg = ScaleOutConfig(bootstrap_servers=broker, ingest_positions_topic=f"pos-{topic}")
+        names = stream_names(server.url)
+
+        last_id = orjson.loads(first[-1])["meta"]["id"]
+        after_first = next(
+            h["sse_id"].decode() for _, v, h in reader.records
+            if orjson.loads(v)["meta"]["id"] == last_id
+        )  # fmt: skip
+
+        async def published() -> bool:  # the position after the last of them
+            known = await last_position(cfg, names)
+            return known is not None and known.sse_id == after_first
+
+        await wait_for_async(published, 60, "the active one's position on the broker")
+        active.send_signal(signal.SIGKILL)
+        await active.wait()
+        server.publish(second)  # while no ingest is active
+        await wait_for_async(
+            lambda: _is(standby_url, "rcwatch_ingest_active", 1), 60, "the takeover"
+        )
+        await wait_for(lambda: server.connections >= 2, 60, "the standby's connection")
+        server.publish(third)
+        expected = {orjson.loads(e)["meta"]["id"] for e in sample_events}
+        await _wait_has(reader, expected)
+        assert set(reader.ids()) == expected
+        # resumed where the active one stopped: a start of its own (--since) would have
+        # produced the first events again
+        # (at most what the resume's position margin reaches back over: a few, not all)
+        assert len(reader.ids()) - len(expected) < len(first) // 2
+        standby.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(standby.wait(), 60) == 0, processes.stderr(standby)
+    finally:
+        await reader.stop()
+
+
+async def _is(url: str, name: str, value: float) -> bool:
+    return await metric(url, name) == value
+
+
+async def _at_least(url: str, name: str, value: float) -> bool:
+    return await metric(url, name) >= value
+
+
+async def _wait_has(reader: TopicReader, ids: set[str]) -> None:
+    for _ in range(600):
+        await reader.poll()
+        if ids <= set(reader.ids()):
+            return
+    pytest.fail(f"{len(ids - set(reader.ids()))} of {len(ids)} events not in the topic")

@@ -1,0 +1,228 @@
+"""One active ingest per stream, on any host: a lease held through the broker.
+
+Every ingest of a stream joins one consumer group (``ingest_group``) on a one-partition
+topic (``ingest_positions_topic``). The group gives that partition to one member: that
+ingest is active; the others stand by, connected to nothing but the broker. When the active
+one dies (kill -9, a lost host), the group notices after ``session_timeout_seconds`` and
+gives the partition to a standby, which takes over.
+
+The same topic carries the active ingest's resume position: after the broker has
+acknowledged a batch, the ingest writes its position there as well as in its state
+directory (``publish_position``). A standby on another host has no state directory of the
+active one, so on taking over it resumes from the last position on the broker
+(``last_position``), which is never past an acknowledged event: events may be produced
+twice around a takeover (the detect stage drops them by id), never skipped.
+
+An active ingest that loses the lease without dying (it stalled past the session timeout:
+a long pause, a network partition) learns it at its next heartbeat and stops after the
+batch in hand; the process ends (status 1) so that its supervisor starts it again, as a
+standby. Until then the two may overlap by that batch, which the detect stage drops by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter
+
+from streams.scaleout.config import ScaleOutConfig
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+__all__ = ["IngestLease", "Position", "last_position", "publish_position"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Position:
+    sse_id: str
+    event_time: str | None
+
+
+class IngestLease:
+    """``held`` is set while this process holds the lease; ``on_lost`` is called when a
+    held lease is taken away."""
+
+    def __init__(
+        self,
+        cfg: ScaleOutConfig,
+        on_lost: Callable[[], Any] | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.on_lost = on_lost
+        self._assignments = Counter(
+            "rcwatch_ingest_lease_assignments",
+            "Group assignments this ingest received: one at each join or departure of an "
+            "ingest of its stream, whether it holds the lease or not",
+            registry=registry or CollectorRegistry(),
+        )
+        self.held = asyncio.Event()
+        self.lost = False
+        self._consumer: AIOKafkaConsumer | None = None
+        self._polling: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.abc import ConsumerRebalanceListener
+
+        lease = self
+
+        class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+            async def on_partitions_revoked(self, revoked: Any) -> None:
+                pass  # every member gives up everything at a rebalance: wait for the outcome
+
+            async def on_partitions_assigned(self, assigned: Any) -> None:
+                lease._assignments.inc()
+                if any(tp.partition == 0 for tp in assigned):
+                    if not lease.lost:
+                        lease.held.set()
+                elif lease.held.is_set():
+                    lease._lose()
+
+        cfg = self.cfg
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=cfg.bootstrap_servers,
+            group_id=cfg.ingest_group,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+            session_timeout_ms=int(cfg.session_timeout_seconds * 1000),
+            heartbeat_interval_ms=int(cfg.heartbeat_interval_seconds * 1000),
+            partition_assignment_strategy=(_sticky_assignor(self),),
+        )
+        self._consumer.subscribe([cfg.ingest_positions_topic], listener=Listener())
+        await self._consumer.start()
+        self._polling = asyncio.create_task(self._poll())
+
+    def _lose(self) -> None:
+        self.held.clear()
+        self.lost = True
+        log.error(
+            "another ingest took the lease of this stream; this one stops after the batch in "
+            "hand (its supervisor starts it again as a standby)",
+            extra={"fields": {"group": self.cfg.ingest_group}},
+        )
+        if self.on_lost is not None:
+            self.on_lost()
+
+    async def _poll(self) -> None:
+        """The group needs this member to poll (max_poll_interval); what it reads is the
+        positions, which only a takeover needs (``last_position`` reads them then)."""
+        assert self._consumer is not None
+        while True:
+            try:
+                await self._consumer.getmany(timeout_ms=1000, max_records=100)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the consumer reconnects; a lost lease is reported
+                log.warning("lease poll failed", extra={"fields": {"error": type(exc).__name__}})
+                await asyncio.sleep(1.0)
+
+    async def stop(self) -> None:
+        if self._polling is not None:
+            self._polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._polling
+        if self._consumer is not None:
+            await self._consumer.stop()  # leaves the group: a standby takes over at once
+
+
+def _sticky_assignor(lease: IngestLease) -> type:
+    """An assignor that leaves the lease where it is: a standby joining the group (every
+    member rejoins at a rebalance) must not take it from a live holder. Each member says in
+    its join whether it holds the lease; the partition goes to a holder, else to the first
+    member by id."""
+    from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
+    from aiokafka.coordinator.protocol import (
+        ConsumerProtocolMemberAssignment,
+        ConsumerProtocolMemberMetadata,
+    )
+
+    class StickyLease(AbstractPartitionAssignor):  # type: ignore[misc]
+        name = "rcwatch-lease"
+        version = 0
+
+        @classmethod
+        def metadata(cls, topics: Any) -> Any:
+            held = b"held" if lease.held.is_set() else b""
+            return ConsumerProtocolMemberMetadata(cls.version, sorted(topics), held)
+
+        @classmethod
+        def assign(cls, cluster: Any, members: Any) -> dict[str, Any]:
+            ids = sorted(members)
+            holders = [m for m in ids if members[m].user_data == b"held"]
+            owner = (holders or ids)[0]
+            topic = cfg.ingest_positions_topic
+            return {
+                m: ConsumerProtocolMemberAssignment(
+                    cls.version, [(topic, [0])] if m == owner else [], b""
+                )
+                for m in ids
+            }
+
+        @classmethod
+        def on_assignment(cls, assignment: Any) -> None:
+            pass
+
+    cfg = lease.cfg
+    return StickyLease
+
+
+async def last_position(
+    cfg: ScaleOutConfig, streams: str, look_back: int = 1000
+) -> Position | None:
+    """The newest position an active ingest of ``streams`` published, or None."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=cfg.bootstrap_servers, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    try:
+        tp = TopicPartition(cfg.ingest_positions_topic, 0)
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        start = max((await consumer.beginning_offsets([tp]))[tp], end - look_back)
+        consumer.seek(tp, start)
+        found: Position | None = None
+        offset = start
+        while offset < end:
+            got = await consumer.getmany(tp, timeout_ms=2000)
+            records = got.get(tp, [])
+            if not records:
+                break
+            for r in records:
+                offset = r.offset + 1
+                if r.key == streams.encode():
+                    found = _position(r.value) or found
+        return found
+    finally:
+        await consumer.stop()
+
+
+def _position(value: object) -> Position | None:
+    try:
+        d = orjson.loads(value) if isinstance(value, bytes) else None
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(d, dict) or not isinstance(d.get("sse_id"), str):
+        return None
+    t = d.get("event_time")
+    return Position(d["sse_id"], t if isinstance(t, str) else None)
+
+
+async def publish_position(
+    producer: AIOKafkaProducer, cfg: ScaleOutConfig, streams: str, position: Position
+) -> None:
+    value = orjson.dumps({"sse_id": position.sse_id, "event_time": position.event_time})
+    await producer.send_and_wait(
+        cfg.ingest_positions_topic, value, key=streams.encode(), partition=0
+    )
