@@ -101,6 +101,8 @@ async def _scale_out(
             f"  events_topic: ev-{name}\n  events_partitions: 4\n"
             f"  enriched_topic: en-{name}\n"
             f"  worker_group: g-{name}\n  worker_batch_events: 20\n"
+            # each run is another deployment: a lease and positions of its own
+            f"  ingest_group: i-{name}\n  ingest_positions_topic: pos-{name}\n"
             "  producer_max_batch_bytes: 1\n"  # Tansu: one record per batch
             "  session_timeout_seconds: 6.0\n  heartbeat_interval_seconds: 1.0\n"
             # the merge waits out the takeover however slow a busy machine makes it
