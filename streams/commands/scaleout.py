@@ -9,11 +9,9 @@ import dataclasses
 import logging
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
-
-from prometheus_client import Gauge
+from typing import TYPE_CHECKING, Any
 
 from detectors.event import RecentChange
 from sinks.metrics import Health, Metrics, MetricsServer
@@ -28,18 +26,23 @@ from streams.commands.monitor import (
 from streams.commands.progress import format_summary
 from streams.fetch.content import Content, ContentFetcher
 from streams.pipeline.rules_reload import RulesReloader
+from streams.pipeline.runner import Monitor
 from streams.pipeline.stages import evaluate_record
+from streams.scaleout.checkpoints import CheckpointCopier, adopt_newer, latest_checkpoint
 from streams.scaleout.config import ScaleOutConfig
 from streams.scaleout.fetcher import FetchWorker
 from streams.scaleout.ingest import Ingest
 from streams.scaleout.kafka_source import KafkaSource
-from streams.scaleout.lease import IngestLease, last_position
+from streams.scaleout.lease import Lease, last_position
 from streams.scaleout.records import encode_evaluation, parse_position
 from streams.scaleout.topics import ensure_topics, topic_specs
 from streams.settings import Settings, validate_for_run
 from streams.source.checkpoint import CheckpointError, CheckpointStore, StateDirLock
 from streams.source.eventstreams import EventStreamsSource, stream_names
 from streams.source.start import load_checkpoint
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
 
 __all__ = ["run_scaleout_command"]
 
@@ -78,10 +81,15 @@ def run_scaleout_command(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_ingest(settings, cfg, reset=args.reset_checkpoint))
 
 
-@contextlib.contextmanager
-def _handled(handlers: dict[signal.Signals, Callable[[], None]]) -> Iterator[None]:
+@contextlib.asynccontextmanager
+async def _handled(handlers: dict[signal.Signals, Callable[[], None]]) -> AsyncIterator[None]:
     """The event loop calls ``handlers`` on those signals; afterwards the handlers in place
-    before come back (the entry point's: a later signal ends in one line)."""
+    before come back (the entry point's: a later signal ends in one line).
+
+    A signal the loop has received but not yet dispatched when its handler is removed is
+    dropped by asyncio. One that came during a stretch of work without an await (loading
+    the rules) would be lost, and the stage would run on, deaf to it. So before the
+    handlers go, the loop runs twice: once to read the signal, once to dispatch it."""
     loop = asyncio.get_running_loop()
     previous = {sig: signal.getsignal(sig) for sig in handlers}
     for sig, handler in handlers.items():
@@ -89,23 +97,27 @@ def _handled(handlers: dict[signal.Signals, Callable[[], None]]) -> Iterator[Non
     try:
         yield
     finally:
-        for sig, old in previous.items():
-            loop.remove_signal_handler(sig)
-            if old is not None:
-                signal.signal(sig, old)
+        try:
+            for _ in range(2):
+                await asyncio.sleep(0)
+        finally:
+            for sig, old in previous.items():
+                loop.remove_signal_handler(sig)
+                if old is not None:
+                    signal.signal(sig, old)
 
 
 def _signals(
     stop: Callable[[], None], reload: Callable[[], None] | None = None
-) -> contextlib.AbstractContextManager[None]:
+) -> contextlib.AbstractAsyncContextManager[None]:
     """While a stage runs: SIGINT/SIGTERM call ``stop``, SIGHUP ``reload``."""
     return _handled(
         {signal.SIGINT: stop, signal.SIGTERM: stop, signal.SIGHUP: reload or (lambda: None)}
     )
 
 
-@contextlib.contextmanager
-def _starting() -> Iterator[None]:
+@contextlib.asynccontextmanager
+async def _starting() -> AsyncIterator[None]:
     """Until a stage runs, SIGINT/SIGTERM cancel its start-up (creating topics can wait on
     a broker), and the entry point ends the process with its one line (130/143)."""
     task = asyncio.current_task()
@@ -120,7 +132,7 @@ def _starting() -> Iterator[None]:
         return cancel
 
     try:
-        with _handled({sig: on(sig) for sig in (signal.SIGINT, signal.SIGTERM)}):
+        async with _handled({sig: on(sig) for sig in (signal.SIGINT, signal.SIGTERM)}):
             yield
     except asyncio.CancelledError:
         if not got:
@@ -155,7 +167,7 @@ async def _serve(settings: Settings, metrics: Metrics, health: Health) -> Metric
 async def _worker(settings: Settings, cfg: ScaleOutConfig) -> int:
     """A fetch worker: the events topic in, the enriched topic out (one of N)."""
     metrics = Metrics(version=__version__)
-    with _starting():
+    async with _starting():
         await _topics(cfg)
     detection = build_detection(settings, metrics)
     # the rules decide which texts to fetch: a worker reloads them as the detect stage does
@@ -194,13 +206,13 @@ async def _worker(settings: Settings, cfg: ScaleOutConfig) -> int:
         return encode_evaluation(digest, *answer)
 
     worker = FetchWorker(cfg, needs_content, fetch, metrics, evaluate)
-    with _starting():
+    async with _starting():
         server = await _serve(
             settings, metrics, lambda: (bool(worker.assigned), {"role": "worker"})
         )
     reloading = asyncio.create_task(reloader.run())
     try:
-        with _signals(worker.stop, reloader.request):
+        async with _signals(worker.stop, reloader.request):
             summary = await worker.run()
     finally:
         reloading.cancel()
@@ -219,50 +231,126 @@ async def _worker(settings: Settings, cfg: ScaleOutConfig) -> int:
 
 
 async def _detect(settings: Settings, cfg: ScaleOutConfig) -> int:
-    """The detect stage: the enriched topic through the single-process pipeline."""
+    """The detect stage: the enriched topic through the single-process pipeline, while
+    this process holds the detect lease (standing by until then)."""
     state = Path(settings.state_dir)
     lock = StateDirLock(state)
     lock.acquire()
     try:
         store = CheckpointStore(state)
-        streams_name = f"kafka:{cfg.enriched_topic}"
         metrics = Metrics(version=__version__)
-        # the checkpoint, else the one before it; an unreadable one is set aside and counted
-        cp = load_checkpoint(store, metrics)
-        offsets: dict[int, int] = {}
-        if cp is not None:
-            if cp.streams != streams_name:
-                raise UsageError(
-                    f"the state directory {state} belongs to {cp.streams!r}, not "
-                    f"{streams_name!r}: give the detect stage a state directory of its own"
-                )
-            try:
-                offsets = parse_position(cp.last_event_id, cfg.enriched_topic)
-            except ValueError as exc:
-                raise UsageError(f"{store.path}: not a detect-stage position ({exc})") from None
-        with _starting():
+        monitors: list[Monitor] = []
+        stopping = asyncio.Event()
+
+        def stop() -> None:
+            stopping.set()
+            for monitor in monitors:
+                monitor.request_stop()
+
+        def health() -> tuple[bool, dict[str, Any]]:
+            if monitors:
+                return monitors[0].health()
+            return True, {"role": "detect", "state": "standby"}
+
+        lease = Lease(
+            cfg, cfg.detect_group, cfg.detect_checkpoints_topic, stop, registry=metrics.registry
+        )
+        async with _starting():
             await _topics(cfg)
-        source = KafkaSource(
-            cfg, cfg.enriched_topic, offsets, settings.pipeline.batch_max_events, metrics
-        )
-        monitor = build_monitor(
-            settings,
-            source,
-            metrics=metrics,
-            checkpoint=store,
-            streams_name=streams_name,
-            reloader=True,
-            fetch_content=False,  # the fetch workers did
-        )
-        if cp is not None:
-            monitor.restore_state(store.load_state(cp))
-        with _starting():
-            server = await serve_metrics(settings, metrics, monitor.health)
-        summary = await run_monitor(monitor, server)
+            server = await serve_metrics(settings, metrics, health)
+            await lease.start()
+        try:
+            async with _signals(stop):
+                held = await _lease_or_stop(lease, stopping, "detect")
+            if not held:
+                print("detect: stopped while standing by", file=sys.stderr)
+                return 0
+            async with _starting():
+                monitor = await _active_detect(settings, cfg, store, metrics)
+                producer = await _checkpoint_producer(cfg)
+            monitors.append(monitor)
+            copier = CheckpointCopier(cfg, store, metrics.registry)
+            copying = asyncio.create_task(copier.run(producer))
+            handed, server = server, None  # run_monitor stops it
+            try:
+                summary = await run_monitor(monitor, handed)
+            finally:
+                copier.stop()  # one last copy, of the final checkpoint
+                await copying
+                await producer.stop()
+        finally:
+            await lease.stop()
+            if server is not None:
+                await server.stop()
         print(format_summary(summary), file=sys.stderr)
+        if lease.lost:
+            print(
+                "rcwatch: another detect stage took this stream's lease; start this one again "
+                "to stand by",
+                file=sys.stderr,
+            )
+            return 1
         return 0
     finally:
         lock.release()
+
+
+async def _checkpoint_producer(cfg: ScaleOutConfig) -> AIOKafkaProducer:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=cfg.bootstrap_servers,
+        acks="all",
+        enable_idempotence=False,
+        max_batch_size=cfg.producer_max_batch_bytes,
+        linger_ms=cfg.producer_linger_ms,
+        request_timeout_ms=int(cfg.produce_timeout_seconds * 1000),
+        max_request_size=cfg.max_record_bytes + 64_000,
+    )
+    await producer.start()
+    return producer
+
+
+async def _active_detect(
+    settings: Settings, cfg: ScaleOutConfig, store: CheckpointStore, metrics: Metrics
+) -> Monitor:
+    """The monitor of an active detect stage, from the newer of the state directory's
+    checkpoint and the copy the last active detect stage left on the broker."""
+    streams_name = f"kafka:{cfg.enriched_topic}"
+    copy = await latest_checkpoint(cfg)
+    if copy is not None and copy.streams == streams_name and adopt_newer(store, copy):
+        log.info(
+            "resuming from the checkpoint the last active detect stage copied to the broker",
+            extra={"fields": {"event_time": copy.event_time}},
+        )
+    # the checkpoint, else the one before it; an unreadable one is set aside and counted
+    cp = load_checkpoint(store, metrics)
+    offsets: dict[int, int] = {}
+    if cp is not None:
+        if cp.streams != streams_name:
+            raise UsageError(
+                f"the state directory {store.state_dir} belongs to {cp.streams!r}, not "
+                f"{streams_name!r}: give the detect stage a state directory of its own"
+            )
+        try:
+            offsets = parse_position(cp.last_event_id, cfg.enriched_topic)
+        except ValueError as exc:
+            raise UsageError(f"{store.path}: not a detect-stage position ({exc})") from None
+    source = KafkaSource(
+        cfg, cfg.enriched_topic, offsets, settings.pipeline.batch_max_events, metrics
+    )
+    monitor = build_monitor(
+        settings,
+        source,
+        metrics=metrics,
+        checkpoint=store,
+        streams_name=streams_name,
+        reloader=True,
+        fetch_content=False,  # the fetch workers did
+    )
+    if cp is not None:
+        monitor.restore_state(store.load_state(cp))
+    return monitor
 
 
 async def _ingest(settings: Settings, cfg: ScaleOutConfig, *, reset: bool) -> int:
@@ -273,11 +361,6 @@ async def _ingest(settings: Settings, cfg: ScaleOutConfig, *, reset: bool) -> in
     try:
         names = stream_names(settings.stream.url)
         metrics = Metrics(version=__version__)
-        active = Gauge(
-            "rcwatch_ingest_active",
-            "1 while this ingest holds its stream's lease and produces, 0 while it stands by",
-            registry=metrics.registry,
-        )
         running: list[Ingest] = []
         sources: list[EventStreamsSource] = []
         stopping = asyncio.Event()
@@ -296,18 +379,19 @@ async def _ingest(settings: Settings, cfg: ScaleOutConfig, *, reset: bool) -> in
             for ingest in running:
                 ingest.stop()
 
-        lease = IngestLease(cfg, on_lost=lost, registry=metrics.registry)
-        with _starting():
+        lease = Lease(
+            cfg, cfg.ingest_group, cfg.ingest_positions_topic, lost, registry=metrics.registry
+        )
+        async with _starting():
             await _topics(cfg)
             store = CheckpointStore(state)
             server = await _serve(settings, metrics, health)
             await lease.start()
         try:
-            with _signals(stop):
-                if not await _lease_or_stop(lease, stopping):
+            async with _signals(stop):
+                if not await _lease_or_stop(lease, stopping, "ingest"):
                     print("ingest: stopped while standing by", file=sys.stderr)
                     return 0
-                active.set(1)
                 if not reset:
                     await _adopt_position(cfg, store, names)
                 _names, _m, _start, source = open_stream(
@@ -320,7 +404,6 @@ async def _ingest(settings: Settings, cfg: ScaleOutConfig, *, reset: bool) -> in
                     ingest.stop()
                 summary = await ingest.run()
         finally:
-            active.set(0)
             await lease.stop()
             if server is not None:
                 await server.stop()
@@ -341,14 +424,14 @@ async def _ingest(settings: Settings, cfg: ScaleOutConfig, *, reset: bool) -> in
         lock.release()
 
 
-async def _lease_or_stop(lease: IngestLease, stopping: asyncio.Event) -> bool:
+async def _lease_or_stop(lease: Lease, stopping: asyncio.Event, role: str) -> bool:
     """Wait for the lease (True) or a stop (False)."""
     if not lease.held.is_set():
         log.info(
-            "standing by: another ingest of this stream holds the lease",
-            extra={"fields": {"group": lease.cfg.ingest_group}},
+            "standing by: another process of this role holds the lease",
+            extra={"fields": {"group": lease.group}},
         )
-        print("ingest: standing by (another ingest of this stream is active)", file=sys.stderr)
+        print(f"{role}: standing by (another {role} of this stream is active)", file=sys.stderr)
     held = asyncio.ensure_future(lease.held.wait())
     stopped = asyncio.ensure_future(stopping.wait())
     try:
@@ -358,7 +441,7 @@ async def _lease_or_stop(lease: IngestLease, stopping: asyncio.Event) -> bool:
         stopped.cancel()
     if stopping.is_set():
         return False
-    log.info("holding the lease: this ingest is active", extra={"fields": {}})
+    log.info("holding the lease: active", extra={"fields": {"group": lease.group}})
     return True
 
 

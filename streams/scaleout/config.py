@@ -42,6 +42,15 @@ class ScaleOutConfig:
     # the lease's one-partition topic, which also carries the active ingest's resume
     # position for a standby on another host
     ingest_positions_topic: str = "rcwatch-ingest-positions"
+    # every detect stage of one stream joins this group; the one holding its lease is active,
+    # the others stand by and take over from the checkpoint the active one copies to the
+    # broker (one group per stream)
+    detect_group: str = "rcwatch-detect"
+    detect_checkpoints_topic: str = "rcwatch-detect-checkpoints"
+    # how often the active detect stage copies its checkpoint to the broker: a standby
+    # processes again (and delivers again, same delivery ids) up to this much of events
+    detect_publish_interval_seconds: float = field(default=10.0, metadata={"gt": 0})
+    detect_checkpoints_retention_hours: int = field(default=2, metadata={"min": 1})
     # the fetch workers' consumer group
     worker_group: str = "rcwatch-fetch"
     worker_batch_events: int = field(default=500, metadata={"min": 1})

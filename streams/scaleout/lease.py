@@ -1,10 +1,13 @@
-"""One active ingest per stream, on any host: a lease held through the broker.
+"""One active ingest (or detect stage) per stream, on any host: a lease held through the
+broker.
 
 Every ingest of a stream joins one consumer group (``ingest_group``) on a one-partition
-topic (``ingest_positions_topic``). The group gives that partition to one member: that
-ingest is active; the others stand by, connected to nothing but the broker. When the active
-one dies (kill -9, a lost host), the group notices after ``session_timeout_seconds`` and
-gives the partition to a standby, which takes over.
+topic (``ingest_positions_topic``); every detect stage another (``detect_group``, on
+``detect_checkpoints_topic``). The group gives that partition to one member: that process
+is active; the others stand by, connected to nothing but the broker. When the active one
+dies (kill -9, a lost host), the group notices after ``session_timeout_seconds`` and gives
+the partition to a standby, which takes over. (The detect stage's checkpoints on the
+broker: ``streams.scaleout.checkpoints``.)
 
 The same topic carries the active ingest's resume position: after the broker has
 acknowledged a batch, the ingest writes its position there as well as in its state
@@ -29,14 +32,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from streams.scaleout.config import ScaleOutConfig
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-__all__ = ["IngestLease", "Position", "last_position", "publish_position"]
+__all__ = ["Lease", "Position", "last_position", "publish_position"]
 
 log = logging.getLogger(__name__)
 
@@ -47,23 +50,33 @@ class Position:
     event_time: str | None
 
 
-class IngestLease:
-    """``held`` is set while this process holds the lease; ``on_lost`` is called when a
-    held lease is taken away."""
+class Lease:
+    """``held`` is set while this process holds the lease of ``group`` on ``topic`` (one
+    partition); ``on_lost`` is called when a held lease is taken away."""
 
     def __init__(
         self,
         cfg: ScaleOutConfig,
+        group: str,
+        topic: str,
         on_lost: Callable[[], Any] | None = None,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.cfg = cfg
+        self.group = group
+        self.topic = topic
         self.on_lost = on_lost
+        registry = registry or CollectorRegistry()
         self._assignments = Counter(
-            "rcwatch_ingest_lease_assignments",
-            "Group assignments this ingest received: one at each join or departure of an "
-            "ingest of its stream, whether it holds the lease or not",
-            registry=registry or CollectorRegistry(),
+            "rcwatch_lease_assignments",
+            "Group assignments this process received: one at each join or departure of a "
+            "process of its role and stream, whether it holds the lease or not",
+            registry=registry,
+        )
+        self._held = Gauge(
+            "rcwatch_lease_held",
+            "1 while this process holds its role's lease (active), 0 while it stands by",
+            registry=registry,
         )
         self.held = asyncio.Event()
         self.lost = False
@@ -85,30 +98,32 @@ class IngestLease:
                 if any(tp.partition == 0 for tp in assigned):
                     if not lease.lost:
                         lease.held.set()
+                        lease._held.set(1)
                 elif lease.held.is_set():
                     lease._lose()
 
         cfg = self.cfg
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=cfg.bootstrap_servers,
-            group_id=cfg.ingest_group,
+            group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="latest",
             session_timeout_ms=int(cfg.session_timeout_seconds * 1000),
             heartbeat_interval_ms=int(cfg.heartbeat_interval_seconds * 1000),
             partition_assignment_strategy=(_sticky_assignor(self),),
         )
-        self._consumer.subscribe([cfg.ingest_positions_topic], listener=Listener())
+        self._consumer.subscribe([self.topic], listener=Listener())
         await self._consumer.start()
         self._polling = asyncio.create_task(self._poll())
 
     def _lose(self) -> None:
         self.held.clear()
+        self._held.set(0)
         self.lost = True
         log.error(
-            "another ingest took the lease of this stream; this one stops after the batch in "
+            "another process took the lease of this role; this one stops after the batch in "
             "hand (its supervisor starts it again as a standby)",
-            extra={"fields": {"group": self.cfg.ingest_group}},
+            extra={"fields": {"group": self.group}},
         )
         if self.on_lost is not None:
             self.on_lost()
@@ -131,11 +146,12 @@ class IngestLease:
             self._polling.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._polling
+        self._held.set(0)
         if self._consumer is not None:
-            await self._consumer.stop()  # leaves the group: a standby takes over at once
+            await self._consumer.stop()  # leaves the group: a standby takes over
 
 
-def _sticky_assignor(lease: IngestLease) -> type:
+def _sticky_assignor(lease: Lease) -> type:
     """An assignor that leaves the lease where it is: a standby joining the group (every
     member rejoins at a rebalance) must not take it from a live holder. Each member says in
     its join whether it holds the lease; the partition goes to a holder, else to the first
@@ -160,7 +176,7 @@ def _sticky_assignor(lease: IngestLease) -> type:
             ids = sorted(members)
             holders = [m for m in ids if members[m].user_data == b"held"]
             owner = (holders or ids)[0]
-            topic = cfg.ingest_positions_topic
+            topic = lease.topic
             return {
                 m: ConsumerProtocolMemberAssignment(
                     cls.version, [(topic, [0])] if m == owner else [], b""
@@ -172,7 +188,6 @@ def _sticky_assignor(lease: IngestLease) -> type:
         def on_assignment(cls, assignment: Any) -> None:
             pass
 
-    cfg = lease.cfg
     return StickyLease
 
 

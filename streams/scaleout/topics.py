@@ -33,12 +33,20 @@ def topic_specs(cfg: ScaleOutConfig) -> list[TopicSpec]:
         "cleanup.policy": "delete",
         "retention.ms": str(cfg.events_retention_hours * 3_600_000),
     }
+    checkpoints_ms = cfg.detect_checkpoints_retention_hours * 3_600_000
     return [
         TopicSpec(cfg.events_topic, cfg.events_partitions, cfg.replication_factor, retention),
         TopicSpec(cfg.enriched_topic, cfg.events_partitions, cfg.replication_factor, retention),
         # the ingest lease and positions: the newest position per stream is what counts
         TopicSpec(
             cfg.ingest_positions_topic, 1, cfg.replication_factor, {"cleanup.policy": "compact"}
+        ),
+        # the detect lease and checkpoint copies: only the newest complete one counts
+        TopicSpec(
+            cfg.detect_checkpoints_topic,
+            1,
+            cfg.replication_factor,
+            {"cleanup.policy": "delete", "retention.ms": str(checkpoints_ms)},
         ),
     ]
 

@@ -118,3 +118,11 @@ async def wait_for_async(check: Callable[[], Awaitable[bool]], within: float, wh
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         await asyncio.sleep(0.2)  # a poll interval, not a wait for a result
+
+
+async def metric_is(url: str, name: str, value: float) -> bool:
+    return await metric(url, name) == value
+
+
+async def metric_at_least(url: str, name: str, value: float) -> bool:
+    return await metric(url, name) >= value

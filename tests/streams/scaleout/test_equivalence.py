@@ -23,7 +23,14 @@ from streams.standins.sse_server import EventStreamsServer
 from tests.conftest import Processes, wait_for
 from tests.harness import TEST_UA
 from tests.sinks.endpoints import free_port
-from tests.streams.scaleout.conftest import TopicReader, metric, metrics_url, wait_for_async
+from tests.streams.scaleout.conftest import (
+    TopicReader,
+    metric,
+    metric_at_least,
+    metric_is,
+    metrics_url,
+    wait_for_async,
+)
 
 pytestmark = pytest.mark.scaleout
 
@@ -49,6 +56,25 @@ def _config(tmp: Path, server: EventStreamsServer, api: FakeMediaWiki, scaleout:
         f"{scaleout}"
     )
     return path
+
+
+def _section(broker: str, name: str) -> str:
+    """The scale-out settings of one run: topics, groups and leases of its own (each run is
+    another deployment on the module's broker)."""
+    return (
+        "scaleout:\n"
+        f"  bootstrap_servers: '{broker}'\n"
+        f"  events_topic: ev-{name}\n  events_partitions: 4\n"
+        f"  enriched_topic: en-{name}\n"
+        f"  worker_group: g-{name}\n  worker_batch_events: 20\n"
+        f"  ingest_group: i-{name}\n  ingest_positions_topic: pos-{name}\n"
+        f"  detect_group: d-{name}\n  detect_checkpoints_topic: cp-{name}\n"
+        "  detect_publish_interval_seconds: 0.5\n"
+        "  producer_max_batch_bytes: 1\n"  # Tansu: one record per batch
+        "  session_timeout_seconds: 6.0\n  heartbeat_interval_seconds: 1.0\n"
+        # the merge waits out the takeover however slow a busy machine makes it
+        "  merge_max_wait_seconds: 600\n"
+    )
 
 
 def _alerts(path: Path) -> Counter[tuple[str, str, int]]:
@@ -94,20 +120,7 @@ async def _scale_out(
     await server.start()
     reader = TopicReader(broker, f"en-{name}")
     try:
-        config = _config(
-            out, server, api,
-            "scaleout:\n"
-            f"  bootstrap_servers: '{broker}'\n"
-            f"  events_topic: ev-{name}\n  events_partitions: 4\n"
-            f"  enriched_topic: en-{name}\n"
-            f"  worker_group: g-{name}\n  worker_batch_events: 20\n"
-            # each run is another deployment: a lease and positions of its own
-            f"  ingest_group: i-{name}\n  ingest_positions_topic: pos-{name}\n"
-            "  producer_max_batch_bytes: 1\n"  # Tansu: one record per batch
-            "  session_timeout_seconds: 6.0\n  heartbeat_interval_seconds: 1.0\n"
-            # the merge waits out the takeover however slow a busy machine makes it
-            "  merge_max_wait_seconds: 600\n",
-        )  # fmt: skip
+        config = _config(out, server, api, _section(broker, name))
         common = ("--config", str(config), "--log-level", "warning")
         ingest = await processes.rcwatch(
             "scaleout", "ingest", *common, "--state-dir", str(out / "ingest")
@@ -261,3 +274,107 @@ async def test_two_workers_start_three_times_without_a_stall(
                 assert await asyncio.wait_for(w.wait(), 60) == 0, processes.stderr(w)
     finally:
         await server.stop()
+
+
+@pytest.mark.timeout(900)
+async def test_a_standby_detect_stage_takes_over_and_the_alerts_stay_the_same(
+    broker: str,
+    api: FakeMediaWiki,
+    sample_events: list[bytes],
+    tmp_path: Path,
+    processes: Processes,
+) -> None:
+    """Two detect stages with state directories of their own (two hosts): one runs, the
+    other stands by. kill -9 the running one halfway: the standby takes the lease and
+    resumes from the checkpoint the first copied to the broker, not from the start. What
+    both delivered, repeats dropped by delivery id as a queue's consumer drops them, is
+    what one process raises."""
+    single = tmp_path / "single"
+    single.mkdir()
+    expected = await _single_process(single, api, sample_events, processes)
+    out = tmp_path / "detect-kill"
+    out.mkdir()
+    name = out.name
+    server = EventStreamsServer()
+    await server.start()
+    reader = TopicReader(broker, f"en-{name}")
+    try:
+        config = _config(out, server, api, _section(broker, name))
+        common = ("--config", str(config), "--log-level", "warning")
+        ingest = await processes.rcwatch(
+            "scaleout", "ingest", *common, "--state-dir", str(out / "ingest")
+        )
+        await wait_for((out / "ingest" / "origin.json").exists, 60, "the ingest's origin")
+        worker = await processes.rcwatch("scaleout", "worker", *common)
+
+        async def detect(host: str) -> tuple[asyncio.subprocess.Process, str]:
+            url = f"http://127.0.0.1:{free_port()}"
+            proc = await processes.rcwatch(
+                "scaleout", "detect", *common, "--state-dir", str(out / host),
+                "--metrics-addr", url.removeprefix("http://"),
+                "--alerts-jsonl", str(out / f"{host}.jsonl"),
+            )  # fmt: skip
+            return proc, url
+
+        held = "rcwatch_lease_held"
+        ordered = 'rcwatch_merge_events_total{how="ordered"}'
+        first, first_url = await detect("host-a")
+        await wait_for_async(
+            lambda: metric_is(first_url, held, 1), 60, "the first detect stage active"
+        )
+        standby, standby_url = await detect("host-b")
+        await wait_for_async(
+            lambda: metric_at_least(standby_url, "rcwatch_lease_assignments_total", 1),
+            60, "the second one in the group",
+        )  # fmt: skip
+        assert await metric(standby_url, held) == 0
+        await reader.start()
+        server.publish(sample_events[:300])
+
+        async def halfway() -> bool:  # and a checkpoint copy on the broker past its start
+            return (
+                await metric(first_url, ordered) >= 150
+                and await metric(first_url, "rcwatch_detect_checkpoint_copies_total") >= 2
+            )
+
+        await wait_for_async(halfway, 120, "the first detect stage halfway, its state copied")
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+        server.publish(sample_events[300:])
+        await wait_for_async(lambda: metric_is(standby_url, held, 1), 60, "the takeover")
+        ids = {orjson.loads(e)["meta"]["id"] for e in sample_events}
+        while len(set(reader.ids()) & ids) < len(ids):
+            await reader.poll()
+        await reader.poll()
+        ends = {p: reader.end(p) for p in reader.partitions()}
+
+        def detected_all() -> bool:
+            cp = CheckpointStore(out / "host-b").load()
+            if cp is None:
+                return False
+            done = parse_position(cp.last_event_id, f"en-{name}")
+            return all(done.get(p, 0) >= end for p, end in ends.items())
+
+        await wait_for(detected_all, 120, "the standby to read everything")
+        # it resumed where the copy left off, not from the topic's start
+        assert await metric(standby_url, ordered) < len(ids)
+        for proc in (standby, worker, ingest):
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 60) == 0, processes.stderr(proc)
+        delivered = _delivered(out / "host-a.jsonl") | _delivered(out / "host-b.jsonl")
+        assert delivered == set(expected)
+    finally:
+        await reader.stop()
+        await server.stop()
+
+
+def _delivered(path: Path) -> set[tuple[str, str, int]]:
+    """(id, rule, count) of every alert written (a line cut short by kill -9 left out)."""
+    out = set()
+    for line in path.read_bytes().splitlines() if path.exists() else []:
+        try:
+            a = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        out.add((a["id"], a["rule"], a["count"]))
+    return out

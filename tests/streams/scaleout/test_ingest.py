@@ -21,7 +21,14 @@ from streams.source.eventstreams import stream_names
 from streams.standins.sse_server import EventStreamsServer
 from tests.conftest import Processes, wait_for
 from tests.harness import TEST_UA
-from tests.streams.scaleout.conftest import TopicReader, metric, metrics_url, wait_for_async
+from tests.streams.scaleout.conftest import (
+    TopicReader,
+    metric,
+    metric_at_least,
+    metric_is,
+    metrics_url,
+    wait_for_async,
+)
 
 pytestmark = pytest.mark.scaleout
 
@@ -232,17 +239,17 @@ async def test_a_standby_on_another_host_takes_over_where_the_active_one_stopped
     first, second, third = sample_events[:200], sample_events[200:400], sample_events[400:]
     active, active_url = await ingest("host-a")
     await wait_for_async(
-        lambda: _is(active_url, "rcwatch_ingest_active", 1), 60, "the first ingest active"
+        lambda: metric_is(active_url, "rcwatch_lease_held", 1), 60, "the first ingest active"
     )
     standby, standby_url = await ingest("host-b")
     # the standby joined (its assignment: nothing) and left the lease where it was
     await wait_for_async(
-        lambda: _at_least(standby_url, "rcwatch_ingest_lease_assignments_total", 1),
+        lambda: metric_at_least(standby_url, "rcwatch_lease_assignments_total", 1),
         60, "the standby in the group",
     )  # fmt: skip
     assert "standing by" in processes.stderr(standby)
-    assert await metric(standby_url, "rcwatch_ingest_active") == 0
-    assert await metric(active_url, "rcwatch_ingest_active") == 1
+    assert await metric(standby_url, "rcwatch_lease_held") == 0
+    assert await metric(active_url, "rcwatch_lease_held") == 1
     assert server.connections == 1, "a standby does not read the stream"
     reader = TopicReader(broker, topic)
     await reader.start()
@@ -268,7 +275,7 @@ async def test_a_standby_on_another_host_takes_over_where_the_active_one_stopped
         await active.wait()
         server.publish(second)  # while no ingest is active
         await wait_for_async(
-            lambda: _is(standby_url, "rcwatch_ingest_active", 1), 60, "the takeover"
+            lambda: metric_is(standby_url, "rcwatch_lease_held", 1), 60, "the takeover"
         )
         await wait_for(lambda: server.connections >= 2, 60, "the standby's connection")
         server.publish(third)
@@ -283,14 +290,6 @@ async def test_a_standby_on_another_host_takes_over_where_the_active_one_stopped
         assert await asyncio.wait_for(standby.wait(), 60) == 0, processes.stderr(standby)
     finally:
         await reader.stop()
-
-
-async def _is(url: str, name: str, value: float) -> bool:
-    return await metric(url, name) == value
-
-
-async def _at_least(url: str, name: str, value: float) -> bool:
-    return await metric(url, name) >= value
 
 
 async def _wait_has(reader: TopicReader, ids: set[str]) -> None:
