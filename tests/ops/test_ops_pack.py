@@ -289,7 +289,9 @@ def test_the_scale_out_stack_is_valid_and_replaces_the_single_process() -> None:
     files = ["-f", COMPOSE.name, "-f", "docker-compose.scaleout.yml"]
     _run([_compose(), *files, "config", "-q"], cwd=ROOT)
     services = _run([_compose(), *files, "config", "--services"], cwd=ROOT).stdout.split()
-    assert {"ingest", "ingest-standby", "worker", "detect", "kafka"} <= set(services)
+    assert {"ingest", "ingest-standby", "worker", "detect", "detect-standby", "kafka"} <= set(
+        services
+    )
     assert "rcwatch" not in services, "the one-process monitor would alert twice"
 
 

@@ -164,6 +164,7 @@ async def test_detect_resumes_from_the_previous_checkpoint_when_the_last_is_gone
     config.write_text(
         f"metrics: {{enabled: false}}\nscaleout:\n  bootstrap_servers: '{broker}'\n"
         "  events_topic: ev-prev\n  enriched_topic: en-prev\n  producer_max_batch_bytes: 1\n"
+        "  session_timeout_seconds: 6.0\n  heartbeat_interval_seconds: 1.0\n"
     )
     state = tmp_path / "detect"
     store = CheckpointStore(state)
