@@ -11,6 +11,8 @@ same events in the same run.
   ``--api-latency-ms`` (the wikis' API takes hundreds of ms): one worker, then two;
 * with two workers, the busiest is killed (-9) halfway: takeover time (until the survivor
   holds every partition) and the events processed twice;
+* standbys: two ingests, then two detect stages, each pair on one lease; the active one is
+  killed (-9) and the time until the standby holds the lease is its takeover;
 * the detect stage's merge (``streams.scaleout.merge``) alone, in this process: the events
   spread over 8 partitions by page, read a batch of each partition in turn, out of order,
   and passed on in stream order: its rate against the single-process pipeline's is the
@@ -118,17 +120,21 @@ def _config(tmp: Path, bootstrap: str, api: FakeMediaWiki, run: str) -> Path:
         f"  bootstrap_servers: '{bootstrap}'\n"
         f"  events_topic: ev-{run}\n  events_partitions: 8\n"
         f"  enriched_topic: en-{run}\n  worker_group: g-{run}\n"
+        f"  ingest_group: i-{run}\n  ingest_positions_topic: pos-{run}\n"
+        f"  detect_group: d-{run}\n  detect_checkpoints_topic: cp-{run}\n"
         "  producer_max_batch_bytes: 1\n"
         "  session_timeout_seconds: 6.0\n  heartbeat_interval_seconds: 1.0\n"
     )
     return path
 
 
-def _worker(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _worker(
+    config: Path, log: Path, role: str = "worker", *args: str
+) -> tuple[subprocess.Popen[bytes], str]:
     with log.open("wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streams", "scaleout", "worker", "--config", str(config),
-             "--metrics-addr", "127.0.0.1:0", "--log-level", "warning"],
+            [sys.executable, "-m", "streams", "scaleout", role, "--config", str(config),
+             "--metrics-addr", "127.0.0.1:0", "--log-level", "warning", *args],
             stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
     for _ in range(600):
@@ -137,7 +143,7 @@ def _worker(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
             return proc, m.group(1)
         time.sleep(0.1)
     proc.kill()
-    raise SystemExit(f"worker did not start: {log.read_text()}")
+    raise SystemExit(f"{role} did not start: {log.read_text()}")
 
 
 async def _until(check: Callable[[], bool]) -> None:
@@ -220,6 +226,40 @@ def _merge_rate(events: Sequence[bytes], partitions: int = 8, batch: int = 500) 
     return len(events) / elapsed
 
 
+async def _takeover(role: str, bootstrap: str, api: FakeMediaWiki, tmp: Path) -> float:
+    """Seconds from kill -9 of the active ``role`` (ingest or detect) until its standby
+    holds the lease."""
+    from streams.standins.sse_server import EventStreamsServer
+
+    server = EventStreamsServer()
+    await server.start()
+    config = _config(tmp, bootstrap, api, f"lease-{role}")
+    procs = []
+    try:
+        args = ("--stream-url", server.url) if role == "ingest" else ()
+        held = "rcwatch_lease_held"
+        active = _worker(
+            config, tmp / f"{role}-a.log", role, "--state-dir", str(tmp / f"{role}-a"), *args
+        )
+        procs.append(active[0])
+        await _until(lambda: _metric(active[1], held) == 1)
+        standby = _worker(
+            config, tmp / f"{role}-b.log", role, "--state-dir", str(tmp / f"{role}-b"), *args
+        )
+        procs.append(standby[0])
+        await _until(lambda: _metric(standby[1], "rcwatch_lease_assignments_total") >= 1)
+        active[0].send_signal(signal.SIGKILL)
+        active[0].wait()
+        t0 = time.perf_counter()
+        await _until(lambda: _metric(standby[1], held) == 1)
+        return time.perf_counter() - t0
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        await server.stop()
+
+
 async def _main(args: argparse.Namespace, events: list[bytes], single: float, tmp: Path) -> None:
     broker, bootstrap = _tansu()
     api = FakeMediaWiki(latency_seconds=args.api_latency_ms / 1000)
@@ -229,6 +269,8 @@ async def _main(args: argparse.Namespace, events: list[bytes], single: float, tm
         one = await _run_workers(1, bootstrap, api, events, tmp, kill=False)
         two = await _run_workers(2, bootstrap, api, events, tmp, kill=False)
         crash = await _run_workers(2, bootstrap, api, events, tmp, kill=True)
+        ingest_takeover = await _takeover("ingest", bootstrap, api, tmp)
+        detect_takeover = await _takeover("detect", bootstrap, api, tmp)
     finally:
         await api.stop()
         broker.kill()
@@ -246,6 +288,8 @@ async def _main(args: argparse.Namespace, events: list[bytes], single: float, tm
     for name, rate in rows:
         print(f"{name:<44} {rate:9,.0f} {rate / single:9.2f} {rate / LIVE_EVENTS_PER_SECOND:8.0f}")
     print(f"takeover after kill -9: {crash['takeover_s']:.1f} s")
+    print(f"standby ingest takeover after kill -9: {ingest_takeover:.1f} s")
+    print(f"standby detect stage takeover after kill -9: {detect_takeover:.1f} s")
     print(f"events passed on twice after the kill: {crash['reprocessed']:,.0f}")
 
 

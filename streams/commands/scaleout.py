@@ -257,7 +257,7 @@ async def _detect(settings: Settings, cfg: ScaleOutConfig) -> int:
         )
         async with _starting():
             await _topics(cfg)
-            server = await serve_metrics(settings, metrics, health)
+            server = await _serve(settings, metrics, health)
             await lease.start()
         try:
             async with _signals(stop):
