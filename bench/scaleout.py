@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -205,7 +206,7 @@ def _merge_rate(events: Sequence[bytes], partitions: int = 8, batch: int = 500) 
 
     split: list[list[tuple[int, bytes]]] = [[] for _ in range(partitions)]
     for seq, event in enumerate(events):
-        split[hash(event_key(event)) % partitions].append((seq, event))
+        split[zlib.crc32(event_key(event) or b"") % partitions].append((seq, event))
     merge: SeqMerge[bytes] = SeqMerge(
         dict.fromkeys(range(partitions), 0), max_wait_seconds=60.0, max_buffered=10**9
     )

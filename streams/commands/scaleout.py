@@ -33,16 +33,17 @@ from streams.scaleout.config import ScaleOutConfig
 from streams.scaleout.fetcher import FetchWorker
 from streams.scaleout.ingest import Ingest
 from streams.scaleout.kafka_source import KafkaSource
-from streams.scaleout.lease import Lease, last_position
-from streams.scaleout.records import encode_evaluation, parse_position
+from streams.scaleout.lease import Lease, Position, last_position
+from streams.scaleout.produce import new_producer
+from streams.scaleout.records import encode_evaluation, parse_marks, parse_position
 from streams.scaleout.topics import ensure_topics, topic_specs
 from streams.settings import Settings, validate_for_run
 from streams.source.checkpoint import CheckpointError, CheckpointStore, StateDirLock
-from streams.source.eventstreams import EventStreamsSource, stream_names
+from streams.source.eventstreams import stream_names
 from streams.source.start import load_checkpoint
 
 if TYPE_CHECKING:
-    from aiokafka import AIOKafkaProducer
+    pass
 
 __all__ = ["run_scaleout_command"]
 
@@ -230,6 +231,57 @@ async def _worker(settings: Settings, cfg: ScaleOutConfig) -> int:
     return 0
 
 
+class _Standby:
+    """A stage that stands by until it holds its lease: a stop (a signal) and a lost lease
+    reach the running part once there is one (``activate``), also when they came during
+    its set-up, and health says "standby" until then. A lost lease also ``fence``s the
+    stage: it publishes no position or checkpoint copy after it, which would otherwise be
+    the newest a later standby reads."""
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+        self.stopping = asyncio.Event()
+        self.gone = False  # the lease was taken away
+        self._stop: Callable[[], None] | None = None
+        self._fence: Callable[[], None] | None = None
+        self._health: Health | None = None
+
+    def activate(self, stop: Callable[[], None], health: Health, fence: Callable[[], None]) -> None:
+        self._stop, self._health, self._fence = stop, health, fence
+        if self.gone:
+            self.lost()
+        elif self.stopping.is_set():  # a signal came during the set-up
+            stop()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self._stop is not None:
+            self._stop()
+
+    def lost(self) -> None:
+        self.gone = True
+        if self._fence is not None:
+            self._fence()
+        if self._stop is not None:
+            self._stop()
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        if self._health is not None:
+            return self._health()
+        return True, {"role": self.role, "state": "standby"}
+
+    def lost_line(self, lease: Lease) -> int:
+        """The exit status: 1, with one line, when another process took the lease."""
+        if not lease.lost:
+            return 0
+        print(
+            f"rcwatch: another {self.role} took this stream's lease; start this one again "
+            "to stand by",
+            file=sys.stderr,
+        )
+        return 1
+
+
 async def _detect(settings: Settings, cfg: ScaleOutConfig) -> int:
     """The detect stage: the enriched topic through the single-process pipeline, while
     this process holds the detect lease (standing by until then)."""
@@ -239,37 +291,26 @@ async def _detect(settings: Settings, cfg: ScaleOutConfig) -> int:
     try:
         store = CheckpointStore(state)
         metrics = Metrics(version=__version__)
-        monitors: list[Monitor] = []
-        stopping = asyncio.Event()
-
-        def stop() -> None:
-            stopping.set()
-            for monitor in monitors:
-                monitor.request_stop()
-
-        def health() -> tuple[bool, dict[str, Any]]:
-            if monitors:
-                return monitors[0].health()
-            return True, {"role": "detect", "state": "standby"}
-
+        role = _Standby("detect")
         lease = Lease(
-            cfg, cfg.detect_group, cfg.detect_checkpoints_topic, stop, registry=metrics.registry
+            cfg, cfg.detect_group, cfg.detect_checkpoints_topic, role.lost, metrics.registry
         )
         async with _starting():
             await _topics(cfg)
-            server = await _serve(settings, metrics, health)
-            await lease.start()
+            server = await _serve(settings, metrics, role.health)
         try:
-            async with _signals(stop):
-                held = await _lease_or_stop(lease, stopping, "detect")
+            async with _starting():
+                await lease.start()
+            async with _signals(role.stop):
+                held = await _lease_or_stop(lease, role)
             if not held:
-                print("detect: stopped while standing by", file=sys.stderr)
                 return 0
             async with _starting():
                 monitor = await _active_detect(settings, cfg, store, metrics)
-                producer = await _checkpoint_producer(cfg)
-            monitors.append(monitor)
+                producer = new_producer(cfg)
+                await producer.start()
             copier = CheckpointCopier(cfg, store, metrics.registry)
+            role.activate(monitor.request_stop, monitor.health, copier.fence)
             copying = asyncio.create_task(copier.run(producer))
             handed, server = server, None  # run_monitor stops it
             try:
@@ -283,32 +324,18 @@ async def _detect(settings: Settings, cfg: ScaleOutConfig) -> int:
             if server is not None:
                 await server.stop()
         print(format_summary(summary), file=sys.stderr)
-        if lease.lost:
-            print(
-                "rcwatch: another detect stage took this stream's lease; start this one again "
-                "to stand by",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
+        return role.lost_line(lease)
     finally:
         lock.release()
 
 
-async def _checkpoint_producer(cfg: ScaleOutConfig) -> AIOKafkaProducer:
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(
-        bootstrap_servers=cfg.bootstrap_servers,
-        acks="all",
-        enable_idempotence=False,
-        max_batch_size=cfg.producer_max_batch_bytes,
-        linger_ms=cfg.producer_linger_ms,
-        request_timeout_ms=int(cfg.produce_timeout_seconds * 1000),
-        max_request_size=cfg.max_record_bytes + 64_000,
-    )
-    await producer.start()
-    return producer
+def _is_position(position: str, cfg: ScaleOutConfig) -> bool:
+    try:
+        parse_position(position, cfg.enriched_topic)
+    except ValueError:
+        log.warning("a checkpoint copy on the broker names no position on the enriched topic")
+        return False
+    return True
 
 
 async def _active_detect(
@@ -318,7 +345,12 @@ async def _active_detect(
     checkpoint and the copy the last active detect stage left on the broker."""
     streams_name = f"kafka:{cfg.enriched_topic}"
     copy = await latest_checkpoint(cfg)
-    if copy is not None and copy.streams == streams_name and adopt_newer(store, copy):
+    if (
+        copy is not None
+        and copy.streams == streams_name
+        and _is_position(copy.position, cfg)
+        and adopt_newer(store, copy)
+    ):
         log.info(
             "resuming from the checkpoint the last active detect stage copied to the broker",
             extra={"fields": {"event_time": copy.event_time}},
@@ -326,6 +358,7 @@ async def _active_detect(
     # the checkpoint, else the one before it; an unreadable one is set aside and counted
     cp = load_checkpoint(store, metrics)
     offsets: dict[int, int] = {}
+    marks: dict[int, int] = {}
     if cp is not None:
         if cp.streams != streams_name:
             raise UsageError(
@@ -334,11 +367,13 @@ async def _active_detect(
             )
         try:
             offsets = parse_position(cp.last_event_id, cfg.enriched_topic)
+            marks = parse_marks(cp.last_event_id, cfg.enriched_topic)
         except ValueError as exc:
             raise UsageError(f"{store.path}: not a detect-stage position ({exc})") from None
     source = KafkaSource(
-        cfg, cfg.enriched_topic, offsets, settings.pipeline.batch_max_events, metrics
-    )
+        cfg, cfg.enriched_topic, offsets, settings.pipeline.batch_max_events, metrics,
+        marks=marks,
+    )  # fmt: skip
     monitor = build_monitor(
         settings,
         source,
@@ -361,47 +396,31 @@ async def _ingest(settings: Settings, cfg: ScaleOutConfig, *, reset: bool) -> in
     try:
         names = stream_names(settings.stream.url)
         metrics = Metrics(version=__version__)
-        running: list[Ingest] = []
-        sources: list[EventStreamsSource] = []
-        stopping = asyncio.Event()
-
-        def stop() -> None:
-            stopping.set()
-            for ingest in running:
-                ingest.stop()
-
-        def health() -> tuple[bool, dict[str, Any]]:
-            if sources:
-                return sources[0].health()
-            return True, {"role": "ingest", "state": "standby"}
-
-        def lost() -> None:
-            for ingest in running:
-                ingest.stop()
-
+        role = _Standby("ingest")
         lease = Lease(
-            cfg, cfg.ingest_group, cfg.ingest_positions_topic, lost, registry=metrics.registry
+            cfg, cfg.ingest_group, cfg.ingest_positions_topic, role.lost, metrics.registry
         )
         async with _starting():
             await _topics(cfg)
             store = CheckpointStore(state)
-            server = await _serve(settings, metrics, health)
-            await lease.start()
+            server = await _serve(settings, metrics, role.health)
         try:
-            async with _signals(stop):
-                if not await _lease_or_stop(lease, stopping, "ingest"):
-                    print("ingest: stopped while standing by", file=sys.stderr)
+            async with _starting():
+                await lease.start()
+            async with _signals(role.stop):
+                if not await _lease_or_stop(lease, role):
                     return 0
-                if not reset:
-                    await _adopt_position(cfg, store, names)
+                known = await last_position(cfg, names)
+                if known is not None and not reset:
+                    _adopt_position(store, names, known)
                 _names, _m, _start, source = open_stream(
                     settings, store, reset=reset, metrics=metrics
                 )
-                sources.append(source)
-                ingest = Ingest(source, cfg, store, names, metrics, publish_positions=True)
-                running.append(ingest)
-                if stopping.is_set():
-                    ingest.stop()
+                ingest = Ingest(
+                    source, cfg, store, names, metrics, publish_positions=True,
+                    first_seq=known.next_seq if known is not None else 0,
+                )  # fmt: skip
+                role.activate(ingest.stop, source.health, ingest.fence)
                 summary = await ingest.run()
         finally:
             await lease.stop()
@@ -412,45 +431,37 @@ async def _ingest(settings: Settings, cfg: ScaleOutConfig, *, reset: bool) -> in
             f"({summary.retries} retried) to {cfg.events_topic}",
             file=sys.stderr,
         )
-        if lease.lost:
-            print(
-                "rcwatch: another ingest took this stream's lease; start this one again to "
-                "stand by",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
+        return role.lost_line(lease)
     finally:
         lock.release()
 
 
-async def _lease_or_stop(lease: Lease, stopping: asyncio.Event, role: str) -> bool:
-    """Wait for the lease (True) or a stop (False)."""
+async def _lease_or_stop(lease: Lease, role: _Standby) -> bool:
+    """Wait for the lease (True) or a stop (False, said in one line)."""
     if not lease.held.is_set():
         log.info(
             "standing by: another process of this role holds the lease",
             extra={"fields": {"group": lease.group}},
         )
-        print(f"{role}: standing by (another {role} of this stream is active)", file=sys.stderr)
+        print(f"{role.role}: standing by (another {role.role} of this stream is active)",
+              file=sys.stderr)  # fmt: skip
     held = asyncio.ensure_future(lease.held.wait())
-    stopped = asyncio.ensure_future(stopping.wait())
+    stopped = asyncio.ensure_future(role.stopping.wait())
     try:
         await asyncio.wait((held, stopped), return_when=asyncio.FIRST_COMPLETED)
     finally:
         held.cancel()
         stopped.cancel()
-    if stopping.is_set():
+    if role.stopping.is_set():
+        print(f"{role.role}: stopped while standing by", file=sys.stderr)
         return False
     log.info("holding the lease: active", extra={"fields": {"group": lease.group}})
     return True
 
 
-async def _adopt_position(cfg: ScaleOutConfig, store: CheckpointStore, names: str) -> None:
+def _adopt_position(store: CheckpointStore, names: str, known: Position) -> None:
     """Resume from the position the last active ingest published, unless this state
     directory holds a newer one (this host was the last active one)."""
-    known = await last_position(cfg, names)
-    if known is None:
-        return
     try:
         local = store.load()
     except CheckpointError:

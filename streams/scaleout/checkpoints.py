@@ -28,6 +28,7 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from streams.scaleout.config import ScaleOutConfig
+from streams.scaleout.lease import read_tail
 from streams.scaleout.produce import Record, Stopped, produce_all
 from streams.source.checkpoint import CheckpointError, CheckpointStore
 
@@ -52,7 +53,7 @@ class BrokerCheckpoint:
 def checkpoint_records(cfg: ScaleOutConfig, cp: BrokerCheckpoint) -> list[Record]:
     copy = uuid.uuid4().hex.encode()
     size = max(1, cfg.max_record_bytes // 2)
-    parts = [cp.state[i : i + size] for i in range(0, len(cp.state), size)]
+    parts = [cp.state[i : i + size] for i in range(0, len(cp.state), size)] or [b""]
     head = orjson.dumps(
         {"position": cp.position, "streams": cp.streams, "event_time": cp.event_time,
          "parts": len(parts)}
@@ -63,63 +64,68 @@ def checkpoint_records(cfg: ScaleOutConfig, cp: BrokerCheckpoint) -> list[Record
     return records
 
 
-async def latest_checkpoint(cfg: ScaleOutConfig, look_back: int = 2000) -> BrokerCheckpoint | None:
-    """The newest complete copy on the broker, or None."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+_MAX_PARTS = 1000  # 500 MB of state at the default record size
 
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=cfg.bootstrap_servers, enable_auto_commit=False, group_id=None,
-        max_partition_fetch_bytes=cfg.max_record_bytes + 64_000,
-    )  # fmt: skip
-    await consumer.start()
+
+class _Reader:
+    """The newest complete copy among records read oldest first, holding no more than the
+    copy being read and the newest complete one (parts of other copies are passed over)."""
+
+    def __init__(self) -> None:
+        self.best: BrokerCheckpoint | None = None
+        self.heads = 0
+        self._copy: bytes | None = None
+        self._head: dict[str, Any] = {}
+        self._parts: list[bytes] = []
+
+    def take(self, record: Any) -> None:
+        h = {k: v for k, v in record.headers or () if isinstance(k, str) and isinstance(v, bytes)}
+        copy, part, value = h.get("cp"), h.get("part", b""), record.value
+        if copy is None or not part.isdigit() or len(part) > 6 or not isinstance(value, bytes):
+            return  # not a copy's record: passed over
+        if part == b"0":
+            head = _head(value)
+            if head is not None:
+                self.heads += 1
+                self._copy, self._head, self._parts = copy, head, []
+            return
+        # the parts of a copy follow its head, in order (one producer wrote them)
+        if copy != self._copy or int(part) != len(self._parts) + 1:
+            return
+        self._parts.append(value)
+        if len(self._parts) == self._head["parts"]:
+            head, state = self._head, b"".join(self._parts)
+            self.best = BrokerCheckpoint(
+                head["position"], head["streams"], head["event_time"], state
+            )
+            self._copy, self._parts = None, []
+
+
+def _head(value: bytes) -> dict[str, Any] | None:
     try:
-        tp = TopicPartition(cfg.detect_checkpoints_topic, 0)
-        consumer.assign([tp])
-        end = (await consumer.end_offsets([tp]))[tp]
-        start = max((await consumer.beginning_offsets([tp]))[tp], end - look_back)
-        consumer.seek(tp, start)
-        heads: list[tuple[bytes, dict[str, Any]]] = []
-        parts: dict[bytes, dict[int, bytes]] = {}
-        offset = start
-        while offset < end:
-            records = (await consumer.getmany(tp, timeout_ms=2000)).get(tp, [])
-            if not records:
-                break
-            for r in records:
-                offset = r.offset + 1
-                _take(r, heads, parts)
-    finally:
-        await consumer.stop()
-    for copy, head in reversed(heads):
-        got = parts.get(copy, {})
-        n = head["parts"]
-        if all(i in got for i in range(1, n + 1)):
-            return BrokerCheckpoint(
-                head["position"], head["streams"], head["event_time"],
-                b"".join(got[i] for i in range(1, n + 1)),
-            )  # fmt: skip
-    return None
+        head = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    ok = (
+        isinstance(head, dict) and isinstance(head.get("position"), str)
+        and isinstance(head.get("streams"), str)
+        and isinstance(head.get("event_time"), str | None)
+        and type(head.get("parts")) is int and 1 <= head["parts"] <= _MAX_PARTS
+    )  # fmt: skip
+    return head if ok else None
 
 
-def _take(
-    record: Any, heads: list[tuple[bytes, dict[str, Any]]], parts: dict[bytes, dict[int, bytes]]
-) -> None:
-    h = {k: v for k, v in record.headers or () if isinstance(k, str) and isinstance(v, bytes)}
-    copy, part = h.get("cp"), h.get("part", b"")
-    if copy is None or not part.isdigit() or not isinstance(record.value, bytes):
-        return  # not a copy's record: passed over
-    if part != b"0":
-        parts.setdefault(copy, {})[int(part)] = record.value
-        return
-    with contextlib.suppress(orjson.JSONDecodeError):
-        head = orjson.loads(record.value)
-        ok = (
-            isinstance(head, dict) and isinstance(head.get("position"), str)
-            and isinstance(head.get("streams"), str) and type(head.get("parts")) is int
-            and isinstance(head.get("event_time"), str | None)
-        )  # fmt: skip
-        if ok:
-            heads.append((copy, head))
+async def latest_checkpoint(cfg: ScaleOutConfig, look_back: int = 2000) -> BrokerCheckpoint | None:
+    """The newest complete copy among the last ``look_back`` records, or None (then the
+    standby starts from its own state directory)."""
+    reader = _Reader()
+    await read_tail(cfg, cfg.detect_checkpoints_topic, look_back, reader.take)
+    if reader.best is None and reader.heads:
+        log.warning(
+            "no complete checkpoint copy on the broker; resuming from the state directory",
+            extra={"fields": {"copies_seen": reader.heads}},
+        )
+    return reader.best
 
 
 def adopt_newer(store: CheckpointStore, copy: BrokerCheckpoint) -> bool:
@@ -147,6 +153,7 @@ class CheckpointCopier:
         self.cfg = cfg
         self.store = store
         self.copied: str | None = None  # the position of the last copy
+        self.fenced = False
         self._stop = asyncio.Event()
         self._copies = Counter(
             "rcwatch_detect_checkpoint_copies",
@@ -167,6 +174,10 @@ class CheckpointCopier:
     def stop(self) -> None:
         self._stop.set()
 
+    def fence(self) -> None:
+        """Copy nothing more: another detect stage holds the lease now."""
+        self.fenced = True
+
     async def run(self, producer: AIOKafkaProducer) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
@@ -174,6 +185,8 @@ class CheckpointCopier:
             await self.copy(producer)
 
     async def copy(self, producer: AIOKafkaProducer) -> None:
+        if self.fenced:
+            return
         try:
             cp = self.store.load()
             if cp is None or cp.last_event_id == self.copied:

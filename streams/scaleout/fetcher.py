@@ -30,7 +30,7 @@ from detectors.event import MalformedEvent, RecentChange, decode_event
 from sinks.metrics import Metrics
 from streams.fetch.content import Content
 from streams.scaleout.config import ScaleOutConfig
-from streams.scaleout.produce import Record, produce_all
+from streams.scaleout.produce import Record, new_producer, produce_all
 from streams.scaleout.produce import Stopped as _Stopped
 from streams.scaleout.records import (
     header_int,
@@ -130,7 +130,7 @@ class FetchWorker:
         self._stop.set()
 
     async def run(self) -> FetchWorkerSummary:
-        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+        from aiokafka import AIOKafkaConsumer
         from aiokafka.abc import ConsumerRebalanceListener
 
         worker = self
@@ -157,15 +157,7 @@ class FetchWorker:
                 )
 
         cfg = self.cfg
-        producer = AIOKafkaProducer(
-            bootstrap_servers=cfg.bootstrap_servers,
-            acks="all",
-            enable_idempotence=False,
-            max_batch_size=cfg.producer_max_batch_bytes,
-            linger_ms=cfg.producer_linger_ms,
-            request_timeout_ms=int(cfg.produce_timeout_seconds * 1000),
-            max_request_size=cfg.max_record_bytes + 64_000,  # a record plus its batch framing
-        )
+        producer = new_producer(cfg)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=cfg.bootstrap_servers,
             group_id=cfg.worker_group,

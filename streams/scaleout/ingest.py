@@ -42,7 +42,7 @@ from sinks.metrics import Metrics
 from streams.pipeline.runner import Source
 from streams.scaleout.config import ScaleOutConfig
 from streams.scaleout.lease import Position, publish_position
-from streams.scaleout.produce import Stopped, produce_all
+from streams.scaleout.produce import Stopped, new_producer, produce_all
 from streams.scaleout.records import record_headers, tick_headers
 from streams.source.checkpoint import CheckpointStore
 
@@ -100,11 +100,13 @@ class Ingest:
         *,
         producer: AIOKafkaProducer | None = None,
         publish_positions: bool = False,
+        first_seq: int = 0,
     ) -> None:
         """``publish_positions``: also write the position to the lease's topic (for a
         standby on another host)."""
         self.source = source
         self.publish_positions = publish_positions
+        self.first_seq = first_seq  # number from here at least
         self._position: Position | None = None  # the newest saved, not yet published
         self.cfg = cfg
         self.store = store
@@ -136,19 +138,13 @@ class Ingest:
         self._ticked_seq = -1  # the highest number ticked to every partition
 
     async def _start_producer(self) -> AIOKafkaProducer:
-        from aiokafka import AIOKafkaProducer  # ~11 MB: only when an ingest runs
-
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.cfg.bootstrap_servers,
-            acks="all",
-            enable_idempotence=False,  # not every broker supports it (Tansu does not)
-            max_batch_size=self.cfg.producer_max_batch_bytes,
-            linger_ms=self.cfg.producer_linger_ms,
-            request_timeout_ms=int(self.cfg.produce_timeout_seconds * 1000),
-            max_request_size=self.cfg.max_record_bytes,
-        )
+        producer = new_producer(self.cfg)
         await producer.start()
         return producer
+
+    def fence(self) -> None:
+        """Publish no position more: another ingest holds the lease now."""
+        self.publish_positions = False
 
     def stop(self) -> None:
         """Finish the batch in hand (produce, acknowledge, save), then end."""
@@ -157,7 +153,8 @@ class Ingest:
 
     async def run(self) -> IngestSummary:
         producer = self._producer or await self._start_producer()
-        self._next_seq = time.time_ns()
+        # above every number the last active ingest gave (its clock may have been ahead)
+        self._next_seq = max(time.time_ns(), self.first_seq)
         ticking = asyncio.create_task(self._tick_every(producer))
         try:
             async for batch in self.source.batches():
@@ -195,13 +192,20 @@ class Ingest:
                 log.warning("tick not produced", extra={"fields": {"error": type(exc).__name__}})
 
     async def _tick(self, producer: AIOKafkaProducer) -> None:
-        """Tell every partition how far the acknowledged stream has got, and a standby
-        where to resume."""
+        """Tell a standby where to resume, and every partition how far the acknowledged
+        stream has got (each whether or not the other could be written)."""
         position = self._position
         if position is not None and self.publish_positions:
-            await publish_position(producer, self.cfg, self.streams, position)
-            if self._position is position:
-                self._position = None
+            try:
+                await publish_position(producer, self.cfg, self.streams, position)
+            except Exception as exc:  # the next interval publishes the newer one
+                log.warning(
+                    "position not published; a standby would resume from an older one",
+                    extra={"fields": {"error": type(exc).__name__}},
+                )
+            else:
+                if self._position is position:
+                    self._position = None
         seq = self._acked_seq
         if seq <= self._ticked_seq:
             return
@@ -245,4 +249,4 @@ class Ingest:
             # everything up to here is acknowledged: only now may a restart begin after it
             self.store.save(last.sse_id, self.streams, _event_time(last.data))
             self._saved.set_to_current_time()
-            self._position = Position(last.sse_id, _event_time(last.data))
+            self._position = Position(last.sse_id, _event_time(last.data), self._next_seq)

@@ -43,10 +43,15 @@ class KafkaSource:
         offsets: Mapping[int, int],
         batch_max_events: int,
         metrics: Metrics | None = None,
+        *,
+        marks: Mapping[int, int] | None = None,
     ) -> None:
+        """``offsets`` and ``marks``: the checkpoint's position (``records.parse_position``
+        and ``parse_marks``)."""
         self.cfg = cfg
         self.topic = topic
         self.offsets = dict(offsets)  # partition -> next offset to read
+        self.marks = dict(marks or {})
         self.batch_max_events = batch_max_events
         self._stop = asyncio.Event()
         self._connected = False
@@ -122,6 +127,7 @@ class KafkaSource:
                 {tp.partition: self.offsets[tp.partition] for tp in tps},
                 max_wait_seconds=cfg.merge_max_wait_seconds,
                 max_buffered=cfg.merge_max_buffered_events,
+                marks=self.marks,
             )
             share = max(1, cfg.merge_max_buffered_events // max(1, len(tps)))
             by_partition = {tp.partition: tp for tp in tps}
@@ -149,9 +155,9 @@ class KafkaSource:
                 if batch:
                     # the position after the batch, on its last event: where the runner's
                     # checkpoint resumes (working it out per event cost more than merging)
-                    positions = merge.positions()
+                    positions, self.marks = merge.positions(), merge.marks()
                     self.offsets.update(positions)
-                    position = format_position(self.topic, positions)
+                    position = format_position(self.topic, positions, self.marks)
                     batch[-1] = batch[-1]._replace(sse_id=position)
                     yield batch
         finally:
@@ -168,9 +174,11 @@ class KafkaSource:
     ) -> None:
         headers = record.headers or ()
         tick, seq = record_seq(header_values(headers))
-        if tick:
+        if tick and not record.value:
             merge.tick(partition, record.offset, seq)
             return
+        if tick:  # a "tick" that carries a value is no tick: an event, never dropped
+            seq = None
         value = record.value if isinstance(record.value, bytes) else b""
         released = merge.add(partition, record.offset, seq, (value, headers), now)
         if released is not None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -39,7 +40,7 @@ from streams.scaleout.config import ScaleOutConfig
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-__all__ = ["Lease", "Position", "last_position", "publish_position"]
+__all__ = ["Lease", "Position", "last_position", "publish_position", "read_tail"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 class Position:
     sse_id: str
     event_time: str | None
+    next_seq: int = 0  # the number the next event gets: a successor numbers above it
 
 
 class Lease:
@@ -79,6 +81,7 @@ class Lease:
             registry=registry,
         )
         self.held = asyncio.Event()
+        self.since_ns = 0  # when this process took the lease (told at every rejoin)
         self.lost = False
         self._consumer: AIOKafkaConsumer | None = None
         self._polling: asyncio.Task[None] | None = None
@@ -97,6 +100,8 @@ class Lease:
                 lease._assignments.inc()
                 if any(tp.partition == 0 for tp in assigned):
                     if not lease.lost:
+                        if not lease.held.is_set():
+                            lease.since_ns = time.time_ns()
                         lease.held.set()
                         lease._held.set(1)
                 elif lease.held.is_set():
@@ -151,11 +156,25 @@ class Lease:
             await self._consumer.stop()  # leaves the group: a standby takes over
 
 
+def _owner(claims: dict[str, bytes]) -> str:
+    """Who gets the lease, from each member's claim (``held:<since, ns>`` or nothing): the
+    holder that took it last, else the first member by id. Two claim it only when one
+    stalled past the session timeout, lost it, and rejoined before it noticed: the one that
+    took it since is the live holder; the stale one, left out, stops."""
+    since: dict[str, int] = {}
+    for member, claim in claims.items():
+        tag, _, ns = (claim or b"").partition(b":")
+        if tag == b"held" and ns.isdigit() and len(ns) <= 20:
+            since[member] = int(ns)
+    if since:
+        return max(sorted(since), key=lambda m: since[m])
+    return sorted(claims)[0]
+
+
 def _sticky_assignor(lease: Lease) -> type:
     """An assignor that leaves the lease where it is: a standby joining the group (every
     member rejoins at a rebalance) must not take it from a live holder. Each member says in
-    its join whether it holds the lease; the partition goes to a holder, else to the first
-    member by id."""
+    its join whether it holds the lease and since when (``_owner``)."""
     from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
     from aiokafka.coordinator.protocol import (
         ConsumerProtocolMemberAssignment,
@@ -168,14 +187,13 @@ def _sticky_assignor(lease: Lease) -> type:
 
         @classmethod
         def metadata(cls, topics: Any) -> Any:
-            held = b"held" if lease.held.is_set() else b""
+            held = b"held:%d" % lease.since_ns if lease.held.is_set() else b""
             return ConsumerProtocolMemberMetadata(cls.version, sorted(topics), held)
 
         @classmethod
         def assign(cls, cluster: Any, members: Any) -> dict[str, Any]:
             ids = sorted(members)
-            holders = [m for m in ids if members[m].user_data == b"held"]
-            owner = (holders or ids)[0]
+            owner = _owner({m: members[m].user_data for m in ids})
             topic = lease.topic
             return {
                 m: ConsumerProtocolMemberAssignment(
@@ -191,36 +209,48 @@ def _sticky_assignor(lease: Lease) -> type:
     return StickyLease
 
 
-async def last_position(
-    cfg: ScaleOutConfig, streams: str, look_back: int = 1000
-) -> Position | None:
-    """The newest position an active ingest of ``streams`` published, or None."""
+async def read_tail(
+    cfg: ScaleOutConfig, topic: str, look_back: int, take: Callable[[Any], None]
+) -> None:
+    """``take`` each of the last ``look_back`` records of partition 0 of ``topic`` (a
+    lease's topic), oldest first; none is kept here."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=cfg.bootstrap_servers, enable_auto_commit=False, group_id=None
-    )
+        bootstrap_servers=cfg.bootstrap_servers, enable_auto_commit=False, group_id=None,
+        max_partition_fetch_bytes=cfg.max_record_bytes + 64_000,
+    )  # fmt: skip
     await consumer.start()
     try:
-        tp = TopicPartition(cfg.ingest_positions_topic, 0)
+        tp = TopicPartition(topic, 0)
         consumer.assign([tp])
         end = (await consumer.end_offsets([tp]))[tp]
         start = max((await consumer.beginning_offsets([tp]))[tp], end - look_back)
         consumer.seek(tp, start)
-        found: Position | None = None
         offset = start
         while offset < end:
-            got = await consumer.getmany(tp, timeout_ms=2000)
-            records = got.get(tp, [])
+            records = (await consumer.getmany(tp, timeout_ms=2000)).get(tp, [])
             if not records:
-                break
+                break  # the broker has nothing more to give now
             for r in records:
-                offset = r.offset + 1
-                if r.key == streams.encode():
-                    found = _position(r.value) or found
-        return found
+                take(r)
+            offset = records[-1].offset + 1
     finally:
         await consumer.stop()
+
+
+async def last_position(
+    cfg: ScaleOutConfig, streams: str, look_back: int = 1000
+) -> Position | None:
+    """The newest position an active ingest of ``streams`` published, or None."""
+    found: list[Position] = []
+
+    def take(r: Any) -> None:
+        if r.key == streams.encode() and (p := _position(r.value)) is not None:
+            found[:] = [p]
+
+    await read_tail(cfg, cfg.ingest_positions_topic, look_back, take)
+    return found[0] if found else None
 
 
 def _position(value: object) -> Position | None:
@@ -230,14 +260,18 @@ def _position(value: object) -> Position | None:
         return None
     if not isinstance(d, dict) or not isinstance(d.get("sse_id"), str):
         return None
-    t = d.get("event_time")
-    return Position(d["sse_id"], t if isinstance(t, str) else None)
+    t, n = d.get("event_time"), d.get("next_seq")
+    seq = n if type(n) is int and 0 <= n < 2**63 else 0
+    return Position(d["sse_id"], t if isinstance(t, str) else None, seq)
 
 
 async def publish_position(
     producer: AIOKafkaProducer, cfg: ScaleOutConfig, streams: str, position: Position
 ) -> None:
-    value = orjson.dumps({"sse_id": position.sse_id, "event_time": position.event_time})
+    value = orjson.dumps(
+        {"sse_id": position.sse_id, "event_time": position.event_time,
+         "next_seq": position.next_seq}
+    )  # fmt: skip
     await producer.send_and_wait(
         cfg.ingest_positions_topic, value, key=streams.encode(), partition=0
     )

@@ -28,7 +28,9 @@ What bounds the waiting:
   waits at the broker, not in memory, while a slow one catches up.
 
 The position to checkpoint is, for each partition, the offset of its first event not yet
-released (``positions``): a restart reads again what was held, never skips it.
+released (``positions``), with the partition's mark as of that offset (``marks``): a
+restart reads again what was held, never skips it, and need not wait for a quiet
+partition's next tick to know how far it had got.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class _Held(Generic[T]):
     offset: int
     arrived: float
     item: T
+    before: int  # the partition's mark before this event
 
 
 class SeqMerge(Generic[T]):
@@ -61,15 +64,19 @@ class SeqMerge(Generic[T]):
         *,
         max_wait_seconds: float,
         max_buffered: int,
+        marks: Mapping[int, int] | None = None,
     ) -> None:
-        """``next_offsets``: every partition to merge, and the offset it is read from."""
+        """``next_offsets``: every partition to merge, and the offset it is read from;
+        ``marks``: what ``marks`` said with those offsets (a restart)."""
         self.max_wait = max_wait_seconds
         self.max_buffered = max_buffered
         self._read = dict(next_offsets)  # partition -> next offset to read
         self._held: dict[int, deque[_Held[T]]] = {p: deque() for p in self._read}
-        self._shown = dict.fromkeys(self._read, -1)  # partition -> highest seq it showed
+        # partition -> the highest number it showed (by an event or a tick)
+        self._shown = {p: (marks or {}).get(p, -1) for p in self._read}
         self._heads: list[tuple[int, int]] = []  # (seq, partition) of each held head
         self._idle = set(self._read)  # partitions holding nothing
+
         self.released_seq = -1  # the highest seq released in order
         self.buffered = 0
         self.counts = {"ordered": 0, "late": 0, "unsequenced": 0, "forced": 0}
@@ -91,12 +98,12 @@ class SeqMerge(Generic[T]):
             return self._count(item, "unsequenced")
         if seq <= self._shown[partition] or seq <= self.released_seq:
             return self._count(item, "late")
-        self._shown[partition] = seq
+        before, self._shown[partition] = self._shown[partition], seq
         queue = self._held[partition]
         if not queue:
             heapq.heappush(self._heads, (seq, partition))
             self._idle.discard(partition)
-        queue.append(_Held(seq, offset, now, item))
+        queue.append(_Held(seq, offset, now, item, before))
         self.buffered += 1
         return None
 
@@ -114,11 +121,8 @@ class SeqMerge(Generic[T]):
             seq, partition = heads[0]
             if self._may_go(seq, partition):
                 how = "ordered"
-            elif (
-                self.buffered > self.max_buffered
-                or now - self._held[partition][0].arrived >= self.max_wait
-            ):
-                how = "forced"
+            elif self.buffered > self.max_buffered or self.oldest_wait(now) >= self.max_wait:
+                how = "forced"  # in order still, until the longest-held has gone on
             else:
                 return
             heapq.heappop(heads)
@@ -139,9 +143,15 @@ class SeqMerge(Generic[T]):
         return all(p == partition or shown[p] >= seq - 1 for p in self._idle)
 
     def positions(self) -> dict[int, int]:
-        """partition -> the offset to read from after a restart (the first event held,
-        else the next to read)."""
+        """partition -> the offset to read from after a restart: the first event held,
+        else the next to read."""
         return {p: (queue[0].offset if queue else self._read[p]) for p, queue in self._held.items()}
+
+    def marks(self) -> dict[int, int]:
+        """partition -> the highest number it had shown before its first held event (or
+        in all): saved with ``positions``, it lets a restarted merge go on at once, without
+        waiting for a quiet partition's next tick."""
+        return {p: (q[0].before if q else self._shown[p]) for p, q in self._held.items()}
 
     def oldest_wait(self, now: float) -> float:
         """Seconds the longest-held event has waited (0 when none is held)."""

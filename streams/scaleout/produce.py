@@ -22,7 +22,7 @@ from streams.scaleout.config import ScaleOutConfig
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
 
-__all__ = ["Record", "Stopped", "produce_all"]
+__all__ = ["Record", "Stopped", "new_producer", "produce_all"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,22 @@ Record = tuple[bytes | None, bytes, list[tuple[str, bytes]], int | None]
 
 class Stopped(Exception):
     """Asked to stop while waiting to retry: the batch was not (wholly) acknowledged."""
+
+
+def new_producer(cfg: ScaleOutConfig) -> AIOKafkaProducer:
+    """A producer as every stage makes one (not started): every record acknowledged by all
+    replicas, the batching and limits of the settings."""
+    from aiokafka import AIOKafkaProducer  # ~11 MB: only when a stage runs
+
+    return AIOKafkaProducer(
+        bootstrap_servers=cfg.bootstrap_servers,
+        acks="all",
+        enable_idempotence=False,  # not every broker supports it (Tansu does not)
+        max_batch_size=cfg.producer_max_batch_bytes,
+        linger_ms=cfg.producer_linger_ms,
+        request_timeout_ms=int(cfg.produce_timeout_seconds * 1000),
+        max_request_size=cfg.max_record_bytes + 64_000,  # a record plus its batch framing
+    )
 
 
 def _retriable(exc: BaseException) -> bool:

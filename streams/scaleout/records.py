@@ -39,6 +39,7 @@ __all__ = [
     "header_int",
     "header_text",
     "header_values",
+    "parse_marks",
     "parse_position",
     "raw_event",
     "record_headers",
@@ -160,9 +161,12 @@ def record_seq(h: Mapping[str, bytes]) -> tuple[bool, int | None]:
     a non-negative decimal (a record from before the numbering, or a stranger's)."""
     tick = "tick" in h
     raw = h.get("tick" if tick else "seq")
-    if raw is None or not raw.isdigit() or len(raw) > 40:
-        return tick, None
+    if raw is None or not raw.isdigit() or len(raw) > 19 or int(raw) > _MAX_SEQ:
+        return tick, None  # a number no ingest writes cannot move the merge's marks
     return tick, int(raw)
+
+
+_MAX_SEQ = 2**63 - 1  # an ingest numbers from time_ns(): about 1.8e18 now
 
 
 def header_text(h: Mapping[str, bytes], name: str) -> str | None:
@@ -189,10 +193,31 @@ def raw_event(value: bytes, headers: Sequence[tuple[Any, Any]], position: str | 
     return RawEvent(position, data, header_int(h, "recv_ns"), content, evaluated)
 
 
-def format_position(topic: str, offsets: Mapping[int, int]) -> str:
-    return orjson.dumps(
-        [{"topic": topic, "partition": p, "offset": o} for p, o in sorted(offsets.items())]
-    ).decode()
+def format_position(
+    topic: str, offsets: Mapping[int, int], marks: Mapping[int, int] | None = None
+) -> str:
+    """The position; with ``marks`` (the detect stage's merge), each entry also carries its
+    partition's mark as ``seq``."""
+    entries: list[dict[str, object]] = []
+    for p, o in sorted(offsets.items()):
+        entry: dict[str, object] = {"topic": topic, "partition": p, "offset": o}
+        mark = marks.get(p, -1) if marks else -1
+        if mark >= 0:
+            entry["seq"] = mark
+        entries.append(entry)
+    return orjson.dumps(entries).decode()
+
+
+def parse_marks(position: str, topic: str) -> dict[int, int]:
+    """partition -> the merge's mark saved in a position ({} for one without marks);
+    raises ValueError as ``parse_position`` does."""
+    parse_position(position, topic)
+    out: dict[int, int] = {}
+    for e in orjson.loads(position):
+        seq = e.get("seq")
+        if _count(seq) and seq < 2**63:
+            out[e["partition"]] = seq
+    return out
 
 
 def parse_position(position: str, topic: str) -> dict[int, int]:

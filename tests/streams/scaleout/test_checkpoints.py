@@ -17,7 +17,7 @@ from streams.scaleout.checkpoints import (
     latest_checkpoint,
 )
 from streams.scaleout.config import ScaleOutConfig
-from streams.scaleout.produce import produce_all
+from streams.scaleout.produce import Record, produce_all
 from streams.scaleout.topics import ensure_topics, topic_specs
 from streams.source.checkpoint import CheckpointStore
 
@@ -82,3 +82,31 @@ def test_a_state_directory_newer_than_the_copy_keeps_its_own(tmp_path: Path) -> 
     assert adopt_newer(store, newer)
     cp = store.load()
     assert cp is not None and cp.last_event_id == '[{"x": 2}]'
+
+
+async def test_records_no_detect_stage_wrote_are_passed_over(broker: str) -> None:
+    """A part number too long to convert crashed every standby at takeover; a head of no
+    parts counted as a whole copy with an empty state."""
+    from aiokafka import AIOKafkaProducer
+
+    cfg = _cfg(broker, "junk")
+    await ensure_topics(broker, topic_specs(cfg))
+    good = BrokerCheckpoint("[]", "kafka:en-junk", "2026-11-30T08:00:00Z", b"state")
+    producer = AIOKafkaProducer(bootstrap_servers=broker, max_batch_size=1)
+    await producer.start()
+    try:
+        records = checkpoint_records(cfg, good)
+        junk: list[Record] = [
+            (b"detect", b"x", [("cp", b"j1"), ("part", b"9" * 5000)], 0),
+            (b"detect", b'{"position": "[]", "streams": "s", "event_time": null, "parts": 0}',
+             [("cp", b"j2"), ("part", b"0")], 0),
+            (b"detect", b"not json", [("cp", b"j3"), ("part", b"0")], 0),
+            (b"detect", b"orphan part", [("cp", b"j4"), ("part", b"1")], 0),
+            (b"detect", b"no headers", [], 0),
+        ]  # fmt: skip
+        topic, stop = cfg.detect_checkpoints_topic, asyncio.Event()
+        await produce_all(producer, cfg, topic, records + junk, stop,
+                          on_retry=lambda: None, on_dropped=lambda: None)  # fmt: skip
+    finally:
+        await producer.stop()
+    assert await latest_checkpoint(cfg) == good

@@ -78,6 +78,34 @@ def _section(broker: str, name: str) -> str:
     )
 
 
+async def _ingest(
+    out: Path, server: EventStreamsServer, api: FakeMediaWiki, broker: str, processes: Processes
+) -> tuple[tuple[str, ...], asyncio.subprocess.Process]:
+    """The run's settings (as the stages' common arguments) and its ingest, reading."""
+    config = _config(out, server, api, _section(broker, out.name))
+    common = ("--config", str(config), "--log-level", "warning")
+    ingest = await processes.rcwatch(
+        "scaleout", "ingest", *common, "--state-dir", str(out / "ingest")
+    )
+    await wait_for((out / "ingest" / "origin.json").exists, 60, "the ingest's origin")
+    return common, ingest
+
+
+async def _detected_all(reader: TopicReader, state: Path, topic: str) -> None:
+    """Wait until the detect stage on ``state`` has checkpointed every event in ``topic``."""
+    await reader.poll()
+    ends = {p: reader.end(p) for p in reader.partitions()}
+
+    def done() -> bool:
+        cp = CheckpointStore(state).load()
+        if cp is None:
+            return False
+        position = parse_position(cp.last_event_id, topic)
+        return all(position.get(p, 0) >= end for p, end in ends.items())
+
+    await wait_for(done, 120, f"the detect stage on {state.name} to read everything")
+
+
 def _alerts(path: Path) -> Counter[tuple[str, str, int]]:
     lines = [orjson.loads(x) for x in path.read_bytes().splitlines()] if path.exists() else []
     return Counter((a["id"], a["rule"], a["count"]) for a in lines)
@@ -121,12 +149,7 @@ async def _scale_out(
     await server.start()
     reader = TopicReader(broker, f"en-{name}")
     try:
-        config = _config(out, server, api, _section(broker, name))
-        common = ("--config", str(config), "--log-level", "warning")
-        ingest = await processes.rcwatch(
-            "scaleout", "ingest", *common, "--state-dir", str(out / "ingest")
-        )
-        await wait_for((out / "ingest" / "origin.json").exists, 60, "the ingest's origin")
+        common, ingest = await _ingest(out, server, api, broker, processes)
         workers = [
             await processes.rcwatch("scaleout", "worker", *common, "--metrics-addr", "127.0.0.1:0")
             for _ in range(workers_n)
@@ -178,17 +201,7 @@ async def _scale_out(
         else:
             server.publish(rest)
         await enriched(len(ids), 120, "every event")
-        await reader.poll()
-        ends = {p: reader.end(p) for p in reader.partitions()}
-
-        def detected_all() -> bool:
-            cp = CheckpointStore(out / "detect").load()
-            if cp is None:
-                return False
-            done = parse_position(cp.last_event_id, f"en-{name}")
-            return all(done.get(p, 0) >= end for p, end in ends.items())
-
-        await wait_for(detected_all, 120, "the detect stage to read everything")
+        await _detected_all(reader, out / "detect", f"en-{name}")
         # the workers ran the rules; the detect stage took their answers (same rules)
         used = 'rcwatch_upstream_evaluations_total{outcome="used"}'
         differ = 'rcwatch_upstream_evaluations_total{outcome="rules_differ"}'
@@ -296,12 +309,7 @@ async def _detect_takeover(
     await server.start()
     reader = TopicReader(broker, f"en-{name}")
     try:
-        config = _config(out, server, api, _section(broker, name))
-        common = ("--config", str(config), "--log-level", "warning")
-        ingest = await processes.rcwatch(
-            "scaleout", "ingest", *common, "--state-dir", str(out / "ingest")
-        )
-        await wait_for((out / "ingest" / "origin.json").exists, 60, "the ingest's origin")
+        common, ingest = await _ingest(out, server, api, broker, processes)
         worker = await processes.rcwatch("scaleout", "worker", *common)
 
         async def detect(host: str) -> tuple[asyncio.subprocess.Process, str]:
@@ -342,17 +350,7 @@ async def _detect_takeover(
         ids = {orjson.loads(e)["meta"]["id"] for e in sample_events}
         while len(set(reader.ids()) & ids) < len(ids):
             await reader.poll()
-        await reader.poll()
-        ends = {p: reader.end(p) for p in reader.partitions()}
-
-        def detected_all() -> bool:
-            cp = CheckpointStore(out / "host-b").load()
-            if cp is None:
-                return False
-            done = parse_position(cp.last_event_id, f"en-{name}")
-            return all(done.get(p, 0) >= end for p, end in ends.items())
-
-        await wait_for(detected_all, 120, "the standby to read everything")
+        await _detected_all(reader, out / "host-b", f"en-{name}")
         # it resumed where the copy left off, not from the topic's start
         assert await metric(standby_url, ordered) < len(ids)
         for proc in (standby, worker, ingest):

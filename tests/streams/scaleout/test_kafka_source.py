@@ -14,7 +14,7 @@ from detectors.event import RawEvent
 from sinks.metrics import Metrics
 from streams.scaleout.config import ScaleOutConfig
 from streams.scaleout.kafka_source import KafkaSource
-from streams.scaleout.records import parse_position
+from streams.scaleout.records import parse_marks, parse_position
 from streams.scaleout.topics import ensure_topics, topic_specs
 
 pytestmark = pytest.mark.scaleout
@@ -78,9 +78,11 @@ async def test_partitions_written_out_of_order_come_out_in_stream_order(broker: 
     events = await _read(source, 5)
     assert [_id(e) for e in events] == ["e1", "e2", "e3", "e4", "e5"]
     # each event's position: what a restart after it reads again, never anything before it
-    # the position after a batch rides on its last event: every event and tick read
+    # the position after a batch rides on its last event: every event and tick read, and
+    # how far each partition had got (a restart need not wait for their next ticks)
     assert events[-1].sse_id is not None
     assert parse_position(events[-1].sse_id, cfg.enriched_topic) == {0: 3, 1: 4}
+    assert parse_marks(events[-1].sse_id, cfg.enriched_topic) == {0: 5, 1: 5}
     sample = metrics.registry.get_sample_value
     assert sample("rcwatch_merge_events_total", {"how": "ordered"}) == 5
     assert sample("rcwatch_merge_held_events") == 0

@@ -81,5 +81,26 @@ def test_the_position_is_the_first_event_still_held() -> None:
         taken.append((item, m.positions()))
     # e5 waits: partition 0 may still bring 4
     assert taken == [("e2", {0: 41, 1: 70}), ("e3", {0: 42, 1: 70})]
+    assert m.marks() == {0: 3, 1: -1}  # partition 1's mark before e5, which is read again
     m.tick(0, 42, 9)
     assert [(x, m.positions()) for x, _ in m.release(0.0)] == [("e5", {0: 43, 1: 71})]
+    assert m.marks() == {0: 9, 1: 5}
+
+
+def test_a_restarted_merge_knows_how_far_each_partition_had_got() -> None:
+    """Reviewed defect: after a restart a quiet partition held every event back until
+    its next tick (or the whole wait, when the stream had stopped)."""
+    m: SeqMerge[str] = SeqMerge(
+        {0: 43, 1: 71}, max_wait_seconds=60.0, max_buffered=1000, marks={0: 9, 1: 5}
+    )
+    m.add(1, 71, 10, "e10", 0.0)  # partition 0 showed 9 before the restart: nothing to wait for
+    assert list(m.release(0.0)) == [("e10", "ordered")]
+
+
+def test_the_longest_held_event_bounds_the_wait_whatever_its_number() -> None:
+    m = _merge(3, wait=30.0)
+    m.add(1, 0, 9, "e9", 100.0)  # held since 100, behind partition 2's silence
+    m.add(0, 0, 4, "e4", 125.0)  # a smaller number, come later
+    assert _take(m, 129.0) == []
+    # e9 has waited 30 s: everything up to it goes on, in order
+    assert _take(m, 130.0) == [("e4", "forced"), ("e9", "forced")]

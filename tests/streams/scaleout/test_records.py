@@ -10,9 +10,11 @@ from streams.scaleout.records import (
     decode_evaluation,
     encode_evaluation,
     format_position,
+    parse_marks,
     parse_position,
     raw_event,
     record_headers,
+    record_seq,
 )
 
 
@@ -79,3 +81,32 @@ def test_a_workers_answer_round_trips_and_anything_odd_is_dropped() -> None:
     ):  # fmt: skip
         assert decode_evaluation(bad) is None, bad
         assert raw_event(b"{}", [("evaluated", bad)], "P").evaluated is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"seq": b"1796026656231491972"}, (False, 1796026656231491972)),
+        ({"tick": b"42"}, (True, 42)),
+        ({}, (False, None)),
+        ({"seq": b"-1"}, (False, None)),
+        ({"seq": b"1e9"}, (False, None)),
+        ({"seq": "١٢".encode()}, (False, None)),  # digits, but not ASCII ones
+        ({"seq": b"9" * 20}, (False, None)),  # no ingest writes it: it would end ordering
+        ({"seq": b"9" * 5000}, (False, None)),  # nor a number too long to convert
+        ({"tick": b"99999999999999999999"}, (True, None)),
+    ],
+)
+def test_a_records_number_is_one_an_ingest_could_have_written(
+    headers: dict[str, bytes], expected: tuple[bool, int | None]
+) -> None:
+    assert record_seq(headers) == expected
+
+
+def test_a_detect_position_carries_the_merges_marks() -> None:
+    text = format_position("en", {0: 3, 1: 7}, {0: 41, 1: -1})
+    assert parse_position(text, "en") == {0: 3, 1: 7}
+    assert parse_marks(text, "en") == {0: 41}
+    assert parse_marks(format_position("en", {0: 3}), "en") == {}  # written before marks
+    forged = '[{"topic":"en","partition":0,"offset":3,"seq":99999999999999999999}]'
+    assert parse_marks(forged, "en") == {}
