@@ -28,17 +28,17 @@ from streams.fetch.content import Content, ContentFetcher
 from streams.pipeline.rules_reload import RulesReloader
 from streams.pipeline.runner import Monitor
 from streams.pipeline.stages import evaluate_record
-from streams.scaleout.checkpoints import CheckpointCopier, adopt_newer, latest_checkpoint
+from streams.scaleout.checkpoints import CheckpointCopier, latest_checkpoint
 from streams.scaleout.config import ScaleOutConfig
 from streams.scaleout.fetcher import FetchWorker
 from streams.scaleout.ingest import Ingest
 from streams.scaleout.kafka_source import KafkaSource
-from streams.scaleout.lease import Lease, Position, last_position
+from streams.scaleout.lease import Lease, last_position
 from streams.scaleout.produce import new_producer
 from streams.scaleout.records import encode_evaluation, parse_marks, parse_position
 from streams.scaleout.topics import ensure_topics, topic_specs
 from streams.settings import Settings, validate_for_run
-from streams.source.checkpoint import CheckpointError, CheckpointStore, StateDirLock
+from streams.source.checkpoint import CheckpointStore, StateDirLock
 from streams.source.eventstreams import stream_names
 from streams.source.start import load_checkpoint
 
@@ -349,7 +349,7 @@ async def _active_detect(
         copy is not None
         and copy.streams == streams_name
         and _is_position(copy.position, cfg)
-        and adopt_newer(store, copy)
+        and store.adopt_if_newer(copy.position, copy.streams, copy.event_time, copy.state)
     ):
         log.info(
             "resuming from the checkpoint the last active detect stage copied to the broker",
@@ -411,8 +411,15 @@ async def _ingest(settings: Settings, cfg: ScaleOutConfig, *, reset: bool) -> in
                 if not await _lease_or_stop(lease, role):
                     return 0
                 known = await last_position(cfg, names)
-                if known is not None and not reset:
-                    _adopt_position(store, names, known)
+                if (
+                    known is not None
+                    and not reset
+                    and store.adopt_if_newer(known.sse_id, names, known.event_time)
+                ):
+                    log.info(
+                        "resuming from the position the last active ingest published",
+                        extra={"fields": {"event_time": known.event_time}},
+                    )
                 _names, _m, _start, source = open_stream(
                     settings, store, reset=reset, metrics=metrics
                 )
@@ -457,22 +464,3 @@ async def _lease_or_stop(lease: Lease, role: _Standby) -> bool:
         return False
     log.info("holding the lease: active", extra={"fields": {"group": lease.group}})
     return True
-
-
-def _adopt_position(store: CheckpointStore, names: str, known: Position) -> None:
-    """Resume from the position the last active ingest published, unless this state
-    directory holds a newer one (this host was the last active one)."""
-    try:
-        local = store.load()
-    except CheckpointError:
-        local = None  # set aside and counted when the stream opens
-    if local is not None and local.streams == names:
-        if local.last_event_id == known.sse_id:
-            return
-        if local.event_time and known.event_time and local.event_time >= known.event_time:
-            return
-    store.save(known.sse_id, names, known.event_time)
-    log.info(
-        "resuming from the position the last active ingest published",
-        extra={"fields": {"event_time": known.event_time}},
-    )

@@ -35,7 +35,7 @@ from streams.source.checkpoint import CheckpointError, CheckpointStore
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
 
-__all__ = ["BrokerCheckpoint", "CheckpointCopier", "adopt_newer", "latest_checkpoint"]
+__all__ = ["BrokerCheckpoint", "CheckpointCopier", "latest_checkpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -126,22 +126,6 @@ async def latest_checkpoint(cfg: ScaleOutConfig, look_back: int = 2000) -> Broke
             extra={"fields": {"copies_seen": reader.heads}},
         )
     return reader.best
-
-
-def adopt_newer(store: CheckpointStore, copy: BrokerCheckpoint) -> bool:
-    """Write ``copy`` as the state directory's checkpoint unless the directory holds one as
-    new (this host was the last active one); True when adopted."""
-    try:
-        local = store.load()
-    except CheckpointError:
-        local = None  # set aside and counted when the stage loads it
-    if local is not None and local.streams == copy.streams:
-        if local.last_event_id == copy.position:
-            return False
-        if local.event_time and copy.event_time and local.event_time >= copy.event_time:
-            return False
-    store.save(copy.position, copy.streams, copy.event_time, copy.state)
-    return True
 
 
 class CheckpointCopier:

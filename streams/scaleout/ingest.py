@@ -167,14 +167,7 @@ class Ingest:
             ticking.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticking
-            try:
-                await self._tick(producer)  # the last events need not wait for the interval
-            except Stopped:
-                pass
-            except Exception as exc:
-                log.warning(
-                    "last tick not produced", extra={"fields": {"error": type(exc).__name__}}
-                )
+            await self._tick_logged(producer)  # the last events need not wait for the interval
         finally:
             ticking.cancel()
             if self._producer is None:
@@ -184,12 +177,19 @@ class Ingest:
     async def _tick_every(self, producer: AIOKafkaProducer) -> None:
         while True:
             await asyncio.sleep(self.cfg.tick_interval_seconds)
-            try:
-                await self._tick(producer)
-            except Stopped:
+            if not await self._tick_logged(producer):
                 return
-            except Exception as exc:  # the next interval tries again; events are unaffected
-                log.warning("tick not produced", extra={"fields": {"error": type(exc).__name__}})
+
+    async def _tick_logged(self, producer: AIOKafkaProducer) -> bool:
+        """``_tick``, its failure logged (the next one tries again; events are unaffected);
+        False when asked to stop meanwhile."""
+        try:
+            await self._tick(producer)
+        except Stopped:
+            return False
+        except Exception as exc:
+            log.warning("tick not produced", extra={"fields": {"error": type(exc).__name__}})
+        return True
 
     async def _tick(self, producer: AIOKafkaProducer) -> None:
         """Tell a standby where to resume, and every partition how far the acknowledged
@@ -247,6 +247,7 @@ class Ingest:
         last = next((e for e in reversed(batch) if e.sse_id is not None), None)
         if last is not None and last.sse_id is not None:
             # everything up to here is acknowledged: only now may a restart begin after it
-            self.store.save(last.sse_id, self.streams, _event_time(last.data))
+            event_time = _event_time(last.data)
+            self.store.save(last.sse_id, self.streams, event_time)
             self._saved.set_to_current_time()
-            self._position = Position(last.sse_id, _event_time(last.data), self._next_seq)
+            self._position = Position(last.sse_id, event_time, self._next_seq)

@@ -56,7 +56,8 @@ class KafkaSource:
         self._stop = asyncio.Event()
         self._connected = False
         self.expired = 0  # records the broker removed before they were read (logged)
-        self.merge: SeqMerge[tuple[bytes, Any]] | None = None
+        self.merge: SeqMerge[tuple[bytes, dict[str, bytes]]] | None = None
+        self._counted = dict.fromkeys(("ordered", "late", "unsequenced", "forced"), 0)
         reg = (metrics or Metrics()).registry
         self._merged = Counter(
             "rcwatch_merge_events",
@@ -66,7 +67,7 @@ class KafkaSource:
             ["how"],
             registry=reg,
         )
-        for how in ("ordered", "late", "unsequenced", "forced"):
+        for how in self._counted:
             self._merged.labels(how)
         self._held = Gauge(
             "rcwatch_merge_held_events",
@@ -123,7 +124,7 @@ class KafkaSource:
             for tp in tps:
                 consumer.seek(tp, self.offsets[tp.partition])
             cfg = self.cfg
-            merge = self.merge = SeqMerge[tuple[bytes, Any]](
+            merge = self.merge = SeqMerge[tuple[bytes, dict[str, bytes]]](
                 {tp.partition: self.offsets[tp.partition] for tp in tps},
                 max_wait_seconds=cfg.merge_max_wait_seconds,
                 max_buffered=cfg.merge_max_buffered_events,
@@ -140,9 +141,8 @@ class KafkaSource:
                 for tp, records in sorted(got.items(), key=lambda kv: kv[0].partition):
                     for r in records:
                         self._read(merge, tp.partition, r, now, batch)
-                for item, how in merge.release(now):
-                    batch.append(raw_event(item[0], item[1], None))
-                    self._merged.labels(how).inc()
+                batch.extend(raw_event(v, h, None) for (v, h), _ in merge.release(now))
+                self._count(merge)
                 for p, tp in by_partition.items():  # backpressure: see the module docstring
                     if p not in paused and merge.held(p) > share:
                         consumer.pause(tp)
@@ -164,23 +164,28 @@ class KafkaSource:
             self._connected = False
             await consumer.stop()
 
+    def _count(self, merge: SeqMerge[tuple[bytes, dict[str, bytes]]]) -> None:
+        """The merge's counts into the metric, once a poll (not a label lookup an event)."""
+        for how, n in merge.counts.items():
+            if n != self._counted[how]:
+                self._merged.labels(how).inc(n - self._counted[how])
+                self._counted[how] = n
+
     def _read(
         self,
-        merge: SeqMerge[tuple[bytes, Any]],
+        merge: SeqMerge[tuple[bytes, dict[str, bytes]]],
         partition: int,
         record: Any,
         now: float,
         batch: list[RawEvent],
     ) -> None:
-        headers = record.headers or ()
-        tick, seq = record_seq(header_values(headers))
+        headers = header_values(record.headers or ())
+        tick, seq = record_seq(headers)
         if tick and not record.value:
             merge.tick(partition, record.offset, seq)
             return
         if tick:  # a "tick" that carries a value is no tick: an event, never dropped
             seq = None
         value = record.value if isinstance(record.value, bytes) else b""
-        released = merge.add(partition, record.offset, seq, (value, headers), now)
-        if released is not None:
-            batch.append(raw_event(value, headers, None))
-            self._merged.labels(released[1]).inc()
+        if merge.add(partition, record.offset, seq, (value, headers), now) is not None:
+            batch.append(raw_event(value, headers, None))  # late or unsequenced: at once

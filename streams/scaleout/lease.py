@@ -98,6 +98,10 @@ class Lease:
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
                 lease._assignments.inc()
+                if assigned and lease._consumer is not None:
+                    # holding is what counts, not reading: the checkpoint copies are
+                    # megabytes, read only at a takeover (``read_tail``)
+                    lease._consumer.pause(*assigned)
                 if any(tp.partition == 0 for tp in assigned):
                     if not lease.lost:
                         if not lease.held.is_set():
@@ -134,8 +138,8 @@ class Lease:
             self.on_lost()
 
     async def _poll(self) -> None:
-        """The group needs this member to poll (max_poll_interval); what it reads is the
-        positions, which only a takeover needs (``last_position`` reads them then)."""
+        """The group needs this member to poll (max_poll_interval); its partition is
+        paused, so the poll reads nothing."""
         assert self._consumer is not None
         while True:
             try:

@@ -76,14 +76,9 @@ class SeqMerge(Generic[T]):
         self._shown = {p: (marks or {}).get(p, -1) for p in self._read}
         self._heads: list[tuple[int, int]] = []  # (seq, partition) of each held head
         self._idle = set(self._read)  # partitions holding nothing
-
         self.released_seq = -1  # the highest seq released in order
         self.buffered = 0
         self.counts = {"ordered": 0, "late": 0, "unsequenced": 0, "forced": 0}
-
-    @property
-    def partitions(self) -> list[int]:
-        return sorted(self._read)
 
     def held(self, partition: int) -> int:
         return len(self._held[partition])

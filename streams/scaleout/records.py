@@ -175,12 +175,17 @@ def header_text(h: Mapping[str, bytes], name: str) -> str | None:
     return None
 
 
-def raw_event(value: bytes, headers: Sequence[tuple[Any, Any]], position: str | None) -> RawEvent:
-    """The RawEvent of an enriched record; ``position`` (this consumer's, after the record)
-    takes the place of the SSE id. A header that does not decode is ignored (the event then
+def raw_event(
+    value: bytes,
+    headers: Sequence[tuple[Any, Any]] | Mapping[str, bytes],
+    position: str | None,
+) -> RawEvent:
+    """The RawEvent of an enriched record (``headers`` as the record has them, or as
+    ``header_values`` gave them); ``position`` (this consumer's, after the record) takes
+    the place of the SSE id. A header that does not decode is ignored (the event then
     goes on without it: no content means detection on metadata only). A record with no value
     becomes an empty event, which the pipeline counts as malformed."""
-    h = header_values(headers)
+    h = headers if isinstance(headers, Mapping) else header_values(headers)
     evaluated = decode_evaluation(h["evaluated"]) if "evaluated" in h else None
     content = None
     if "content" in h:

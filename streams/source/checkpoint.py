@@ -193,6 +193,29 @@ class CheckpointStore:
             raise CheckpointError(f"{self.origin_path} is not a valid origin") from exc
         return origin
 
+    def adopt_if_newer(
+        self,
+        last_event_id: str,
+        streams: str,
+        event_time: str | None,
+        state: bytes | None = None,
+    ) -> bool:
+        """Save a position another process handed over (a standby taking over) unless this
+        directory holds one as new for the same streams (this host was the last active
+        one): True when saved. An unreadable checkpoint counts as none (the loader sets it
+        aside and counts it)."""
+        try:
+            local = self.load()
+        except CheckpointError:
+            local = None
+        if local is not None and local.streams == streams:
+            if local.last_event_id == last_event_id:
+                return False
+            if local.event_time and event_time and local.event_time >= event_time:
+                return False
+        self.save(last_event_id, streams, event_time, state)
+        return True
+
     def save_origin(self, since_ms: int, streams: str, started_from: str) -> Origin:
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         origin = Origin(since_ms, streams, _utc_now_iso(), started_from)

@@ -89,3 +89,20 @@ def test_state_dir_is_exclusive(tmp_path: Path) -> None:
     first.release()
     second.acquire()
     second.release()
+
+
+def test_a_handed_over_position_is_taken_unless_the_directory_has_a_newer_one(
+    tmp_path: Path,
+) -> None:
+    """A standby taking over: it resumes from what the last active process handed over,
+    unless this directory's own checkpoint is as new (this host was that process)."""
+    store = CheckpointStore(tmp_path)
+    store.save("[]", "kafka:en", "2026-11-30T10:00:00Z", b"mine")
+    assert not store.adopt_if_newer('[{"x": 1}]', "kafka:en", "2026-11-30T09:00:00Z", b"old")
+    cp = store.load()
+    assert cp is not None and store.load_state(cp) == b"mine"
+    assert not store.adopt_if_newer("[]", "kafka:en", None)  # the very same position
+    assert store.adopt_if_newer('[{"x": 2}]', "kafka:en", "2026-11-30T11:00:00Z", b"new")
+    cp = store.load()
+    assert cp is not None and cp.last_event_id == '[{"x": 2}]'
+    assert store.load_state(cp) == b"new"
