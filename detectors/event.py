@@ -53,6 +53,10 @@ class RawEvent(NamedTuple):
     # rules that answered, findings, what ran out of budget, fingerprints); used only when
     # the digest is that of the rules in force here
     evaluated: tuple[str, Any, tuple[str, ...], Any] | None = None
+    # the pattern findings partitioned windows fired on this event (a scale-out detect
+    # stage with ``windows: partitioned``), in the order of the event's candidates; None:
+    # this process keeps the pattern windows itself
+    patterns: tuple[Any, ...] | None = None
 
 
 class PerformerKind(StrEnum):

@@ -27,9 +27,10 @@ import ipaddress
 import sys
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from detectors.base import DetectionContext, Finding
+from detectors.base import Category, DetectionContext, Finding, Severity, Span
 from detectors.confload import json_int, json_list, json_number, json_str
 from detectors.event import PerformerKind, RecentChange
 from detectors.facts import mentioned_users, page_owner, same_user
@@ -38,7 +39,15 @@ from detectors.recognizers import regions_for_wiki
 from detectors.recognizers.base import Budget, TextContext
 from detectors.rules.model import Rule, Window
 
-__all__ = ["WindowStore", "group_values", "text_fingerprints"]
+__all__ = [
+    "Observation",
+    "WindowStore",
+    "event_key",
+    "group_values",
+    "observations",
+    "page_key",
+    "text_fingerprints",
+]
 
 _PER_GROUP_MAX = 1000  # entries kept per group (thresholds are small; bounds memory)
 
@@ -58,7 +67,7 @@ def _canon(name: str) -> str:
 _NO_PII: frozenset[str] = frozenset()
 
 
-def _page_key(change: RecentChange) -> int:
+def page_key(change: RecentChange) -> int:
     """64 bits of a hash of wiki and title: compact, and no title is kept."""
     raw = f"{change.wiki}\x1f{change.title}".encode()
     return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big")
@@ -137,6 +146,65 @@ def text_fingerprints(
     return pii_fingerprints(ctx.added_text, tctx), pii_fingerprints(ctx.removed_text, tctx)
 
 
+@dataclass(frozen=True)
+class Observation:
+    """One event meeting one pattern rule's conditions: what the rule's window counts, and
+    what its finding says when the window fills. Everything the counting needs travels
+    with it (no rules needed to count), so a scale-out worker can work it out next to the
+    page memory and a window stage elsewhere can count it (``WindowStore.count``)."""
+
+    rule: str
+    group: str  # a hash of the group values (the window's key within the rule)
+    when: float  # event time
+    mark: str  # a hash of the distinct value ("" when the rule counts events)
+    event: str  # the event's key: a repeat is never counted twice ("" without an id)
+    seconds: float
+    threshold: int
+    distinct: str | None
+    category: Category
+    severity: Severity
+    title: str
+    target: str  # the group values, named (the finding's target)
+    spans: tuple[Span, ...]
+    index: int = 0  # its place among the event's candidates: fired findings keep that order
+
+
+def event_key(change: RecentChange) -> str:
+    """The key window entries carry for an event (idempotent counting)."""
+    return _h(change.meta_id)[:12] if change.meta_id else ""
+
+
+def observations(
+    change: RecentChange,
+    ctx: DetectionContext,
+    candidates: Iterable[Finding],
+    rules: Mapping[str, Rule],
+    when: float,
+) -> list[Observation]:
+    """What the event adds to the pattern windows: one observation per candidate whose
+    rule has a window and whose group values are known. Pure."""
+    out = []
+    event = event_key(change)
+    for index, cand in enumerate(candidates):
+        rule = rules[cand.rule]
+        window = rule.window
+        if window is None:
+            continue
+        values = group_values(window, change, ctx)
+        if values is None:
+            continue
+        mark = _h(_value(window.distinct, change, ctx) or "") if window.distinct is not None else ""
+        out.append(
+            Observation(
+                rule.id, _h("\x1f".join(values)), when, mark, event, window.seconds,
+                window.threshold, window.distinct, rule.category, rule.severity, rule.title,
+                ", ".join(f"{k}={v}" for k, v in zip(window.group_by, values, strict=True)),
+                cand.spans, index,
+            )
+        )  # fmt: skip
+    return out
+
+
 class WindowStore:
     def __init__(
         self,
@@ -155,6 +223,10 @@ class WindowStore:
         self._removed: OrderedDict[int, dict[str, float]] = OrderedDict()
         self.evictions = 0
         self.now = 0.0  # newest event time seen
+        # the group and page keys changed since the caller last cleared these (a scale-out
+        # stage writes them to its changelog); None: not kept
+        self.touched: set[tuple[str, str]] | None = None
+        self.touched_pages: set[int] | None = None
         # the page key of the event being processed (context_for, then remember, ask twice)
         self._keyed: tuple[RecentChange | None, int] = (None, 0)
 
@@ -169,7 +241,7 @@ class WindowStore:
     def _page(self, change: RecentChange) -> int:
         keyed, key = self._keyed
         if keyed is not change:
-            key = _page_key(change)
+            key = page_key(change)
             self._keyed = (change, key)
         return key
 
@@ -221,50 +293,47 @@ class WindowStore:
         return the findings of those whose threshold it reached."""
         self.now = max(self.now, when)
         fired = []
-        event = _h(change.meta_id)[:12] if change.meta_id else ""  # idempotent per event
-        for cand in candidates:
-            rule = rules[cand.rule]
-            window = rule.window
-            if window is None:
-                continue
-            values = group_values(window, change, ctx)
-            if values is None:
-                continue
-            key = (rule.id, _h("\x1f".join(values)))
-            entries = self._groups.get(key)
-            if entries is None:
-                entries = self._groups[key] = []
-            else:
-                self._groups.move_to_end(key)
-                if event and any(e[2] == event for e in entries):
-                    continue  # re-delivered: counted (and decided) the first time
-            if window.distinct is not None:
-                mark = sys.intern(_h(_value(window.distinct, change, ctx) or ""))
-            else:
-                mark = ""  # counting events: the time is enough
-            entries.append((when, mark, event))
-            horizon = when - window.seconds
-            drop = 0
-            while drop < len(entries) and entries[drop][0] < horizon:
-                drop += 1
-            if drop or len(entries) > _PER_GROUP_MAX:
-                del entries[: max(drop, len(entries) - _PER_GROUP_MAX)]
-            n = len({e[1] for e in entries}) if window.distinct is not None else len(entries)
-            if n >= window.threshold:
-                what = f"distinct {window.distinct}s" if window.distinct else "events"
-                target = ", ".join(f"{k}={v}" for k, v in zip(window.group_by, values, strict=True))
-                fired.append(
-                    Finding(
-                        rule.id,
-                        rule.category,
-                        rule.severity,
-                        f"{rule.title}: {n} {what} within {_span(window.seconds)}",
-                        cand.spans,
-                        target,
-                    )
-                )
+        for obs in observations(change, ctx, candidates, rules, when):
+            finding = self.count(obs)
+            if finding is not None:
+                fired.append(finding)
         self._evict()
         return fired
+
+    def count(self, obs: Observation) -> Finding | None:
+        """Add one observation to its group's window; its finding when the window holds
+        the threshold. A scale-out window stage calls this directly, with observations a
+        worker worked out (``observations``): the same counting as ``observe``."""
+        self.now = max(self.now, obs.when)
+        key = (obs.rule, obs.group)
+        entries = self._groups.get(key)
+        if entries is None:
+            entries = self._groups[key] = []
+        else:
+            self._groups.move_to_end(key)
+            if obs.event and any(e[2] == obs.event for e in entries):
+                return None  # re-delivered: counted (and decided) the first time
+        if self.touched is not None:
+            self.touched.add(key)
+        entries.append((obs.when, sys.intern(obs.mark), obs.event))
+        horizon = obs.when - obs.seconds
+        drop = 0
+        while drop < len(entries) and entries[drop][0] < horizon:
+            drop += 1
+        if drop or len(entries) > _PER_GROUP_MAX:
+            del entries[: max(drop, len(entries) - _PER_GROUP_MAX)]
+        n = len({e[1] for e in entries}) if obs.distinct is not None else len(entries)
+        if n < obs.threshold:
+            return None
+        what = f"distinct {obs.distinct}s" if obs.distinct else "events"
+        return Finding(
+            obs.rule,
+            obs.category,
+            obs.severity,
+            f"{obs.title}: {n} {what} within {_span(obs.seconds)}",
+            obs.spans,
+            obs.target,
+        )
 
     def remember(
         self,
@@ -281,6 +350,8 @@ class WindowStore:
         if change.type not in ("edit", "new") or not change.title:
             return
         page = self._page(change)
+        if self.touched_pages is not None:
+            self.touched_pages.add(page)
         if change.user and change.performer_kind is not PerformerKind.BOT:
             self._editors[page] = (sys.intern(_redacted_user(change.user, findings)), when)
             self._editors.move_to_end(page)
@@ -328,6 +399,56 @@ class WindowStore:
                 stale.append((rule_id, values))
         for key in stale:
             del self._groups[key]
+
+    # -- one key at a time (a scale-out stage's changelog) --------------------------------
+
+    def group_state(self, key: tuple[str, str]) -> list[list[Any]] | None:
+        """One group window's entries as a changelog value; None when it is gone."""
+        entries = self._groups.get(key)
+        return [list(e) for e in entries] if entries else None
+
+    def set_group(self, key: tuple[str, str], entries: Any) -> None:
+        """Restore one group window (None removes it); ValueError for a malformed value."""
+        if entries is None:
+            self._groups.pop(key, None)
+            return
+        self._groups[key] = [
+            (json_number(t), sys.intern(json_str(m)), json_str(e)) for t, m, e in _entries(entries)
+        ]
+        self._groups.move_to_end(key)
+        if self._groups[key]:
+            self.now = max(self.now, self._groups[key][-1][0])
+
+    def page_state(self, page: int) -> list[Any] | None:
+        """One page's memory as a changelog value: [[editor, time] or None, {fingerprint:
+        time}]; None when nothing is remembered."""
+        editor, removed = self._editors.get(page), self._removed.get(page)
+        if editor is None and not removed:
+            return None
+        return [list(editor) if editor else None, dict(removed or {})]
+
+    def set_page(self, page: int, state: Any) -> None:
+        """Restore one page's memory (None forgets it); ValueError for a malformed value."""
+        if state is None:
+            self._editors.pop(page, None)
+            self._removed.pop(page, None)
+            return
+        editor, removed = _items(state, 2)
+        if not isinstance(removed, dict):
+            raise ValueError("expected a map of fingerprints")
+        fps = {json_str(k): json_number(v) for k, v in removed.items()}
+        if editor is None:
+            self._editors.pop(page, None)
+        else:
+            name, when = _items(editor, 2)
+            self._editors[page] = (sys.intern(json_str(name)), json_number(when))
+            self._editors.move_to_end(page)
+            self.now = max(self.now, self._editors[page][1])
+        if fps:
+            self._removed[page] = fps
+            self._removed.move_to_end(page)
+        else:
+            self._removed.pop(page, None)
 
     # -- persistence --------------------------------------------------------------------
 

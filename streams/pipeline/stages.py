@@ -407,7 +407,10 @@ class Pipeline:
             result.processed += 1
             ctx = content_context(item.content)
             findings = item.findings or []
-            if self.detection.engine.pattern_rules:
+            if item.raw.patterns is not None:  # windows kept upstream (partitioned)
+                if item.raw.patterns:
+                    findings = findings + self.detection.guarded(list(item.raw.patterns), item.seq)
+            elif self.detection.engine.pattern_rules:
                 fps = item.fingerprints
                 pctx = windows.context_for(change, ctx, findings, fps[0] if fps else None)
                 candidates = self.detection.engine.evaluate_patterns(change, pctx)

@@ -148,6 +148,20 @@ class SeqMerge(Generic[T]):
         waiting for a quiet partition's next tick."""
         return {p: (q[0].before if q else self._shown[p]) for p, q in self._held.items()}
 
+    def frontier(self) -> int:
+        """The highest number such that every event numbered up to it has been released
+        (-1 before every partition showed something). A window partition passes this on
+        as its tick: nothing at or below it will follow."""
+        low = min(self._shown.values(), default=-1)
+        if self._heads:
+            low = min(low, self._heads[0][0] - 1)
+        return low
+
+    def first_held(self) -> int | None:
+        """The lowest offset of any held event, when the partitions merged are lanes of
+        one Kafka partition (they share its offsets): where a restart must read from."""
+        return min((q[0].offset for q in self._held.values() if q), default=None)
+
     def oldest_wait(self, now: float) -> float:
         """Seconds the longest-held event has waited (0 when none is held)."""
         return max((now - q[0].arrived for q in self._held.values() if q), default=0.0)

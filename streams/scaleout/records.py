@@ -31,10 +31,15 @@ import orjson
 
 from detectors.base import Category, Finding, Severity, Span
 from detectors.event import RawEvent
+from detectors.windows import Observation
 
 __all__ = [
     "decode_evaluation",
+    "decode_fired",
+    "decode_observations",
     "encode_evaluation",
+    "encode_fired",
+    "encode_observations",
     "format_position",
     "header_int",
     "header_text",
@@ -71,22 +76,93 @@ Fingerprints = tuple[frozenset[str], frozenset[str]] | None
 Evaluated = tuple[str, list[Finding], tuple[str, ...], Fingerprints]
 
 
+def _spans_out(spans: Iterable[Span]) -> list[list[object]]:
+    return [[s.field, s.start, s.end, s.kind, s.redacted, s.confidence, s.sensitive] for s in spans]
+
+
+def _finding_out(f: Finding) -> list[object]:
+    return [f.rule, str(f.category), str(f.severity), f.reason, f.target, f.score,
+            _spans_out(f.spans)]  # fmt: skip
+
+
 def encode_evaluation(
     digest: str, findings: Sequence[Finding], exhausted: Iterable[str], fps: Fingerprints
 ) -> bytes:
     return orjson.dumps(
         {
             "rules": digest,
-            "f": [
-                [f.rule, str(f.category), str(f.severity), f.reason, f.target, f.score,
-                 [[s.field, s.start, s.end, s.kind, s.redacted, s.confidence, s.sensitive]
-                  for s in f.spans]]
-                for f in findings
-            ],
+            "f": [_finding_out(f) for f in findings],
             "x": sorted(exhausted),
             "p": [sorted(fps[0]), sorted(fps[1])] if fps is not None else None,
         }
+    )
+
+
+def encode_observations(observations: Sequence[Observation]) -> bytes:
+    """An event's observations for one window partition (an ``observations`` record)."""
+    return orjson.dumps(
+        [
+            [o.rule, o.group, o.when, o.mark, o.event, o.seconds, o.threshold, o.distinct,
+             str(o.category), str(o.severity), o.title, o.target, _spans_out(o.spans), o.index]
+            for o in observations
+        ]
     )  # fmt: skip
+
+
+def decode_observations(blob: bytes) -> list[Observation] | None:
+    """An ``observations`` record's value, checked field by field; None for anything else."""
+    try:
+        items = orjson.loads(blob)
+        if not isinstance(items, list):
+            return None
+        return [_observation(o) for o in items]
+    except (orjson.JSONDecodeError, IndexError, TypeError, ValueError):
+        return None
+
+
+def _observation(o: object) -> Observation:
+    if not isinstance(o, list) or len(o) != 14:
+        raise TypeError("not an observation")
+    rule, group, when, mark, event, seconds, threshold, distinct = o[:8]
+    category, severity, title, target, spans, index = o[8:]
+    texts = (rule, group, mark, event, title, target)
+    if not all(isinstance(t, str) for t in texts) or not isinstance(spans, list):
+        raise TypeError("not an observation")
+    if distinct is not None and not isinstance(distinct, str):
+        raise TypeError("distinct")
+    if not (_number(when) and _number(seconds) and _count(threshold) and _count(index)):
+        raise TypeError("not an observation")
+    return Observation(
+        rule, group, float(when), mark, event, float(seconds), threshold, distinct,
+        Category(category), Severity(severity), title, target, tuple(_span(s) for s in spans),
+        index,
+    )  # fmt: skip
+
+
+def encode_fired(fired: Sequence[tuple[int, Finding]]) -> bytes:
+    """The findings a window partition's windows fired on one event, each with its place
+    among the event's candidates (a ``fired`` record)."""
+    return orjson.dumps([[i, _finding_out(f)] for i, f in fired])
+
+
+def decode_fired(blob: bytes) -> list[tuple[int, Finding]] | None:
+    """A ``fired`` record's value, checked; None for anything else."""
+    try:
+        items = orjson.loads(blob)
+        if not isinstance(items, list):
+            return None
+        out = []
+        for item in items:
+            if not isinstance(item, list) or len(item) != 2 or not _count(item[0]):
+                return None
+            out.append((item[0], _finding(item[1])))
+        return out
+    except (orjson.JSONDecodeError, IndexError, TypeError, ValueError):
+        return None
+
+
+def _number(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
 
 
 def decode_evaluation(blob: bytes) -> Evaluated | None:
