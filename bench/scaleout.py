@@ -112,8 +112,16 @@ def _metric(url: str, name: str) -> float:
     return 0.0
 
 
-def _config(tmp: Path, bootstrap: str, api: FakeMediaWiki, run: str) -> Path:
+def _config(
+    tmp: Path, bootstrap: str, api: FakeMediaWiki, run: str, *, partitioned: bool = False
+) -> Path:
     path = tmp / f"{run}.yaml"
+    windows = (
+        "  windows: partitioned\n  window_partitions: 8\n"
+        f"  observations_topic: ob-{run}\n  fired_topic: fi-{run}\n"
+        f"  pages_changelog_topic: pc-{run}\n  windows_changelog_topic: wc-{run}\n"
+        f"  windows_group: wg-{run}\n"
+    )
     path.write_text(
         "stream: {user_agent: 'rcwatch-bench/0 (bench@example.org)'}\n"
         f"content: {{enabled: true, api_url: '{api.api_url_template}', max_wait_seconds: 10}}\n"
@@ -125,6 +133,8 @@ def _config(tmp: Path, bootstrap: str, api: FakeMediaWiki, run: str) -> Path:
         f"  detect_group: d-{run}\n  detect_checkpoints_topic: cp-{run}\n"
         "  producer_max_batch_bytes: 1\n"
         "  session_timeout_seconds: 6.0\n  heartbeat_interval_seconds: 1.0\n"
+        + windows
+        * partitioned
     )
     return path
 
@@ -151,6 +161,107 @@ async def _until(check: Callable[[], bool]) -> None:
     """Poll a worker's metrics until ``check`` holds (an outside process: no event to await)."""
     while not check():  # noqa: ASYNC110 (another process's /metrics: nothing to await)
         await asyncio.sleep(0.1)
+
+
+async def _run_partitioned(
+    bootstrap: str, api: FakeMediaWiki, events: list[bytes], tmp: Path
+) -> dict[str, float]:
+    """2 workers and 2 window stages, windows partitioned: events/s until every event is
+    enriched and every observation counted; then the window stage holding more partitions
+    is killed (-9): seconds until the other holds all 8, and its restore time."""
+    run = "part"
+    config = _config(tmp, bootstrap, api, run, partitioned=True)
+    from streams.scaleout.config import ScaleOutConfig
+    from streams.scaleout.topics import topic_specs
+
+    cfg = ScaleOutConfig(
+        bootstrap_servers=bootstrap, events_topic=f"ev-{run}", enriched_topic=f"en-{run}",
+        ingest_positions_topic=f"pos-{run}", detect_checkpoints_topic=f"cp-{run}",
+        windows="partitioned", observations_topic=f"ob-{run}", fired_topic=f"fi-{run}",
+        pages_changelog_topic=f"pc-{run}", windows_changelog_topic=f"wc-{run}",
+    )  # fmt: skip
+    await ensure_topics(bootstrap, topic_specs(cfg))
+    await _produce(bootstrap, f"ev-{run}", events)
+    procs = [_worker(config, tmp / f"{run}-w{i}.log") for i in range(2)]
+    stages = [_worker(config, tmp / f"{run}-s{i}.log", "windows") for i in range(2)]
+    out: dict[str, float] = {}
+    try:
+        await _until(
+            lambda: sum(_metric(u, "rcwatch_worker_assigned_partitions") for _, u in procs) >= 8
+        )
+        t0 = time.perf_counter()
+
+        def counted() -> bool:
+            sent = sum(_metric(u, "rcwatch_worker_observations_total") for _, u in procs)
+            got = sum(_metric(u, "rcwatch_windows_observations_total") for _, u in stages)
+            return got >= sent
+
+        # other processes' topics and /metrics: nothing to await but polling
+        while await _count(bootstrap, f"en-{run}") < len(events) or not counted():  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        out["events_per_s"] = len(events) / (time.perf_counter() - t0)
+        out["observations"] = sum(_metric(u, "rcwatch_worker_observations_total") for _, u in procs)
+        held = [_metric(u, "rcwatch_windows_assigned_partitions") for _, u in stages]
+        victim = held.index(max(held))
+        stages[victim][0].send_signal(signal.SIGKILL)
+        stages[victim][0].wait()
+        survivor = stages[1 - victim][1]
+        killed_at = time.perf_counter()
+        await _until(lambda: _metric(survivor, "rcwatch_windows_assigned_partitions") >= 8)
+        out["takeover_s"] = time.perf_counter() - killed_at
+        # the survivor reads a partition's windows back when its first record comes in
+        await _produce(bootstrap, f"ev-{run}", events[:200])
+        await _until(lambda: _metric(survivor, "rcwatch_windows_restored_records_total") > 0)
+        out["restore_s"] = _metric(survivor, "rcwatch_windows_restore_seconds")
+    finally:
+        for proc, _ in procs + stages:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    return out
+
+
+def _window_rates(count: int = 200_000, lanes: int = 8) -> tuple[float, float]:
+    """Observations/s counted by a window store alone, and through a window partition's
+    shard (its lanes merged in stream order, lanes read a batch at a time, out of order)."""
+    import random
+
+    from detectors.base import Category, Severity
+    from detectors.windows import Observation, WindowStore
+    from streams.scaleout.patterns import WindowShard
+
+    rng = random.Random(7)
+    obs = [
+        Observation(
+            f"pattern.r{rng.randrange(4)}", f"{rng.randrange(5000):016x}", 1e9 + i / 50,
+            f"{rng.randrange(50):016x}", f"{i:012x}", 3600.0, 5, "performer",
+            Category.HARASSMENT, Severity.HIGH, "title", "target", (),
+        )
+        for i in range(count)
+    ]  # fmt: skip
+    store = WindowStore()
+    t0 = time.perf_counter()
+    for o in obs:
+        store.count(o)
+    alone = count / (time.perf_counter() - t0)
+    shard = WindowShard(WindowStore(), lanes, 0, max_wait_seconds=60.0, max_buffered=10**9)
+    split: list[list[tuple[int, Observation]]] = [[] for _ in range(lanes)]
+    for seq, o in enumerate(obs):
+        split[seq % lanes].append((seq, o))
+    offset = 0
+    t0 = time.perf_counter()
+    for start in range(0, max(len(x) for x in split), 500):
+        for lane in reversed(range(lanes)):
+            for seq, o in split[lane][start : start + 500]:
+                shard.add(lane, offset, seq, [o], 0.0)
+                offset += 1
+            if start + 500 >= len(split[lane]):
+                shard.tick(lane, offset, count)
+                offset += 1
+            shard.release(0.0)
+    merged = count / (time.perf_counter() - t0)
+    if shard.counted != count:
+        raise SystemExit(f"the shard counted {shard.counted} of {count} observations")
+    return alone, merged
 
 
 async def _run_workers(
@@ -270,6 +381,7 @@ async def _main(args: argparse.Namespace, events: list[bytes], single: float, tm
         one = await _run_workers(1, bootstrap, api, events, tmp, kill=False)
         two = await _run_workers(2, bootstrap, api, events, tmp, kill=False)
         crash = await _run_workers(2, bootstrap, api, events, tmp, kill=True)
+        part = await _run_partitioned(bootstrap, api, events, tmp)
         ingest_takeover = await _takeover("ingest", bootstrap, api, tmp)
         detect_takeover = await _takeover("detect", bootstrap, api, tmp)
     finally:
@@ -284,14 +396,21 @@ async def _main(args: argparse.Namespace, events: list[bytes], single: float, tm
         ("1 fetch worker", one["events_per_s"]),
         ("2 fetch workers", two["events_per_s"]),
         ("2 fetch workers, one killed halfway", crash["events_per_s"]),
+        ("2 fetch workers + 2 window stages (partitioned)", part["events_per_s"]),
         ("detect's merge alone (8 partitions)", _merge_rate(events * 10)),
     ]
+    alone, merged = _window_rates()
     for name, rate in rows:
         print(f"{name:<44} {rate:9,.0f} {rate / single:9.2f} {rate / LIVE_EVENTS_PER_SECOND:8.0f}")
     print(f"takeover after kill -9: {crash['takeover_s']:.1f} s")
     print(f"standby ingest takeover after kill -9: {ingest_takeover:.1f} s")
     print(f"standby detect stage takeover after kill -9: {detect_takeover:.1f} s")
     print(f"events passed on twice after the kill: {crash['reprocessed']:,.0f}")
+    print(f"partitioned: {part['observations']:,.0f} observations; window stage takeover "
+          f"after kill -9: {part['takeover_s']:.1f} s, then its windows restored in "
+          f"{part['restore_s']:.2f} s")  # fmt: skip
+    print(f"observations/s counted: window store alone {alone:,.0f}; through a window "
+          f"partition's merge of 8 lanes {merged:,.0f} ({merged / alone:.2f} x alone)")  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> None:

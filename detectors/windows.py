@@ -43,6 +43,7 @@ __all__ = [
     "Observation",
     "WindowStore",
     "event_key",
+    "group_key",
     "group_values",
     "observations",
     "page_key",
@@ -169,6 +170,11 @@ class Observation:
     index: int = 0  # its place among the event's candidates: fired findings keep that order
 
 
+def group_key(values: tuple[str, ...]) -> str:
+    """The key of a group window within its rule: a hash of the group values."""
+    return _h("\x1f".join(values))
+
+
 def event_key(change: RecentChange) -> str:
     """The key window entries carry for an event (idempotent counting)."""
     return _h(change.meta_id)[:12] if change.meta_id else ""
@@ -196,7 +202,7 @@ def observations(
         mark = _h(_value(window.distinct, change, ctx) or "") if window.distinct is not None else ""
         out.append(
             Observation(
-                rule.id, _h("\x1f".join(values)), when, mark, event, window.seconds,
+                rule.id, group_key(values), when, mark, event, window.seconds,
                 window.threshold, window.distinct, rule.category, rule.severity, rule.title,
                 ", ".join(f"{k}={v}" for k, v in zip(window.group_by, values, strict=True)),
                 cand.spans, index,
@@ -365,6 +371,10 @@ class WindowStore:
                 known = self._removed.setdefault(page, {})
                 known.update(dict.fromkeys(fingerprints, when))
                 self._removed.move_to_end(page)
+        self._evict()
+
+    def trim(self) -> None:
+        """Forget what is past the limits (after a restore that added keys one by one)."""
         self._evict()
 
     def _evict(self) -> None:

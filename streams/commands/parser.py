@@ -354,6 +354,17 @@ def _scaleout(sub: Any, common: Any) -> None:
     common(w)
     w.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="the Kafka brokers")
     w.add_argument("--metrics-addr", metavar="HOST:PORT", help="/metrics and /healthz address")
+    win = ssub.add_parser(
+        "windows",
+        help="a window stage: pattern observations in, fired findings out (run N of them)",
+        description="With scaleout.windows: partitioned, join the window stages' consumer "
+        "group: restore the group windows of the observations partitions assigned from their "
+        "changelog, count the workers' observations in stream order, and pass the findings "
+        "of full windows on to the fired topic for the detect stage.",
+    )
+    common(win)
+    win.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="the Kafka brokers")
+    win.add_argument("--metrics-addr", metavar="HOST:PORT", help="/metrics and /healthz address")
     d = ssub.add_parser(
         "detect",
         help="the detect stage: enriched events through the detectors to the sinks",

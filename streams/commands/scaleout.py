@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from detectors.event import RecentChange
+from detectors.windows import Observation, WindowStore
 from sinks.metrics import Health, Metrics, MetricsServer
 from streams import __version__
 from streams.app import UsageError, build_detection, build_monitor, run_monitor, serve_metrics
@@ -27,16 +28,18 @@ from streams.commands.progress import format_summary
 from streams.fetch.content import Content, ContentFetcher
 from streams.pipeline.rules_reload import RulesReloader
 from streams.pipeline.runner import Monitor
-from streams.pipeline.stages import evaluate_record
+from streams.pipeline.stages import content_context, content_from_record, evaluate_record
 from streams.scaleout.checkpoints import CheckpointCopier, latest_checkpoint
 from streams.scaleout.config import ScaleOutConfig
 from streams.scaleout.fetcher import FetchWorker
 from streams.scaleout.ingest import Ingest
 from streams.scaleout.kafka_source import KafkaSource
 from streams.scaleout.lease import Lease, last_position
+from streams.scaleout.patterns import PageShard
 from streams.scaleout.produce import new_producer
 from streams.scaleout.records import encode_evaluation, parse_marks, parse_position
 from streams.scaleout.topics import ensure_topics, topic_specs
+from streams.scaleout.window_stage import WindowStage
 from streams.settings import Settings, validate_for_run
 from streams.source.checkpoint import CheckpointStore, StateDirLock
 from streams.source.eventstreams import stream_names
@@ -65,9 +68,16 @@ def run_scaleout_command(settings: Settings, args: argparse.Namespace) -> int:
             what = "created" if spec.name in created else "exists"
             print(f"{spec.name}: {spec.partitions} partitions ({what})")
         return 0
-    if args.scaleout_command == "worker":
+    if args.scaleout_command in ("worker", "windows"):
         if args.metrics_addr:
             settings = with_metrics_addr(settings, args.metrics_addr)
+        if args.scaleout_command == "windows":
+            if cfg.windows != "partitioned":
+                raise UsageError(
+                    "window stages run with scaleout.windows: partitioned (the detect stage "
+                    "keeps the windows otherwise)"
+                )
+            return asyncio.run(_windows(settings, cfg))
         return asyncio.run(_worker(settings, cfg))
     if args.scaleout_command == "detect":
         if args.state_dir:
@@ -197,16 +207,38 @@ async def _worker(settings: Settings, cfg: ScaleOutConfig) -> int:
         assert fetcher is not None
         return await fetcher.fetch(change)
 
-    def evaluate(change: RecentChange, content: dict[str, Any] | None) -> bytes | None:
+    def evaluate(
+        shard: PageShard | None, seq: int | None, change: RecentChange, content: Any
+    ) -> tuple[bytes | None, list[Observation]]:
         """The rules' answer for an event in scope, worked out here so the detect stage
-        only has to take it (it checks the rules' digest against its own)."""
-        digest = detection.engine.digest
+        only has to take it (it checks the rules' digest against its own); with
+        partitioned windows, the pattern observations too, with this partition's page
+        memory (``shard``)."""
+        engine = detection.engine
         answer = evaluate_record(detection, scope, change, content)
-        if answer is None or detection.engine.digest != digest:  # out of scope, or reloaded
-            return None
-        return encode_evaluation(digest, *answer)
+        if answer is None:  # out of scope
+            return None, []
+        observed: list[Observation] = []
+        if shard is not None and engine.pattern_rules:
+            findings, _, fps = answer
+            ctx = content_context(content_from_record(content) if content is not None else None)
+            observed = shard.observe(
+                seq, change=change, ctx=ctx, findings=findings, fingerprints=fps, engine=engine
+            )
+        if detection.engine is not engine:  # reloaded meanwhile: the detect stage evaluates
+            return None, observed
+        return encode_evaluation(engine.digest, *answer), observed
 
-    worker = FetchWorker(cfg, needs_content, fetch, metrics, evaluate)
+    pc = settings.patterns
+
+    def page_memory() -> WindowStore:
+        return WindowStore(
+            max_keys=pc.max_keys,
+            page_memory_seconds=pc.page_memory_seconds,
+            pii_memory_seconds=pc.pii_memory_seconds,
+        )
+
+    worker = FetchWorker(cfg, needs_content, fetch, metrics, evaluate, page_memory=page_memory)
     async with _starting():
         server = await _serve(
             settings, metrics, lambda: (bool(worker.assigned), {"role": "worker"})
@@ -226,6 +258,30 @@ async def _worker(settings: Settings, cfg: ScaleOutConfig) -> int:
     print(
         f"worker: {summary.records:,} events passed on, {summary.fetched:,} texts fetched, "
         f"{summary.rebalances} assignments",
+        file=sys.stderr,
+    )
+    return 0
+
+
+async def _windows(settings: Settings, cfg: ScaleOutConfig) -> int:
+    """A window stage: the observations topic in, the fired topic out (one of N)."""
+    metrics = Metrics(version=__version__)
+    async with _starting():
+        await _topics(cfg)
+    stage = WindowStage(cfg, metrics, max_keys=settings.patterns.max_keys)
+    async with _starting():
+        server = await _serve(
+            settings, metrics, lambda: (bool(stage.assigned), {"role": "windows"})
+        )
+    try:
+        async with _signals(stage.stop):
+            summary = await stage.run()
+    finally:
+        if server is not None:
+            await server.stop()
+    print(
+        f"windows: {summary.observations:,} observations counted, {summary.fired:,} findings "
+        f"fired, {summary.rebalances} assignments",
         file=sys.stderr,
     )
     return 0
@@ -331,7 +387,7 @@ async def _detect(settings: Settings, cfg: ScaleOutConfig) -> int:
 
 def _is_position(position: str, cfg: ScaleOutConfig) -> bool:
     try:
-        parse_position(position, cfg.enriched_topic)
+        parse_position(position, cfg.enriched_topic, cfg.fired_topic)
     except ValueError:
         log.warning("a checkpoint copy on the broker names no position on the enriched topic")
         return False
@@ -359,6 +415,7 @@ async def _active_detect(
     cp = load_checkpoint(store, metrics)
     offsets: dict[int, int] = {}
     marks: dict[int, int] = {}
+    fired_offsets: dict[int, int] = {}
     if cp is not None:
         if cp.streams != streams_name:
             raise UsageError(
@@ -366,13 +423,15 @@ async def _active_detect(
                 f"{streams_name!r}: give the detect stage a state directory of its own"
             )
         try:
-            offsets = parse_position(cp.last_event_id, cfg.enriched_topic)
-            marks = parse_marks(cp.last_event_id, cfg.enriched_topic)
+            fired = cfg.fired_topic
+            offsets = parse_position(cp.last_event_id, cfg.enriched_topic, fired)
+            marks = parse_marks(cp.last_event_id, cfg.enriched_topic, fired)
+            fired_offsets = parse_position(cp.last_event_id, fired, cfg.enriched_topic)
         except ValueError as exc:
             raise UsageError(f"{store.path}: not a detect-stage position ({exc})") from None
     source = KafkaSource(
         cfg, cfg.enriched_topic, offsets, settings.pipeline.batch_max_events, metrics,
-        marks=marks,
+        marks=marks, fired_offsets=fired_offsets,
     )  # fmt: skip
     monitor = build_monitor(
         settings,

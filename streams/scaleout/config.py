@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 __all__ = ["ScaleOutConfig"]
 
@@ -51,6 +52,18 @@ class ScaleOutConfig:
     # processes again (and delivers again, same delivery ids) up to this much of events
     detect_publish_interval_seconds: float = field(default=10.0, metadata={"gt": 0})
     detect_checkpoints_retention_hours: int = field(default=2, metadata={"min": 1})
+    # where the pattern windows live: "detect" (all in the one detect stage, which merges
+    # the partitions back into stream order) or "partitioned" (the page memory in the fetch
+    # workers, per events partition; the group windows in window stages, per partition of
+    # the observations topic, repartitioned by group key; both with changelog topics, so a
+    # dead process's state moves with its partitions). The same alerts either way.
+    windows: Literal["detect", "partitioned"] = "detect"
+    window_partitions: int = field(default=8, metadata={"min": 1})
+    observations_topic: str = "rcwatch-observations"  # worker -> window stage, by group key
+    fired_topic: str = "rcwatch-fired"  # window stage -> detect: the pattern findings
+    pages_changelog_topic: str = "rcwatch-pages-changelog"  # page memory, per events partition
+    windows_changelog_topic: str = "rcwatch-windows-changelog"  # group windows
+    windows_group: str = "rcwatch-windows"  # the window stages' consumer group
     # the fetch workers' consumer group
     worker_group: str = "rcwatch-fetch"
     worker_batch_events: int = field(default=500, metadata={"min": 1})

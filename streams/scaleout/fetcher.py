@@ -27,12 +27,16 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import Counter, Gauge
 
 from detectors.event import MalformedEvent, RecentChange, decode_event
+from detectors.windows import Observation, WindowStore
 from sinks.metrics import Metrics
 from streams.fetch.content import Content
+from streams.scaleout.changelog import read_changelog
 from streams.scaleout.config import ScaleOutConfig
+from streams.scaleout.patterns import PageShard, window_partition
 from streams.scaleout.produce import Record, new_producer, produce_all
 from streams.scaleout.produce import Stopped as _Stopped
 from streams.scaleout.records import (
+    encode_observations,
     header_int,
     header_text,
     header_values,
@@ -44,7 +48,13 @@ from streams.scaleout.records import (
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-__all__ = ["FetchWorker", "FetchWorkerSummary"]
+__all__ = ["Evaluate", "FetchWorker", "FetchWorkerSummary"]
+
+# (page memory of the partition or None, seq, change, content) -> (evaluated header, observations)
+Evaluate = Callable[
+    [PageShard | None, int | None, RecentChange, dict[str, Any] | None],
+    tuple[bytes | None, list[Observation]],
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +77,21 @@ class FetchWorker:
         needs_content: Callable[[RecentChange], bool],
         fetch: Callable[[RecentChange], Any],
         metrics: Metrics,
-        evaluate: Callable[[RecentChange, dict[str, Any] | None], bytes | None] | None = None,
+        evaluate: Evaluate | None = None,
+        *,
+        page_memory: Callable[[], WindowStore] = WindowStore,
     ) -> None:
-        """``evaluate(change, content)``: the rules' answer for an event in scope, as the
-        ``evaluated`` header (``records.encode_evaluation``), or None."""
+        """``evaluate(shard, seq, change, content)``: the rules' answer for an event in
+        scope, as the ``evaluated`` header (``records.encode_evaluation``) or None, and
+        with partitioned windows (``shard``: the page memory of the event's partition, else
+        None), the pattern observations it adds. Called in order within a partition."""
         self.cfg = cfg
         self.needs_content = needs_content
         self.fetch = fetch
         self.evaluate = evaluate
+        self.partitioned = cfg.windows == "partitioned"
+        self.page_memory = page_memory  # an empty page memory with the settings' limits
+        self.shards: dict[int, PageShard] = {}  # events partition -> its page memory
         self.summary = FetchWorkerSummary()
         self._stop = asyncio.Event()
         reg = metrics.registry
@@ -125,6 +142,33 @@ class FetchWorker:
             registry=reg,
         )
         self.assigned: set[int] = set()
+        self._observations = Counter(
+            "rcwatch_worker_observations",
+            "Pattern observations sent to the window partitions (partitioned windows)",
+            registry=reg,
+        )
+        self._replayed = Counter(
+            "rcwatch_worker_events_replayed",
+            "Events re-read after a takeover whose page memory had gone past them: their "
+            "observations went out the first time (partitioned windows)",
+            registry=reg,
+        )
+        self._table_keys = Gauge(
+            "rcwatch_worker_page_memory_keys",
+            "Pages remembered, per events partition held (partitioned windows)",
+            ["partition"],
+            registry=reg,
+        )
+        self._restore_seconds = Gauge(
+            "rcwatch_worker_restore_seconds",
+            "How long the last restore of a partition's page memory from its changelog took",
+            registry=reg,
+        )
+        self._restored = Counter(
+            "rcwatch_worker_restored_records",
+            "Changelog records read back into page memory on taking partitions",
+            registry=reg,
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -140,8 +184,10 @@ class FetchWorker:
                 worker._unassigned_since = time.monotonic()
                 for tp in revoked:
                     worker.assigned.discard(tp.partition)
-                    with contextlib.suppress(KeyError):
-                        worker._lag.remove(str(tp.partition))
+                    worker.shards.pop(tp.partition, None)  # its next owner restores it
+                    for gauge in (worker._lag, worker._table_keys):
+                        with contextlib.suppress(KeyError):
+                            gauge.remove(str(tp.partition))
                 worker._assigned.set(len(worker.assigned))
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
@@ -179,6 +225,23 @@ class FetchWorker:
         finally:
             await producer.stop()
         return self.summary
+
+    async def _restore(self, partition: int) -> PageShard:
+        """A partition's page memory, read back from its changelog."""
+        shard = PageShard(self.page_memory())
+        applied, _, seconds = await read_changelog(
+            self.cfg, self.cfg.pages_changelog_topic, partition, shard.restore
+        )
+        shard.changelog()  # what the read touched is written already
+        self.shards[partition] = shard
+        self._restored.inc(applied)
+        self._restore_seconds.set(seconds)
+        log.info(
+            "page memory restored",
+            extra={"fields": {"partition": partition, "records": applied,
+                              "seconds": round(seconds, 3)}},
+        )  # fmt: skip
+        return shard
 
     async def _loop(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
         from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -221,18 +284,30 @@ class FetchWorker:
         heads = [header_values(r.headers or ()) for r in records]
         ticks = [record_seq(h) for h in heads]
         events = [r for r, (tick, _) in zip(records, ticks, strict=True) if not tick]
+        seqs = [seq for tick, seq in ticks if not tick]
         fetched = await asyncio.gather(*(self._content(r.value) for r in events))
         # the rules, in a thread: a long text must not hold up the consumer's heartbeats
-        answers = iter(await asyncio.to_thread(self._evaluate_all, fetched))
+        shard = None
+        if self.partitioned:
+            # a partition's page memory is read back before its first record is worked out
+            # (here, not in the rebalance listener: records can arrive while it runs)
+            shard = self.shards.get(partition) or await self._restore(partition)
+        answers = iter(await asyncio.to_thread(self._evaluate_all, shard, seqs, fetched))
         contents = iter(fetched)
         outgoing: list[Record] = []
+        observed: list[Record] = []  # to the window partitions, in this partition's order
+        windows = range(self.cfg.window_partitions) if shard is not None else range(0)
+        lane = str(partition).encode()
         for r, h, (tick, seq) in zip(records, heads, ticks, strict=True):
             if tick:
                 if seq is not None:  # in its place: after the events before it
                     outgoing.append((None, b"", tick_headers(seq), partition))
+                    observed += [(None, b"", tick_headers(seq, partition), q) for q in windows]
                 continue
             _, content = next(contents)
-            answer = next(answers)
+            answer, obs = next(answers)
+            if obs:
+                observed += self._observation_records(obs, seq, lane)
             value = r.value if isinstance(r.value, bytes) else b""
             sse_id, recv_ns = header_text(h, "sse_id"), header_int(h, "recv_ns")
             headers = record_headers(sse_id, recv_ns, content, answer, seq)
@@ -241,20 +316,52 @@ class FetchWorker:
                 self._too_large.inc()
                 headers = record_headers(sse_id, recv_ns, _TOO_LARGE, None, seq)
             outgoing.append((r.key, value, headers, partition))
-        await produce_all(
-            producer, self.cfg, self.cfg.enriched_topic, outgoing, self._stop,
-            on_retry=self._produce_failures.inc, on_dropped=self._dropped.inc,
-        )  # fmt: skip
+        produced: list[tuple[str, list[Record]]] = [(self.cfg.enriched_topic, outgoing)]
+        if shard is not None:
+            # the page memory's changelog only after the broker acknowledged the observations
+            # of the events that changed it: a page whose changelog went past an event
+            # proves that event's observations are out (see ``patterns``)
+            changelog: list[Record] = [(k, v, [], partition) for k, v in shard.changelog()]
+            produced += [(self.cfg.observations_topic, observed),
+                         (self.cfg.pages_changelog_topic, changelog)]  # fmt: skip
+            self._table_keys.labels(str(partition)).set(shard.store.size)
+            self._observations.inc(sum(1 for _, v, h, _ in observed if v))
+            if shard.replayed:
+                self._replayed.inc(shard.replayed)
+                shard.replayed = 0
+        for topic, batch in produced:
+            await produce_all(
+                producer, self.cfg, topic, batch, self._stop,
+                on_retry=self._produce_failures.inc, on_dropped=self._dropped.inc,
+            )  # fmt: skip
         self._records.inc(len(events))
         self.summary.records += len(events)
 
+    def _observation_records(
+        self, obs: list[Observation], seq: int | None, lane: bytes
+    ) -> list[Record]:
+        """One record per window partition an event's observations go to (one number per
+        lane and partition: the window stage merges by it)."""
+        by_partition: dict[int, list[Observation]] = {}
+        for o in obs:
+            by_partition.setdefault(window_partition(o, self.cfg.window_partitions), []).append(o)
+        headers = [("lane", lane)] + ([("seq", str(seq).encode())] if seq is not None else [])
+        return [(None, encode_observations(group), headers, q)
+                for q, group in sorted(by_partition.items())]  # fmt: skip
+
     def _evaluate_all(
-        self, fetched: Sequence[tuple[RecentChange | None, dict[str, Any] | None]]
-    ) -> list[bytes | None]:
+        self,
+        shard: PageShard | None,
+        seqs: Sequence[int | None],
+        fetched: Sequence[tuple[RecentChange | None, dict[str, Any] | None]],
+    ) -> list[tuple[bytes | None, list[Observation]]]:
         if self.evaluate is None:
-            return [None] * len(fetched)
+            return [(None, [])] * len(fetched)
         evaluate = self.evaluate
-        return [None if c is None else evaluate(c, content) for c, content in fetched]
+        return [
+            (None, []) if c is None else evaluate(shard, seq, c, content)
+            for seq, (c, content) in zip(seqs, fetched, strict=True)
+        ]
 
     async def _content(self, value: bytes) -> tuple[RecentChange | None, dict[str, Any] | None]:
         try:

@@ -19,16 +19,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections import deque
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import Counter, Gauge
 
+from detectors.base import Finding
 from detectors.event import RawEvent
 from sinks.metrics import Metrics
 from streams.scaleout.config import ScaleOutConfig
 from streams.scaleout.merge import SeqMerge
-from streams.scaleout.records import format_position, header_values, raw_event, record_seq
+from streams.scaleout.records import (
+    decode_fired,
+    format_position,
+    header_values,
+    raw_event,
+    record_seq,
+)
 
 __all__ = ["KafkaSource"]
 
@@ -45,14 +53,24 @@ class KafkaSource:
         metrics: Metrics | None = None,
         *,
         marks: Mapping[int, int] | None = None,
+        fired_offsets: Mapping[int, int] | None = None,
     ) -> None:
         """``offsets`` and ``marks``: the checkpoint's position (``records.parse_position``
-        and ``parse_marks``)."""
+        and ``parse_marks``); ``fired_offsets``: its offsets on the fired topic (partitioned
+        windows)."""
         self.cfg = cfg
         self.topic = topic
         self.offsets = dict(offsets)  # partition -> next offset to read
         self.marks = dict(marks or {})
         self.batch_max_events = batch_max_events
+        # partitioned windows: the window stages' findings, joined to their events by seq
+        self.partitioned = cfg.windows == "partitioned"
+        self.fired_offsets = dict(fired_offsets or {})
+        self._fired: dict[int, list[tuple[int, Finding]]] = {}  # seq -> (index, finding)
+        self._frontier: dict[int, int] = {}  # fired partition -> every seq up to it is in
+        # fired partition -> (offset, seq) of records whose event has not gone on yet
+        self._fired_pending: dict[int, deque[tuple[int, int]]] = {}
+        self._last_tick: dict[int, int] = {}  # fired partition -> offset of its last tick
         self._stop = asyncio.Event()
         self._connected = False
         self.expired = 0  # records the broker removed before they were read (logged)
@@ -69,6 +87,11 @@ class KafkaSource:
         )
         for how in self._counted:
             self._merged.labels(how)
+        self._joined_findings = Counter(
+            "rcwatch_merge_pattern_findings",
+            "Pattern findings of the window stages joined to their events (partitioned windows)",
+            registry=reg,
+        )
         self._held = Gauge(
             "rcwatch_merge_held_events",
             "Events the merge holds until every partition has caught up with them",
@@ -120,9 +143,21 @@ class KafkaSource:
                         extra={"fields": {"partition": tp.partition, "records": start - offset}},
                     )
                     offset = self.offsets[tp.partition] = start
-            consumer.assign(tps)
+            fired = []
+            if self.partitioned:
+                fired = [TopicPartition(cfg_fired := self.cfg.fired_topic, q)
+                         for q in range(self.cfg.window_partitions)]  # fmt: skip
+                for tp in fired:
+                    self.fired_offsets.setdefault(tp.partition, 0)
+                    self._frontier[tp.partition] = -1
+                    self._fired_pending[tp.partition] = deque()
+                log.info("joining the window stages' findings", extra={"fields": {
+                    "topic": cfg_fired, "partitions": len(fired)}})  # fmt: skip
+            consumer.assign(tps + fired)
             for tp in tps:
                 consumer.seek(tp, self.offsets[tp.partition])
+            for tp in fired:
+                consumer.seek(tp, self.fired_offsets[tp.partition])
             cfg = self.cfg
             merge = self.merge = SeqMerge[tuple[bytes, dict[str, bytes]]](
                 {tp.partition: self.offsets[tp.partition] for tp in tps},
@@ -138,10 +173,18 @@ class KafkaSource:
                 got = await consumer.getmany(timeout_ms=500, max_records=self.batch_max_events)
                 now = time.monotonic()
                 batch: list[RawEvent] = []
+                for tp, records in got.items():  # the findings first: they open the gate
+                    if tp.topic != self.topic:
+                        self._read_fired(tp.partition, records)
                 for tp, records in sorted(got.items(), key=lambda kv: kv[0].partition):
+                    if tp.topic != self.topic:
+                        continue
                     for r in records:
                         self._read(merge, tp.partition, r, now, batch)
-                batch.extend(raw_event(v, h, None) for (v, h), _ in merge.release(now))
+                upto = min(self._frontier.values()) if self.partitioned else None
+                batch.extend(self._joined(v, h) for (v, h), _ in merge.release(now, upto))
+                if self.partitioned:
+                    self._forget_fired(merge.released_seq)
                 self._count(merge)
                 for p, tp in by_partition.items():  # backpressure: see the module docstring
                     if p not in paused and merge.held(p) > share:
@@ -157,7 +200,8 @@ class KafkaSource:
                     # checkpoint resumes (working it out per event cost more than merging)
                     positions, self.marks = merge.positions(), merge.marks()
                     self.offsets.update(positions)
-                    position = format_position(self.topic, positions, self.marks)
+                    also = (self.cfg.fired_topic, self._fired_positions()) if fired else None
+                    position = format_position(self.topic, positions, self.marks, also)
                     batch[-1] = batch[-1]._replace(sse_id=position)
                     yield batch
         finally:
@@ -188,4 +232,60 @@ class KafkaSource:
             seq = None
         value = record.value if isinstance(record.value, bytes) else b""
         if merge.add(partition, record.offset, seq, (value, headers), now) is not None:
-            batch.append(raw_event(value, headers, None))  # late or unsequenced: at once
+            batch.append(self._joined(value, headers))  # late or unsequenced: at once
+
+    def _joined(self, value: bytes, headers: dict[str, bytes]) -> RawEvent:
+        """The RawEvent of an enriched record, with the pattern findings the window stages
+        fired on it when the windows are partitioned."""
+        raw = raw_event(value, headers, None)
+        if not self.partitioned:
+            return raw
+        _, seq = record_seq(headers)
+        fired = self._fired.pop(seq, []) if seq is not None else []
+        if fired:
+            fired.sort(key=lambda x: x[0])  # the order of the event's candidates
+            self._joined_findings.inc(len(fired))
+        return raw._replace(patterns=tuple(f for _, f in fired))
+
+    def _read_fired(self, partition: int, records: Sequence[Any]) -> None:
+        for r in records:
+            self.fired_offsets[partition] = r.offset + 1
+            tick, seq = record_seq(header_values(r.headers or ()))
+            if seq is None:
+                continue
+            if tick:
+                self._frontier[partition] = max(self._frontier[partition], seq)
+                self._last_tick[partition] = r.offset
+                continue
+            found = decode_fired(r.value) if isinstance(r.value, bytes) else None
+            if found is None:
+                log.error(
+                    "a fired record did not decode; passed over",
+                    extra={"fields": {"partition": partition, "offset": r.offset}},
+                )
+                continue
+            self._fired.setdefault(seq, []).extend(found)
+            self._fired_pending[partition].append((r.offset, seq))
+            self._frontier[partition] = max(self._frontier[partition], seq - 1)
+
+    def _forget_fired(self, released: int) -> None:
+        """Findings whose event has gone on (or was a repeat), and their records."""
+        for pending in self._fired_pending.values():
+            while pending and pending[0][1] <= released:
+                pending.popleft()
+        if self._fired and min(self._fired) <= released:
+            for seq in [s for s in self._fired if s <= released]:
+                del self._fired[seq]
+
+    def _fired_positions(self) -> dict[int, int]:
+        """fired partition -> where a restart reads from: its first record whose event has
+        not gone on, and no later than its last tick (read again, it restores how far the
+        partition had got, in order with the records after it)."""
+        out = {}
+        for q, next_offset in self.fired_offsets.items():
+            pending = self._fired_pending.get(q)
+            offset = pending[0][0] if pending else next_offset
+            if q in self._last_tick:
+                offset = min(offset, self._last_tick[q])
+            out[q] = offset
+        return out

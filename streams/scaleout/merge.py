@@ -108,13 +108,15 @@ class SeqMerge(Generic[T]):
         if seq is not None and seq > self._shown[partition]:
             self._shown[partition] = seq
 
-    def release(self, now: float) -> Iterable[Released[T]]:
+    def release(self, now: float, upto: int | None = None) -> Iterable[Released[T]]:
         """The held events that may go on now, in order (a generator: take them one at a
-        time, ``positions`` between two is the position after the last one taken)."""
+        time, ``positions`` between two is the position after the last one taken);
+        ``upto``: none numbered above it goes on in order (what another input, such as
+        the window partitions' findings, has caught up with)."""
         heads = self._heads
         while heads:
             seq, partition = heads[0]
-            if self._may_go(seq, partition):
+            if self._may_go(seq, partition) and (upto is None or seq <= upto):
                 how = "ordered"
             elif self.buffered > self.max_buffered or self.oldest_wait(now) >= self.max_wait:
                 how = "forced"  # in order still, until the longest-held has gone on

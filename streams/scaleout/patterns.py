@@ -45,18 +45,25 @@ from detectors.windows import Observation, WindowStore, observations, page_key
 from sinks.dedup import RecentIds
 from streams.scaleout.merge import SeqMerge
 
-__all__ = ["MARKS_KEY", "PageShard", "WindowShard", "window_partition"]
+__all__ = ["MARKS_KEY", "PageShard", "WindowShard", "group_partition", "window_partition"]
 
 MARKS_KEY = b"\x00marks"  # a window shard's changelog record of its lanes' marks
 
 Fingerprints = tuple[frozenset[str], frozenset[str]] | None
-ChangelogRecord = tuple[bytes, bytes | None]  # key, value (None: forget the key)
+# key, value (empty: forget the key; an empty value, not a null, so that every broker and
+# the produce path's size checks take it)
+ChangelogRecord = tuple[bytes, bytes]
 
 
 def window_partition(obs: Observation, partitions: int) -> int:
-    """The observations-topic partition of an observation's group: stable across
-    processes and versions (never Python's salted ``hash``)."""
-    digest = hashlib.blake2b(f"{obs.rule}\x1f{obs.group}".encode(), digest_size=8).digest()
+    """The observations-topic partition of an observation's group."""
+    return group_partition(obs.rule, obs.group, partitions)
+
+
+def group_partition(rule: str, group: str, partitions: int) -> int:
+    """The observations-topic partition of a rule's group window (``windows.group_key``):
+    stable across processes and versions (never Python's salted ``hash``)."""
+    digest = hashlib.blake2b(f"{rule}\x1f{group}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % partitions
 
 
@@ -117,7 +124,7 @@ class PageShard:
         out: list[ChangelogRecord] = []
         for page in sorted(touched):
             state, seq = self.store.page_state(page), self._seqs.get(page)
-            value = None if state is None and seq is None else orjson.dumps([state, seq])
+            value = b"" if state is None and seq is None else orjson.dumps([state, seq])
             out.append((str(page).encode(), value))
         touched.clear()
         return out
@@ -127,7 +134,7 @@ class PageShard:
         version did not write."""
         try:
             page = int(key.decode("ascii"))
-            if value is None:
+            if not value:  # forgotten
                 self.store.set_page(page, None)
                 self._seqs.pop(page, None)
                 return True
@@ -234,7 +241,7 @@ class WindowShard:
         out: list[ChangelogRecord] = []
         for key in sorted(touched):
             state = store.group_state(key)
-            out.append((orjson.dumps(list(key)), None if state is None else orjson.dumps(state)))
+            out.append((orjson.dumps(list(key)), b"" if state is None else orjson.dumps(state)))
         touched.clear()
         marks = {str(lane): mark for lane, mark in self.merge.marks().items() if mark >= 0}
         out.append((MARKS_KEY, orjson.dumps(marks)))
@@ -246,7 +253,7 @@ class WindowShard:
         changed) for one this version did not write."""
         try:
             if key == MARKS_KEY:
-                if value is None:
+                if not value:
                     return False
                 read = orjson.loads(value)
                 if not isinstance(read, dict):
@@ -260,7 +267,7 @@ class WindowShard:
             rule, group = orjson.loads(key)
             if not (isinstance(rule, str) and isinstance(group, str)):
                 return False
-            store.set_group((rule, group), None if value is None else orjson.loads(value))
+            store.set_group((rule, group), orjson.loads(value) if value else None)
         except (ValueError, TypeError):
             return False
         return True

@@ -228,8 +228,12 @@ def header_int(h: Mapping[str, bytes], name: str) -> int:
     return 0
 
 
-def tick_headers(seq: int) -> list[tuple[str, bytes]]:
-    return [("tick", str(seq).encode())]
+def tick_headers(seq: int, lane: int | None = None) -> list[tuple[str, bytes]]:
+    """A tick; ``lane``: the events partition it stands for (the observations topic)."""
+    headers = [("tick", str(seq).encode())]
+    if lane is not None:
+        headers.append(("lane", str(lane).encode()))
+    return headers
 
 
 def record_seq(h: Mapping[str, bytes]) -> tuple[bool, int | None]:
@@ -275,10 +279,13 @@ def raw_event(
 
 
 def format_position(
-    topic: str, offsets: Mapping[int, int], marks: Mapping[int, int] | None = None
+    topic: str,
+    offsets: Mapping[int, int],
+    marks: Mapping[int, int] | None = None,
+    also: tuple[str, Mapping[int, int]] | None = None,
 ) -> str:
     """The position; with ``marks`` (the detect stage's merge), each entry also carries its
-    partition's mark as ``seq``."""
+    partition's mark as ``seq``; ``also``: a second topic's offsets (the fired topic)."""
     entries: list[dict[str, object]] = []
     for p, o in sorted(offsets.items()):
         entry: dict[str, object] = {"topic": topic, "partition": p, "offset": o}
@@ -286,23 +293,28 @@ def format_position(
         if mark >= 0:
             entry["seq"] = mark
         entries.append(entry)
+    if also is not None:
+        other, more = also
+        entries += [{"topic": other, "partition": p, "offset": o} for p, o in sorted(more.items())]
     return orjson.dumps(entries).decode()
 
 
-def parse_marks(position: str, topic: str) -> dict[int, int]:
+def parse_marks(position: str, topic: str, also: str | None = None) -> dict[int, int]:
     """partition -> the merge's mark saved in a position ({} for one without marks);
     raises ValueError as ``parse_position`` does."""
-    parse_position(position, topic)
+    parse_position(position, topic, also)
     out: dict[int, int] = {}
     for e in orjson.loads(position):
         seq = e.get("seq")
-        if _count(seq) and seq < 2**63:
+        if e["topic"] == topic and _count(seq) and seq < 2**63:
             out[e["partition"]] = seq
     return out
 
 
-def parse_position(position: str, topic: str) -> dict[int, int]:
-    """partition -> next offset; raises ValueError for anything rcwatch did not write."""
+def parse_position(position: str, topic: str, also: str | None = None) -> dict[int, int]:
+    """partition -> next offset on ``topic``; entries on ``also`` are allowed (read them
+    with ``parse_position(position, also, topic)``); raises ValueError for anything rcwatch
+    did not write."""
     try:
         entries = orjson.loads(position)
     except orjson.JSONDecodeError as exc:
@@ -311,6 +323,11 @@ def parse_position(position: str, topic: str) -> dict[int, int]:
         raise ValueError("not a list")
     out: dict[int, int] = {}
     for e in entries:
+        if isinstance(e, dict) and also is not None and e.get("topic") == also:
+            p, o = e.get("partition"), e.get("offset")
+            if not (_count(p) and _count(o)):
+                raise ValueError("partition and offset must be non-negative integers")
+            continue
         if not isinstance(e, dict) or e.get("topic") != topic:
             raise ValueError(f"not a position on {topic}")
         p, o = e.get("partition"), e.get("offset")

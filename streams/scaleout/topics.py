@@ -34,6 +34,16 @@ def topic_specs(cfg: ScaleOutConfig) -> list[TopicSpec]:
         "retention.ms": str(cfg.events_retention_hours * 3_600_000),
     }
     checkpoints_ms = cfg.detect_checkpoints_retention_hours * 3_600_000
+    partitioned = []
+    if cfg.windows == "partitioned":
+        r, q = cfg.replication_factor, cfg.window_partitions
+        compact = {"cleanup.policy": "compact"}  # the newest value of each key is the state
+        partitioned = [
+            TopicSpec(cfg.observations_topic, q, r, retention),
+            TopicSpec(cfg.fired_topic, q, r, retention),
+            TopicSpec(cfg.pages_changelog_topic, cfg.events_partitions, r, compact),
+            TopicSpec(cfg.windows_changelog_topic, q, r, compact),
+        ]
     return [
         TopicSpec(cfg.events_topic, cfg.events_partitions, cfg.replication_factor, retention),
         TopicSpec(cfg.enriched_topic, cfg.events_partitions, cfg.replication_factor, retention),
@@ -48,6 +58,7 @@ def topic_specs(cfg: ScaleOutConfig) -> list[TopicSpec]:
             cfg.replication_factor,
             {"cleanup.policy": "delete", "retention.ms": str(checkpoints_ms)},
         ),
+        *partitioned,
     ]
 
 

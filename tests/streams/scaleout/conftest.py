@@ -97,17 +97,26 @@ async def metrics_url(processes: Processes, proc: asyncio.subprocess.Process) ->
 
 async def metric(url: str, name: str) -> float:
     """One sample of a process's /metrics (0 when it does not answer: it is gone)."""
+    found = await _sample(url, name)
+    return 0.0 if found is None else found
 
-    def scrape() -> float:
+
+async def metric_present(url: str, name: str) -> bool:
+    """Whether a process's /metrics has this sample (a label: ``name{label="value"}``)."""
+    return await _sample(url, name) is not None
+
+
+async def _sample(url: str, name: str) -> float | None:
+    def scrape() -> float | None:
         try:
             with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
                 text = r.read().decode()
         except OSError:
-            return 0.0
+            return None
         for line in text.splitlines():
             if line.startswith(name + " ") or line.startswith(name + "{"):
                 return float(line.rsplit(" ", 1)[1])
-        return 0.0
+        return None
 
     return await asyncio.to_thread(scrape)
 

@@ -16,7 +16,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from detectors.windows import group_key
 from streams.commands.demo import load_content
+from streams.scaleout.patterns import group_partition
 from streams.scaleout.records import parse_position
 from streams.source.checkpoint import CheckpointStore
 from streams.standins.fake_mediawiki import FakeMediaWiki
@@ -29,6 +31,7 @@ from tests.streams.scaleout.conftest import (
     metric,
     metric_at_least,
     metric_is,
+    metric_present,
     metrics_url,
     wait_for_async,
 )
@@ -59,9 +62,16 @@ def _config(tmp: Path, server: EventStreamsServer, api: FakeMediaWiki, scaleout:
     return path
 
 
-def _section(broker: str, name: str) -> str:
+def _section(broker: str, name: str, *, partitioned: bool = False) -> str:
     """The scale-out settings of one run: topics, groups and leases of its own (each run is
-    another deployment on the module's broker)."""
+    another deployment on the module's broker); ``partitioned``: the pattern windows in
+    window stages (3 window partitions), the page memory in the workers."""
+    windows = (
+        "  windows: partitioned\n  window_partitions: 3\n"
+        f"  observations_topic: ob-{name}\n  fired_topic: fi-{name}\n"
+        f"  pages_changelog_topic: pc-{name}\n  windows_changelog_topic: wc-{name}\n"
+        f"  windows_group: w-{name}\n"
+    )
     return (
         "scaleout:\n"
         f"  bootstrap_servers: '{broker}'\n"
@@ -75,14 +85,15 @@ def _section(broker: str, name: str) -> str:
         "  session_timeout_seconds: 6.0\n  heartbeat_interval_seconds: 1.0\n"
         # the merge waits out the takeover however slow a busy machine makes it
         "  merge_max_wait_seconds: 600\n"
-    )
+    ) + windows * partitioned
 
 
 async def _ingest(
-    out: Path, server: EventStreamsServer, api: FakeMediaWiki, broker: str, processes: Processes
-) -> tuple[tuple[str, ...], asyncio.subprocess.Process]:
+    out: Path, server: EventStreamsServer, api: FakeMediaWiki, broker: str, processes: Processes,
+    *, partitioned: bool = False,
+) -> tuple[tuple[str, ...], asyncio.subprocess.Process]:  # fmt: skip
     """The run's settings (as the stages' common arguments) and its ingest, reading."""
-    config = _config(out, server, api, _section(broker, out.name))
+    config = _config(out, server, api, _section(broker, out.name, partitioned=partitioned))
     common = ("--config", str(config), "--log-level", "warning")
     ingest = await processes.rcwatch(
         "scaleout", "ingest", *common, "--state-dir", str(out / "ingest")
@@ -100,7 +111,8 @@ async def _detected_all(reader: TopicReader, state: Path, topic: str) -> None:
         cp = CheckpointStore(state).load()
         if cp is None:
             return False
-        position = parse_position(cp.last_event_id, topic)
+        # with partitioned windows, the position also names the fired topic (fi-<run>)
+        position = parse_position(cp.last_event_id, topic, also="fi-" + topic[3:])
         return all(position.get(p, 0) >= end for p, end in ends.items())
 
     await wait_for(done, 120, f"the detect stage on {state.name} to read everything")
@@ -139,29 +151,38 @@ async def _single_process(
 
 async def _scale_out(
     out: Path, broker: str, api: FakeMediaWiki, events: list[bytes], processes: Processes,
-    *, workers_n: int, kill: bool,
+    *, workers_n: int, kill: bool, windows_n: int = 0, first_part: int = 300,
 ) -> Counter[tuple[str, str, int]]:  # fmt: skip
     """ingest + ``workers_n`` fetch workers + detect over ``events``; with ``kill``, the
-    busiest worker is killed (-9) once every worker holds partitions. The alerts written."""
+    busiest worker is killed (-9) once every worker holds partitions. With ``windows_n``,
+    the windows are partitioned over that many window stages, and ``kill`` kills the
+    busiest of them too, at the same moment. The alerts written."""
     out.mkdir()  # noqa: ASYNC240 (set-up, before anything runs)
     name = out.name
     server = EventStreamsServer()
     await server.start()
     reader = TopicReader(broker, f"en-{name}")
     try:
-        common, ingest = await _ingest(out, server, api, broker, processes)
+        common, ingest = await _ingest(
+            out, server, api, broker, processes, partitioned=windows_n > 0
+        )
         workers = [
             await processes.rcwatch("scaleout", "worker", *common, "--metrics-addr", "127.0.0.1:0")
             for _ in range(workers_n)
         ]
         urls = [await metrics_url(processes, w) for w in workers]
+        stages = [
+            await processes.rcwatch("scaleout", "windows", *common, "--metrics-addr", "127.0.0.1:0")
+            for _ in range(windows_n)
+        ]
+        stage_urls = [await metrics_url(processes, w) for w in stages]
         detect_url = f"http://127.0.0.1:{free_port()}"
         detect = await processes.rcwatch(
             "scaleout", "detect", *common, "--state-dir", str(out / "detect"),
             "--metrics-addr", detect_url.removeprefix("http://"),
         )  # fmt: skip
         await reader.start()
-        half, rest = events[:300], events[300:]
+        half, rest = events[:first_part], events[first_part:]
         server.publish(half)
         ids = {orjson.loads(e)["meta"]["id"] for e in events}
 
@@ -179,6 +200,31 @@ async def _scale_out(
             return all(held) and sum(held) == 4
 
         await wait_for_async(split, 60, "every worker holding partitions")
+        held_windows = "rcwatch_windows_assigned_partitions"
+        if stages:
+
+            async def windows_split() -> bool:
+                held = [await metric(u, held_windows) for u in stage_urls]
+                return all(held) and sum(held) == 3
+
+            await wait_for_async(windows_split, 60, "every window stage holding partitions")
+        if kill and stages:
+            # once the first part is counted (the detect stage has let it through: it waits
+            # for the windows), kill the window stage holding the brigade's window: two of
+            # its three attacks are in; the third, after the kill, fills it only if the
+            # window's state moved with its partition
+            ordered = 'rcwatch_merge_events_total{how="ordered"}'
+            await wait_for_async(
+                lambda: metric_at_least(detect_url, ordered, first_part - 5), 120, "the first part"
+            )
+            brigade = group_partition("pattern.brigading", group_key(("Example victim",)), 3)
+            label = f'rcwatch_windows_table_keys{{partition="{brigade}"}}'
+            holding = [await metric_present(u, label) for u in stage_urls]
+            assert sum(holding) == 1, holding
+            victim = stages.pop(holding.index(True))
+            stage_urls.pop(holding.index(True))
+            victim.send_signal(signal.SIGKILL)
+            await victim.wait()
         if kill:
             passed = [await metric(u, "rcwatch_worker_records_total") for u in urls]
             busiest = passed.index(max(passed))
@@ -194,6 +240,12 @@ async def _scale_out(
                 return sum(held) == 4
 
             await wait_for_async(took_over, 60, "the survivors to take every partition")
+            if stages:
+
+                async def windows_over() -> bool:
+                    return sum([await metric(u, held_windows) for u in stage_urls]) == 3
+
+                await wait_for_async(windows_over, 60, "the window stage to take every partition")
             assert time.monotonic() - killed_at < 60, "takeover"
             # the survivor measured its part of the takeover (the rebalance itself)
             rebalance = await metric(urls[0], "rcwatch_worker_rebalance_seconds")
@@ -212,7 +264,9 @@ async def _scale_out(
         ordered = 'rcwatch_merge_events_total{how="ordered"}'
         assert await metric(detect_url, forced) == 0
         assert await metric(detect_url, ordered) >= len(ids)
-        for proc in (detect, *workers, ingest):
+        if stage_urls:  # the windows were counted there, and their state moved on a kill
+            await _windows_done(stage_urls, urls, detect_url, kill=kill)
+        for proc in (detect, *stages, *workers, ingest):
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 60) == 0, processes.stderr(proc)
         return _alerts(out / "alerts.jsonl")
@@ -243,6 +297,13 @@ async def test_scale_out_raises_what_one_process_raises_with_one_worker_or_two_a
         tmp_path / "two-kill", broker, api, sample_events, processes, workers_n=2, kill=True
     )
     assert two == expected
+    # the windows partitioned by group key over two window stages, the page memory in the
+    # workers; the busiest worker and the busiest window stage killed (-9) mid-run
+    partitioned = await _scale_out(
+        tmp_path / "partitioned-kill", broker, api, sample_events, processes,
+        workers_n=2, kill=True, windows_n=2, first_part=200,
+    )  # fmt: skip
+    assert partitioned == expected
     # the detect stage killed halfway, a standby on "another host" taking over
     assert max(expected.values()) == 1
     taken_over = await _detect_takeover(
@@ -294,6 +355,22 @@ async def test_two_workers_start_three_times_without_a_stall(
                 assert await asyncio.wait_for(w.wait(), 60) == 0, processes.stderr(w)
     finally:
         await server.stop()
+
+
+async def _windows_done(
+    stage_urls: list[str], worker_urls: list[str], detect_url: str, *, kill: bool
+) -> None:
+    """The partitioned windows did the counting: observations went from the workers to the
+    window stages, and after the kills the survivors read the dead ones' state back."""
+    joined = await metric(detect_url, "rcwatch_merge_pattern_findings_total")
+    assert joined > 0, "the detect stage joined the window stages' findings"
+    if kill:
+        restored = "rcwatch_windows_restored_records_total"
+        assert sum([await metric(u, restored) for u in stage_urls]) > 0
+        pages = "rcwatch_worker_restored_records_total"
+        assert sum([await metric(u, pages) for u in worker_urls]) > 0
+    # the detect stage kept no windows of its own
+    assert await metric(detect_url, "rcwatch_window_keys") == 0
 
 
 async def _detect_takeover(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 
 import orjson
 import pytest
@@ -129,3 +130,71 @@ async def test_stopping_while_events_are_held_ends_the_source(broker: str) -> No
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
+
+
+async def test_partitioned_windows_findings_join_their_events_once_every_window_caught_up(
+    broker: str,
+) -> None:
+    """With partitioned windows, an event goes on only when every window partition has
+    counted it (a tick at least as far), carrying the findings the windows fired on it in
+    the order of its candidates; a restart from the position reads the findings again."""
+    from aiokafka import AIOKafkaProducer
+
+    from detectors.base import Category, Finding, Severity
+    from streams.scaleout.records import encode_fired
+
+    cfg = dataclasses.replace(
+        _cfg(broker, "join"), windows="partitioned", window_partitions=2,
+        fired_topic="fi-join", observations_topic="ob-join",
+        pages_changelog_topic="pc-join", windows_changelog_topic="wc-join",
+    )  # fmt: skip
+    await _write(cfg, [(0, "seq", 1), (1, "seq", 2), (0, "seq", 3), (0, "tick", 3),
+                       (1, "tick", 3)])  # fmt: skip
+
+    def finding(rule: str) -> Finding:
+        return Finding(rule, Category.HARASSMENT, Severity.HIGH, f"{rule} fired")
+
+    source = KafkaSource(cfg, cfg.enriched_topic, {}, 100, Metrics())
+    got: list[RawEvent] = []
+
+    async def collect() -> None:
+        async for batch in source.batches():
+            got.extend(batch)
+
+    task = asyncio.create_task(collect())
+    p = AIOKafkaProducer(bootstrap_servers=cfg.bootstrap_servers, max_batch_size=1)
+    await p.start()
+    try:
+        # window partition 1 fired on event 2 (its second candidate), and counted up to 2;
+        # partition 0 fired on event 2 (its first candidate) and has counted up to 1 only
+        fired = [(1, encode_fired([(1, finding("pattern.b"))]), [("seq", b"2")]),
+                 (1, b"", [("tick", b"2")]),
+                 (0, encode_fired([(0, finding("pattern.a"))]), [("seq", b"2")]),
+                 (0, b"", [("tick", b"1")])]  # fmt: skip
+        for partition, value, headers in fired:
+            await p.send_and_wait(cfg.fired_topic, value, headers=headers, partition=partition)
+        for _ in range(600):  # event 1 goes on; event 2 waits for partition 1's tick
+            if got:
+                break
+            await asyncio.sleep(0.05)
+        assert [_id(e) for e in got] == ["e1"] and got[0].patterns == ()
+        await p.send_and_wait(cfg.fired_topic, b"", headers=[("tick", b"3")], partition=0)
+        await p.send_and_wait(cfg.fired_topic, b"", headers=[("tick", b"3")], partition=1)
+        for _ in range(600):
+            if len(got) == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert [_id(e) for e in got] == ["e1", "e2", "e3"]
+        assert got[1].patterns is not None
+        assert [f.rule for f in got[1].patterns] == ["pattern.a", "pattern.b"]
+        assert got[2].patterns == ()
+        # the position names both topics; on the fired topic, each partition's last tick
+        # (offset 2 in both), so a restart reads again how far each window had counted
+        position = got[-1].sse_id
+        assert position is not None
+        assert parse_position(position, cfg.enriched_topic, cfg.fired_topic) == {0: 3, 1: 2}
+        assert parse_position(position, cfg.fired_topic, cfg.enriched_topic) == {0: 2, 1: 2}
+    finally:
+        source.stop()
+        await p.stop()
+        await asyncio.wait_for(task, 30)

@@ -104,3 +104,32 @@ def test_the_longest_held_event_bounds_the_wait_whatever_its_number() -> None:
     assert _take(m, 129.0) == []
     # e9 has waited 30 s: everything up to it goes on, in order
     assert _take(m, 130.0) == [("e4", "forced"), ("e9", "forced")]
+
+
+def test_upto_holds_events_another_input_has_not_caught_up_with() -> None:
+    """The detect stage with partitioned windows: an event waits for the window
+    partitions' findings (``upto``: how far all of them have counted)."""
+    m = _merge()
+    m.add(0, 0, 1, "e1", 0.0)
+    m.add(1, 0, 2, "e2", 0.0)
+    m.tick(0, 1, 5)
+    m.tick(1, 1, 5)
+    assert [x for x, _ in m.release(0.0, upto=1)] == ["e1"]
+    assert list(m.release(0.0, upto=1)) == []
+    assert list(m.release(61.0, upto=1)) == [("e2", "forced")]  # the wait still bounds it
+
+
+def test_frontier_and_first_held_of_lanes_sharing_one_partition() -> None:
+    """A window partition merges lanes that share its offsets: its tick is the frontier,
+    its commit the first offset held."""
+    m = _merge(3)
+    m.add(0, 10, 3, "a", 0.0)
+    m.add(1, 11, 2, "b", 0.0)
+    assert m.first_held() == 10
+    assert m.frontier() == -1  # lane 2 has shown nothing: it may bring anything
+    m.tick(2, 12, 1)
+    assert [x for x, _ in m.release(0.0)] == ["b"]  # lane 2 may still bring 2: a waits
+    assert m.first_held() == 10 and m.frontier() == 1
+    m.tick(2, 13, 7)
+    assert [x for x, _ in m.release(0.0)] == ["a"]
+    assert m.first_held() is None and m.frontier() == 2  # lane 1 has shown only 2

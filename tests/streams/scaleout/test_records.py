@@ -110,3 +110,29 @@ def test_a_detect_position_carries_the_merges_marks() -> None:
     assert parse_marks(format_position("en", {0: 3}), "en") == {}  # written before marks
     forged = '[{"topic":"en","partition":0,"offset":3,"seq":99999999999999999999}]'
     assert parse_marks(forged, "en") == {}
+
+
+def test_a_position_over_two_topics_reads_back_per_topic() -> None:
+    from streams.scaleout.records import format_position, parse_marks, parse_position
+
+    pos = format_position("en", {0: 3, 1: 4}, {0: 9}, also=("fi", {0: 1, 1: 2}))
+    assert parse_position(pos, "en", also="fi") == {0: 3, 1: 4}
+    assert parse_position(pos, "fi", also="en") == {0: 1, 1: 2}
+    assert parse_marks(pos, "en", also="fi") == {0: 9}
+    with pytest.raises(ValueError, match="not a position on en"):
+        parse_position(pos, "en")  # a second topic only where it is expected
+    bad = format_position("en", {0: 1}, also=("fi", {0: -1}))
+    with pytest.raises(ValueError, match="non-negative"):
+        parse_position(bad, "en", also="fi")
+
+
+def test_partitioned_windows_add_their_topics_changelogs_compacted() -> None:
+    from streams.scaleout.config import ScaleOutConfig
+    from streams.scaleout.topics import topic_specs
+
+    assert len(topic_specs(ScaleOutConfig())) == 4
+    specs = {s.name: s for s in topic_specs(ScaleOutConfig(windows="partitioned"))}
+    assert specs["rcwatch-observations"].partitions == 8
+    assert specs["rcwatch-pages-changelog"].config["cleanup.policy"] == "compact"
+    assert specs["rcwatch-windows-changelog"].config["cleanup.policy"] == "compact"
+    assert specs["rcwatch-fired"].config["cleanup.policy"] == "delete"

@@ -1,0 +1,324 @@
+"""Window stages (``scaleout.windows: partitioned``): the observations topic in, the fired
+topic out, N processes in one group.
+
+Each holds some partitions of the observations topic. For each it first reads the
+partition's group windows back from the windows changelog (``changelog``), then counts the
+observations the workers send, the lanes merged in stream order (``patterns.WindowShard``),
+and for every event whose observations filled a window it writes the findings to the same
+partition of the fired topic, numbered with the event's ``seq``. After each batch it writes
+a tick there (every event up to that number is counted), then the changed windows and the
+lanes' marks to the changelog, and only then commits: a window stage killed mid-batch has
+its partitions re-read by another, which counts nothing twice (``patterns``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Counter, Gauge
+
+from detectors.windows import WindowStore
+from sinks.metrics import Metrics
+from streams.scaleout.changelog import read_changelog
+from streams.scaleout.config import ScaleOutConfig
+from streams.scaleout.patterns import WindowShard
+from streams.scaleout.produce import Record, new_producer, produce_all
+from streams.scaleout.produce import Stopped as _Stopped
+from streams.scaleout.records import (
+    decode_observations,
+    encode_fired,
+    header_values,
+    record_seq,
+    tick_headers,
+)
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+__all__ = ["WindowStage", "WindowStageSummary"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WindowStageSummary:
+    observations: int = 0
+    fired: int = 0
+    rebalances: int = 0
+
+
+class WindowStage:
+    def __init__(self, cfg: ScaleOutConfig, metrics: Metrics, max_keys: int = 100_000) -> None:
+        self.cfg = cfg
+        self.max_keys = max_keys
+        self.summary = WindowStageSummary()
+        self._stop = asyncio.Event()
+        self.shards: dict[int, WindowShard] = {}
+        self.assigned: set[int] = set()
+        self._ticked: dict[int, int] = {}  # partition -> last tick written to the fired topic
+        reg = metrics.registry
+        self._observations = Counter(
+            "rcwatch_windows_observations", "Pattern observations counted", registry=reg
+        )
+        self._fired = Counter(
+            "rcwatch_windows_fired", "Pattern findings the windows fired", registry=reg
+        )
+        self._malformed = Counter(
+            "rcwatch_windows_malformed_records",
+            "Observation records that did not decode (logged, passed over)",
+            registry=reg,
+        )
+        self._repeats = Counter(
+            "rcwatch_windows_repeats",
+            "Observation records read again whose first copy was still held (counted once)",
+            registry=reg,
+        )
+        self._rebalances = Counter(
+            "rcwatch_windows_rebalances", "Partition assignments received", registry=reg
+        )
+        self._assigned = Gauge(
+            "rcwatch_windows_assigned_partitions",
+            "Partitions this window stage holds",
+            registry=reg,
+        )
+        self._keys = Gauge(
+            "rcwatch_windows_table_keys",
+            "Group windows kept, per observations partition held",
+            ["partition"],
+            registry=reg,
+        )
+        self._held = Gauge(
+            "rcwatch_windows_held_records",
+            "Observation records held until every lane has caught up with them",
+            registry=reg,
+        )
+        self._restore_seconds = Gauge(
+            "rcwatch_windows_restore_seconds",
+            "How long the last restore of a partition's windows from its changelog took",
+            registry=reg,
+        )
+        self._restored = Counter(
+            "rcwatch_windows_restored_records",
+            "Changelog records read back into windows on taking partitions",
+            registry=reg,
+        )
+        self._lag = Gauge(
+            "rcwatch_windows_lag_records",
+            "Records not yet read, per partition of the observations topic",
+            ["partition"],
+            registry=reg,
+        )
+        self._commit_failures = Counter(
+            "rcwatch_windows_commit_failures",
+            "Batches whose offsets a rebalance kept from being committed (re-read elsewhere)",
+            registry=reg,
+        )
+        self._produce_failures = Counter(
+            "rcwatch_windows_produce_failures",
+            "Produces that failed on the broker and were sent again",
+            registry=reg,
+        )
+        self._dropped = Counter(
+            "rcwatch_windows_records_dropped",
+            "Records the broker refused for good (logged with their key)",
+            registry=reg,
+        )
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> WindowStageSummary:
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.abc import ConsumerRebalanceListener
+
+        stage = self
+        cfg = self.cfg
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=cfg.bootstrap_servers,
+            group_id=cfg.windows_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=int(cfg.session_timeout_seconds * 1000),
+            heartbeat_interval_ms=int(cfg.heartbeat_interval_seconds * 1000),
+            max_poll_interval_ms=int(max(cfg.session_timeout_seconds, 300) * 1000),
+        )
+
+        class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+            async def on_partitions_revoked(self, revoked: Any) -> None:
+                for tp in revoked:
+                    stage.assigned.discard(tp.partition)
+                    stage.shards.pop(tp.partition, None)  # its next owner restores it
+                    stage._ticked.pop(tp.partition, None)
+                    for gauge in (stage._keys, stage._lag):
+                        with contextlib.suppress(KeyError):
+                            gauge.remove(str(tp.partition))
+                stage._assigned.set(len(stage.assigned))
+
+            async def on_partitions_assigned(self, assigned: Any) -> None:
+                # each partition's windows are read back before its first record is counted
+                # (in the loop: records can arrive while this listener runs)
+                stage.assigned = {tp.partition for tp in assigned}
+                stage._assigned.set(len(stage.assigned))
+                stage._rebalances.inc()
+                stage.summary.rebalances += 1
+                log.info(
+                    "window partitions assigned",
+                    extra={"fields": {"partitions": sorted(stage.shards)}},
+                )
+
+        producer = new_producer(cfg)
+        await producer.start()
+        try:
+            consumer.subscribe([cfg.observations_topic], listener=Listener())
+            await consumer.start()
+            try:
+                await self._loop(consumer, producer)
+            finally:
+                await consumer.stop()
+        finally:
+            await producer.stop()
+        return self.summary
+
+    async def _restore(self, partition: int, offset: int) -> WindowShard:
+        """A partition's windows and marks, read back from its changelog; ``offset``: where
+        its first record in hand was read (the committed offset)."""
+        store = WindowStore(max_keys=self.max_keys)
+        marks: dict[int, int] = {}
+        applied, _, seconds = await read_changelog(
+            self.cfg,
+            self.cfg.windows_changelog_topic,
+            partition,
+            lambda k, v: WindowShard.restore_into(store, marks, k, v),
+        )
+        store.trim()
+        shard = WindowShard(
+            store,
+            self.cfg.events_partitions,
+            offset,
+            marks=marks,
+            max_wait_seconds=self.cfg.merge_max_wait_seconds,
+            max_buffered=self.cfg.merge_max_buffered_events,
+        )
+        shard.changelog()  # what the read touched is written already
+        self.shards[partition] = shard
+        self._keys.labels(str(partition)).set(store.size)
+        self._restored.inc(applied)
+        self._restore_seconds.set(seconds)
+        log.info(
+            "window partition restored",
+            extra={"fields": {"partition": partition, "records": applied,
+                              "seconds": round(seconds, 3), "offset": offset}},
+        )  # fmt: skip
+        return shard
+
+    async def _loop(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+        from aiokafka import TopicPartition
+        from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+        cfg = self.cfg
+        while not self._stop.is_set():
+            got = await consumer.getmany(timeout_ms=500, max_records=cfg.worker_batch_events)
+            now = time.monotonic()
+            fired: dict[int, list[Record]] = {}
+            for tp, records in got.items():
+                p = tp.partition
+                shard = self.shards.get(p) or await self._restore(p, records[0].offset)
+                fired[p] = self._count(p, shard, records, now)
+            # every shard, records or not: a held record may go on (ticks, the wait bound)
+            for p, shard in self.shards.items():
+                out = fired.setdefault(p, [])
+                out += self._fired_records(p, shard.release(now))
+                frontier = shard.frontier()
+                if frontier > self._ticked.get(p, -1):
+                    out.append((None, b"", tick_headers(frontier), p))
+            held = sum(s.merge.buffered for s in self.shards.values())
+            self._held.set(held)
+            batch = [r for p in sorted(fired) for r in fired[p]]
+            changelog: list[Record] = [
+                (k, v, [], p) for p, s in sorted(self.shards.items()) for k, v in s.changelog()
+            ] if got else []  # fmt: skip
+            try:
+                for topic, records_out in ((cfg.fired_topic, batch),
+                                           (cfg.windows_changelog_topic, changelog)):  # fmt: skip
+                    if records_out:
+                        await produce_all(
+                            producer, cfg, topic, records_out, self._stop,
+                            on_retry=self._produce_failures.inc, on_dropped=self._dropped.inc,
+                        )  # fmt: skip
+            except _Stopped:
+                return  # nothing committed: the partitions' next owner re-reads the batch
+            for _, value, headers, part in batch:
+                if not value and part is not None:
+                    self._ticked[part] = int(headers[0][1])
+            if not got:
+                continue
+            commits = {
+                TopicPartition(cfg.observations_topic, p): s.position()
+                for p, s in self.shards.items()
+            }
+            held_now = consumer.assignment()
+            commits = {tp: off for tp, off in commits.items() if tp in held_now}
+            try:
+                if commits:
+                    await consumer.commit(commits)
+            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+                self._commit_failures.inc()
+                log.warning(
+                    "offsets not committed (a rebalance moved the partitions); the new owner "
+                    "reads those observations again",
+                    extra={"fields": {"error": type(exc).__name__}},
+                )
+                continue
+            for tp in commits:
+                end = consumer.highwater(tp)
+                held_shard = self.shards.get(tp.partition)
+                if end is not None and held_shard is not None:
+                    lag = max(0, end - held_shard.next_offset)
+                    self._lag.labels(str(tp.partition)).set(lag)
+                    self._keys.labels(str(tp.partition)).set(held_shard.store.size)
+
+    def _count(
+        self, partition: int, shard: WindowShard, records: Sequence[Any], now: float
+    ) -> list[Record]:
+        out: list[Record] = []
+        counted_before, repeats_before = shard.counted, shard.repeats
+        for r in records:
+            h = header_values(r.headers or ())
+            tick, seq = record_seq(h)
+            lane_raw = h.get("lane", b"")
+            lane = int(lane_raw) if lane_raw.isdigit() and len(lane_raw) < 10 else -1
+            if tick and not r.value:
+                shard.tick(lane, r.offset, seq)
+                continue
+            obs = decode_observations(r.value) if isinstance(r.value, bytes) else None
+            if obs is None:
+                self._malformed.inc()
+                log.error(
+                    "an observation record did not decode; passed over",
+                    extra={"fields": {"partition": r.partition, "offset": r.offset}},
+                )
+                shard.tick(lane, r.offset, None)  # its offset is read, nothing else
+                continue
+            released = shard.add(lane, r.offset, None if tick else seq, obs, now)
+            out += self._fired_records(partition, released)
+        self._observations.inc(shard.counted - counted_before)
+        self.summary.observations += shard.counted - counted_before
+        self._repeats.inc(shard.repeats - repeats_before)
+        return out
+
+    def _fired_records(
+        self, partition: int, fired: list[tuple[int | None, list[tuple[int, Any]]]]
+    ) -> list[Record]:
+        out: list[Record] = []
+        for seq, findings in fired:
+            self._fired.inc(len(findings))
+            self.summary.fired += len(findings)
+            headers = [("seq", str(seq).encode())] if seq is not None else []
+            out.append((None, encode_fired(findings), headers, partition))
+        return out
