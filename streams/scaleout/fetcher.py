@@ -252,7 +252,12 @@ class FetchWorker:
                 continue
             commits = {}
             try:
+                held = consumer.assignment()
                 for tp, records in got.items():
+                    if self.partitioned and tp not in held:
+                        # fetched before a rebalance took it: its page memory went with
+                        # it, and its next owner reads these again
+                        continue
                     await self._pass_on(producer, tp.partition, records)
                     commits[tp] = records[-1].offset + 1
             except _Stopped:

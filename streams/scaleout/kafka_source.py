@@ -28,6 +28,7 @@ from prometheus_client import Counter, Gauge
 from detectors.base import Finding
 from detectors.event import RawEvent
 from sinks.metrics import Metrics
+from streams.logs import RateLimit
 from streams.scaleout.config import ScaleOutConfig
 from streams.scaleout.merge import SeqMerge
 from streams.scaleout.records import (
@@ -66,11 +67,14 @@ class KafkaSource:
         # partitioned windows: the window stages' findings, joined to their events by seq
         self.partitioned = cfg.windows == "partitioned"
         self.fired_offsets = dict(fired_offsets or {})
-        self._fired: dict[int, list[tuple[int, Finding]]] = {}  # seq -> (index, finding)
+        # seq -> candidate index -> finding (a window partition that counted again after
+        # a crash writes the same finding again: the first is kept)
+        self._fired: dict[int, dict[int, Finding]] = {}
         self._frontier: dict[int, int] = {}  # fired partition -> every seq up to it is in
         # fired partition -> (offset, seq) of records whose event has not gone on yet
         self._fired_pending: dict[int, deque[tuple[int, int]]] = {}
         self._last_tick: dict[int, int] = {}  # fired partition -> offset of its last tick
+        self._quiet = RateLimit(60.0)
         self._stop = asyncio.Event()
         self._connected = False
         self.expired = 0  # records the broker removed before they were read (logged)
@@ -182,9 +186,13 @@ class KafkaSource:
                     for r in records:
                         self._read(merge, tp.partition, r, now, batch)
                 upto = min(self._frontier.values()) if self.partitioned else None
+                forced = merge.counts["forced"]
                 batch.extend(self._joined(v, h) for (v, h), _ in merge.release(now, upto))
                 if self.partitioned:
                     self._forget_fired(merge.released_seq)
+                    late = upto is not None and upto < merge.released_seq
+                    if late and merge.counts["forced"] > forced:
+                        self._warn_windows_behind(merge.released_seq)
                 self._count(merge)
                 for p, tp in by_partition.items():  # backpressure: see the module docstring
                     if p not in paused and merge.held(p) > share:
@@ -241,11 +249,24 @@ class KafkaSource:
         if not self.partitioned:
             return raw
         _, seq = record_seq(headers)
-        fired = self._fired.pop(seq, []) if seq is not None else []
-        if fired:
-            fired.sort(key=lambda x: x[0])  # the order of the event's candidates
-            self._joined_findings.inc(len(fired))
-        return raw._replace(patterns=tuple(f for _, f in fired))
+        fired = self._fired.pop(seq, None) if seq is not None else None
+        if not fired:
+            return raw._replace(patterns=())
+        self._joined_findings.inc(len(fired))
+        # the order of the event's candidates, as one process lists them
+        return raw._replace(patterns=tuple(fired[i] for i in sorted(fired)))
+
+    def _warn_windows_behind(self, released: int) -> None:
+        suppressed = self._quiet.allow("windows")
+        if suppressed is not None:
+            behind = sorted(q for q, f in self._frontier.items() if f < released)
+            log.error(
+                "events went on without the window stages' findings after "
+                "merge_max_wait_seconds: are window stages running and keeping up? "
+                "(rcwatch_merge_events_total{how=\"forced\"})",
+                extra={"fields": {"window_partitions_behind": behind,
+                                  "suppressed_since_last": suppressed}},
+            )  # fmt: skip
 
     def _read_fired(self, partition: int, records: Sequence[Any]) -> None:
         for r in records:
@@ -264,7 +285,9 @@ class KafkaSource:
                     extra={"fields": {"partition": partition, "offset": r.offset}},
                 )
                 continue
-            self._fired.setdefault(seq, []).extend(found)
+            known = self._fired.setdefault(seq, {})
+            for index, finding in found:
+                known.setdefault(index, finding)
             self._fired_pending[partition].append((r.offset, seq))
             self._frontier[partition] = max(self._frontier[partition], seq - 1)
 

@@ -226,7 +226,11 @@ class WindowStage:
             got = await consumer.getmany(timeout_ms=500, max_records=cfg.worker_batch_events)
             now = time.monotonic()
             fired: dict[int, list[Record]] = {}
+            counted = {p: s.counted for p, s in self.shards.items()}
+            held = consumer.assignment()
             for tp, records in got.items():
+                if tp not in held:  # fetched before a rebalance took it: its owner re-reads
+                    continue
                 p = tp.partition
                 shard = self.shards.get(p) or await self._restore(p, records[0].offset)
                 fired[p] = self._count(p, shard, records, now)
@@ -237,8 +241,11 @@ class WindowStage:
                 frontier = shard.frontier()
                 if frontier > self._ticked.get(p, -1):
                     out.append((None, b"", tick_headers(frontier), p))
-            held = sum(s.merge.buffered for s in self.shards.values())
-            self._held.set(held)
+            self._held.set(sum(s.merge.buffered for s in self.shards.values()))
+            # counted on arrival or on release, this poll
+            done = sum(s.counted - counted.get(p, 0) for p, s in self.shards.items())
+            self._observations.inc(done)
+            self.summary.observations += done
             batch = [r for p in sorted(fired) for r in fired[p]]
             changelog: list[Record] = [
                 (k, v, [], p) for p, s in sorted(self.shards.items()) for k, v in s.changelog()
@@ -287,7 +294,7 @@ class WindowStage:
         self, partition: int, shard: WindowShard, records: Sequence[Any], now: float
     ) -> list[Record]:
         out: list[Record] = []
-        counted_before, repeats_before = shard.counted, shard.repeats
+        repeats_before = shard.repeats
         for r in records:
             h = header_values(r.headers or ())
             tick, seq = record_seq(h)
@@ -307,8 +314,6 @@ class WindowStage:
                 continue
             released = shard.add(lane, r.offset, None if tick else seq, obs, now)
             out += self._fired_records(partition, released)
-        self._observations.inc(shard.counted - counted_before)
-        self.summary.observations += shard.counted - counted_before
         self._repeats.inc(shard.repeats - repeats_before)
         return out
 

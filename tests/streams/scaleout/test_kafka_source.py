@@ -167,8 +167,10 @@ async def test_partitioned_windows_findings_join_their_events_once_every_window_
     try:
         # window partition 1 fired on event 2 (its second candidate), and counted up to 2;
         # partition 0 fired on event 2 (its first candidate) and has counted up to 1 only
+        # partition 0 wrote its finding twice (it counted again after a crash): joined once
         fired = [(1, encode_fired([(1, finding("pattern.b"))]), [("seq", b"2")]),
                  (1, b"", [("tick", b"2")]),
+                 (0, encode_fired([(0, finding("pattern.a"))]), [("seq", b"2")]),
                  (0, encode_fired([(0, finding("pattern.a"))]), [("seq", b"2")]),
                  (0, b"", [("tick", b"1")])]  # fmt: skip
         for partition, value, headers in fired:
@@ -193,8 +195,29 @@ async def test_partitioned_windows_findings_join_their_events_once_every_window_
         position = got[-1].sse_id
         assert position is not None
         assert parse_position(position, cfg.enriched_topic, cfg.fired_topic) == {0: 3, 1: 2}
-        assert parse_position(position, cfg.fired_topic, cfg.enriched_topic) == {0: 2, 1: 2}
+        assert parse_position(position, cfg.fired_topic, cfg.enriched_topic) == {0: 3, 1: 2}
     finally:
         source.stop()
         await p.stop()
         await asyncio.wait_for(task, 30)
+
+
+async def test_without_window_stages_events_go_on_after_the_wait_with_an_error(
+    broker: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Partitioned windows configured, no window stage running: nothing is lost; after
+    merge_max_wait_seconds the events go on without pattern findings, and the log says why."""
+    cfg = dataclasses.replace(
+        _cfg(broker, "nowin", wait=1.0), windows="partitioned", window_partitions=2,
+        fired_topic="fi-nowin", observations_topic="ob-nowin",
+        pages_changelog_topic="pc-nowin", windows_changelog_topic="wc-nowin",
+    )  # fmt: skip
+    await _write(cfg, [(0, "seq", 1), (0, "tick", 2), (1, "seq", 2), (1, "tick", 2)])
+    metrics = Metrics()
+    with caplog.at_level("ERROR", logger="streams.scaleout.kafka_source"):
+        events = await _read(KafkaSource(cfg, cfg.enriched_topic, {}, 100, metrics), 2)
+    assert [_id(e) for e in events] == ["e1", "e2"]
+    assert all(e.patterns == () for e in events)
+    sample = metrics.registry.get_sample_value
+    assert sample("rcwatch_merge_events_total", {"how": "forced"}) == 2
+    assert "without the window stages' findings" in caplog.text
