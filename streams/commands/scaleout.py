@@ -400,6 +400,8 @@ async def _active_detect(
     """The monitor of an active detect stage, from the newer of the state directory's
     checkpoint and the copy the last active detect stage left on the broker."""
     streams_name = f"kafka:{cfg.enriched_topic}"
+    if cfg.windows == "partitioned":  # another checkpoint: no pattern windows, two topics
+        streams_name += f"+{cfg.fired_topic}"
     copy = await latest_checkpoint(cfg)
     if (
         copy is not None

@@ -181,6 +181,32 @@ async def test_detect_resumes_from_the_previous_checkpoint_when_the_last_is_gone
     assert await asyncio.wait_for(proc.wait(), 60) in (0, 143), processes.stderr(proc)
 
 
+async def test_a_detect_stage_refuses_a_checkpoint_of_the_other_windows_mode(
+    broker: str, tmp_path: Path, processes: Processes
+) -> None:
+    """A detect-stage checkpoint holds the pattern windows; a partitioned one does not,
+    and reads a second topic. Switching modes on one state directory is refused, with a
+    line that says why, instead of resuming without the windows' state."""
+    from streams.scaleout.records import format_position
+
+    config = tmp_path / "rcwatch.yaml"
+    config.write_text(
+        f"metrics: {{enabled: false}}\nscaleout:\n  bootstrap_servers: '{broker}'\n"
+        "  events_topic: ev-mode\n  enriched_topic: en-mode\n  producer_max_batch_bytes: 1\n"
+        "  session_timeout_seconds: 6.0\n  heartbeat_interval_seconds: 1.0\n"
+        "  windows: partitioned\n  fired_topic: fi-mode\n  observations_topic: ob-mode\n"
+        "  pages_changelog_topic: pc-mode\n  windows_changelog_topic: wc-mode\n"
+        "  detect_group: d-mode\n  detect_checkpoints_topic: cp-mode\n"
+    )
+    state = tmp_path / "detect"
+    CheckpointStore(state).save(format_position("en-mode", {0: 3}), "kafka:en-mode", None)
+    proc = await processes.rcwatch(
+        "scaleout", "detect", "--config", str(config), "--state-dir", str(state)
+    )
+    assert await asyncio.wait_for(proc.wait(), 120) == 2, processes.stderr(proc)
+    assert "belongs to 'kafka:en-mode', not 'kafka:en-mode+fi-mode'" in processes.stderr(proc)
+
+
 @pytest.mark.parametrize("stage", ["worker", "detect", "ingest"])
 async def test_a_signal_while_waiting_for_the_broker_ends_in_one_line(
     stage: str, tmp_path: Path, processes: Processes
