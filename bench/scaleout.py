@@ -70,17 +70,31 @@ def _tansu() -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("tansu did not start")
 
 
-async def _produce(bootstrap: str, topic: str, events: Sequence[bytes]) -> float:
+async def _produce(
+    bootstrap: str, topic: str, events: Sequence[bytes], *, numbered_from: int | None = None
+) -> float:
+    """Events/s produced; ``numbered_from``: number them and end with a tick on every
+    partition, as the ingest does (the partitioned windows' merge needs both)."""
     from aiokafka import AIOKafkaProducer
 
     from streams.scaleout.ingest import event_key
+    from streams.scaleout.records import tick_headers
 
     p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_batch_size=1)
     await p.start()
     t0 = time.perf_counter()
-    futures = [
-        await p.send(topic, e, key=event_key(e), headers=[("recv_ns", b"0")]) for e in events
-    ]
+    futures = []
+    for i, e in enumerate(events):
+        headers = [("recv_ns", b"0")]
+        if numbered_from is not None:
+            headers.append(("seq", str(numbered_from + i).encode()))
+        futures.append(await p.send(topic, e, key=event_key(e), headers=headers))
+    if numbered_from is not None:
+        last = numbered_from + len(events) - 1
+        for partition in sorted(await p.partitions_for(topic)):
+            futures.append(
+                await p.send(topic, b"", headers=tick_headers(last), partition=partition)
+            )
     await asyncio.gather(*futures)
     seconds = time.perf_counter() - t0
     await p.stop()
@@ -181,7 +195,7 @@ async def _run_partitioned(
         pages_changelog_topic=f"pc-{run}", windows_changelog_topic=f"wc-{run}",
     )  # fmt: skip
     await ensure_topics(bootstrap, topic_specs(cfg))
-    await _produce(bootstrap, f"ev-{run}", events)
+    await _produce(bootstrap, f"ev-{run}", events, numbered_from=0)
     procs = [_worker(config, tmp / f"{run}-w{i}.log") for i in range(2)]
     stages = [_worker(config, tmp / f"{run}-s{i}.log", "windows") for i in range(2)]
     out: dict[str, float] = {}
@@ -210,7 +224,7 @@ async def _run_partitioned(
         await _until(lambda: _metric(survivor, "rcwatch_windows_assigned_partitions") >= 8)
         out["takeover_s"] = time.perf_counter() - killed_at
         # the survivor reads a partition's windows back when its first record comes in
-        await _produce(bootstrap, f"ev-{run}", events[:200])
+        await _produce(bootstrap, f"ev-{run}", events[:200], numbered_from=len(events))
         await _until(lambda: _metric(survivor, "rcwatch_windows_restored_records_total") > 0)
         out["restore_s"] = _metric(survivor, "rcwatch_windows_restore_seconds")
     finally:
