@@ -356,11 +356,11 @@ class WindowStore:
         if change.type not in ("edit", "new") or not change.title:
             return
         page = self._page(change)
-        if self.touched_pages is not None:
-            self.touched_pages.add(page)
+        changed = False
         if change.user and change.performer_kind is not PerformerKind.BOT:
             self._editors[page] = (sys.intern(_redacted_user(change.user, findings)), when)
             self._editors.move_to_end(page)
+            changed = True
         if ctx.removed_text:
             fingerprints = (
                 removed_pii
@@ -371,6 +371,9 @@ class WindowStore:
                 known = self._removed.setdefault(page, {})
                 known.update(dict.fromkeys(fingerprints, when))
                 self._removed.move_to_end(page)
+                changed = True
+        if changed and self.touched_pages is not None:
+            self.touched_pages.add(page)
         self._evict()
 
     def trim(self) -> None:
@@ -379,36 +382,50 @@ class WindowStore:
 
     def _evict(self) -> None:
         editors, removed = self._editors, self._removed
+        pages, groups = self.touched_pages, self.touched  # a changelog forgets them too
         while editors and next(iter(editors.values()))[1] < self.now - self.page_memory_seconds:
-            editors.popitem(last=False)
+            page, _ = editors.popitem(last=False)
+            if pages is not None:
+                pages.add(page)
         while removed and max(next(iter(removed.values())).values(), default=0.0) < (
             self.now - self.pii_memory_seconds
         ):
-            removed.popitem(last=False)
+            page, _ = removed.popitem(last=False)
+            if pages is not None:
+                pages.add(page)
         while self.size > self.max_keys:
             sizes = (len(self._groups), len(editors), len(removed))
             if sizes[0] == max(sizes):
-                self._groups.popitem(last=False)
-            elif sizes[1] == max(sizes):
-                editors.popitem(last=False)
+                key, _ = self._groups.popitem(last=False)
+                if groups is not None:
+                    groups.add(key)
             else:
-                removed.popitem(last=False)
+                page, _ = (editors if sizes[1] == max(sizes) else removed).popitem(last=False)
+                if pages is not None:
+                    pages.add(page)
             self.evictions += 1
 
     def expire(self, rules: Mapping[str, Rule]) -> None:
         """Drop group windows whose newest event left their rule's window."""
+        self.expire_groups(
+            {rid: r.window.seconds for rid, r in rules.items() if r.window is not None}
+        )
+
+    def expire_groups(self, seconds: Mapping[str, float], *, keep_unknown: bool = False) -> None:
+        """Drop group windows whose newest event is older than their rule's window
+        (``seconds``: rule -> window length; a rule not in it has no window any more,
+        unless ``keep_unknown``: a window stage learns the lengths as observations come)."""
         stale = []
         for (rule_id, values), entries in self._groups.items():
-            rule = rules.get(rule_id)
-            if (
-                rule is None
-                or rule.window is None
-                or not entries
-                or entries[-1][0] < self.now - rule.window.seconds
-            ):
+            span = seconds.get(rule_id)
+            if span is None and keep_unknown:
+                continue
+            if span is None or not entries or entries[-1][0] < self.now - span:
                 stale.append((rule_id, values))
         for key in stale:
             del self._groups[key]
+        if self.touched is not None:
+            self.touched.update(stale)
 
     # -- one key at a time (a scale-out stage's changelog) --------------------------------
 

@@ -140,7 +140,9 @@ class Metrics:
         self.upstream_evaluations = Counter(
             "rcwatch_upstream_evaluations",
             "Events that came with the rules' answer worked out upstream (a scale-out fetch "
-            "worker), by outcome: used, or rules_differ (other rules answered: evaluated here)",
+            "worker), by outcome: used, or rules_differ (other rules answered: evaluated here); "
+            "pattern_rule_unknown counts window stages' findings of a pattern rule not in force "
+            "here (left out)",
             ["outcome"],
             registry=r,
         )

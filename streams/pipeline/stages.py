@@ -409,7 +409,8 @@ class Pipeline:
             findings = item.findings or []
             if item.raw.patterns is not None:  # windows kept upstream (partitioned)
                 if item.raw.patterns:
-                    findings = findings + self.detection.guarded(list(item.raw.patterns), item.seq)
+                    known = self._known_patterns(item.raw.patterns)
+                    findings = findings + self.detection.guarded(known, item.seq)
             elif self.detection.engine.pattern_rules:
                 fps = item.fingerprints
                 pctx = windows.context_for(change, ctx, findings, fps[0] if fps else None)
@@ -449,6 +450,18 @@ class Pipeline:
             result.last_event_dt = last.dt
             result.last_event_time = last.event_time
         return result
+
+    def _known_patterns(self, fired: Sequence[Finding]) -> list[Finding]:
+        """The window stages' findings of the pattern rules in force here: one this
+        process's rules no longer have (a reload here, not yet upstream) is counted and
+        left out, and a rule name no rules file gave never becomes a metric label."""
+        known = self.detection.engine.pattern_rules
+        kept = [f for f in fired if f.rule in known]
+        if len(kept) < len(fired):
+            self.metrics.upstream_evaluations.labels("pattern_rule_unknown").inc(
+                len(fired) - len(kept)
+            )
+        return kept
 
     def resume_ids(self) -> list[list[object]]:
         """[event id, event time] of the completed events a resume may deliver again: those

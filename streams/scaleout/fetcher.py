@@ -44,6 +44,7 @@ from streams.scaleout.records import (
     record_seq,
     tick_headers,
 )
+from streams.scaleout.rewind import rewind
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -142,6 +143,7 @@ class FetchWorker:
             registry=reg,
         )
         self.assigned: set[int] = set()
+        self.generation = 0  # rebalances seen (partitioned windows: a batch across one waits)
         self._observations = Counter(
             "rcwatch_worker_observations",
             "Pattern observations sent to the window partitions (partitioned windows)",
@@ -181,6 +183,7 @@ class FetchWorker:
 
         class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             async def on_partitions_revoked(self, revoked: Any) -> None:
+                worker.generation += 1
                 worker._unassigned_since = time.monotonic()
                 for tp in revoked:
                     worker.assigned.discard(tp.partition)
@@ -191,6 +194,7 @@ class FetchWorker:
                 worker._assigned.set(len(worker.assigned))
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
+                worker.generation += 1
                 if worker._unassigned_since is not None:
                     worker._rebalance_seconds.set(time.monotonic() - worker._unassigned_since)
                 worker.assigned = {tp.partition for tp in assigned}
@@ -232,7 +236,7 @@ class FetchWorker:
         applied, _, seconds = await read_changelog(
             self.cfg, self.cfg.pages_changelog_topic, partition, shard.restore
         )
-        shard.changelog()  # what the read touched is written already
+        shard.store.trim()  # past its horizon or cap: forgotten, tombstoned with the next batch
         self.shards[partition] = shard
         self._restored.inc(applied)
         self._restore_seconds.set(seconds)
@@ -247,17 +251,18 @@ class FetchWorker:
         from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
         while not self._stop.is_set():
+            generation = self.generation
             got = await consumer.getmany(timeout_ms=500, max_records=self.cfg.worker_batch_events)
             if not got:
                 continue
+            if self.partitioned and self.generation != generation:
+                # a rebalance while fetching: the records may be from before it, and with
+                # partitioned windows they need the page memory that went with them
+                await rewind(consumer, got)
+                continue
             commits = {}
             try:
-                held = consumer.assignment()
                 for tp, records in got.items():
-                    if self.partitioned and tp not in held:
-                        # fetched before a rebalance took it: its page memory went with
-                        # it, and its next owner reads these again
-                        continue
                     await self._pass_on(producer, tp.partition, records)
                     commits[tp] = records[-1].offset + 1
             except _Stopped:

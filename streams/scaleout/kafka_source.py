@@ -75,6 +75,7 @@ class KafkaSource:
         self._fired_pending: dict[int, deque[tuple[int, int]]] = {}
         self._last_tick: dict[int, int] = {}  # fired partition -> offset of its last tick
         self._quiet = RateLimit(60.0)
+        self.repeats = 0  # copies of held events passed over (partitioned windows)
         self._stop = asyncio.Event()
         self._connected = False
         self.expired = 0  # records the broker removed before they were read (logged)
@@ -239,8 +240,15 @@ class KafkaSource:
         if tick:  # a "tick" that carries a value is no tick: an event, never dropped
             seq = None
         value = record.value if isinstance(record.value, bytes) else b""
-        if merge.add(partition, record.offset, seq, (value, headers), now) is not None:
-            batch.append(self._joined(value, headers))  # late or unsequenced: at once
+        released = merge.add(partition, record.offset, seq, (value, headers), now)
+        if released is None:
+            return
+        if self.partitioned and seq is not None and merge.holds(partition, seq):
+            # a copy (a worker's takeover) of an event still waiting for the windows: the
+            # held one goes on with their findings; this one would go without them
+            self.repeats += 1
+            return
+        batch.append(self._joined(value, headers))  # late or unsequenced: at once
 
     def _joined(self, value: bytes, headers: dict[str, bytes]) -> RawEvent:
         """The RawEvent of an enriched record, with the pattern findings the window stages

@@ -150,6 +150,11 @@ class SeqMerge(Generic[T]):
         waiting for a quiet partition's next tick."""
         return {p: (q[0].before if q else self._shown[p]) for p, q in self._held.items()}
 
+    def holds(self, partition: int, seq: int) -> bool:
+        """Whether an event numbered ``seq`` from ``partition`` is held: a copy read again
+        (a takeover's, a produce retry's) of one still waiting here."""
+        return any(h.seq == seq for h in self._held[partition])
+
     def frontier(self) -> int:
         """The highest number such that every event numbered up to it has been released
         (-1 before every partition showed something). A window partition passes this on

@@ -47,12 +47,12 @@ from streams.scaleout.merge import SeqMerge
 
 __all__ = ["MARKS_KEY", "PageShard", "WindowShard", "group_partition", "window_partition"]
 
+_SWEEP_EVERY = 10_000  # observations between sweeps of expired group windows
 MARKS_KEY = b"\x00marks"  # a window shard's changelog record of its lanes' marks
 
 Fingerprints = tuple[frozenset[str], frozenset[str]] | None
-# key, value (empty: forget the key; an empty value, not a null, so that every broker and
-# the produce path's size checks take it)
-ChangelogRecord = tuple[bytes, bytes]
+# key, value (None: forget the key, a tombstone compaction removes in time)
+ChangelogRecord = tuple[bytes, bytes | None]
 
 
 def window_partition(obs: Observation, partitions: int) -> int:
@@ -107,13 +107,11 @@ class PageShard:
         store.remember(
             change, ctx, when, [*findings, *candidates], fingerprints[1] if fingerprints else None
         )
-        if seq is not None:
+        if seq is not None:  # written with the page, when the event changed its memory
             self._seqs[page] = seq
             self._seqs.move_to_end(page)
             while len(self._seqs) > store.max_keys:
                 self._seqs.popitem(last=False)
-            assert store.touched_pages is not None
-            store.touched_pages.add(page)
         return out
 
     def changelog(self) -> list[ChangelogRecord]:
@@ -123,9 +121,12 @@ class PageShard:
         assert touched is not None
         out: list[ChangelogRecord] = []
         for page in sorted(touched):
-            state, seq = self.store.page_state(page), self._seqs.get(page)
-            value = b"" if state is None and seq is None else orjson.dumps([state, seq])
-            out.append((str(page).encode(), value))
+            state = self.store.page_state(page)
+            if state is None:  # forgotten (expired, evicted): nothing to replay against
+                self._seqs.pop(page, None)
+                out.append((str(page).encode(), None))
+                continue
+            out.append((str(page).encode(), orjson.dumps([state, self._seqs.get(page)])))
         touched.clear()
         return out
 
@@ -176,6 +177,8 @@ class WindowShard:
         )
         self.counted = 0
         self.repeats = 0  # records passed over: a copy still held will be counted
+        self._seconds: dict[str, float] = {}  # rule -> window length, as observed
+        self._swept = 0
 
     def add(
         self, lane: int, offset: int, seq: int | None, obs: list[Observation], now: float
@@ -190,7 +193,7 @@ class WindowShard:
         released = self.merge.add(lane, offset, seq, (seq, obs), now)
         if released is None:
             return []
-        if released[1] == "late" and seq is not None and seq > self.merge.released_seq:
+        if released[1] == "late" and seq is not None and self.merge.holds(lane, seq):
             self.repeats += 1  # its first copy is held: counted, in order, when it goes on
             return []
         return self._count([released])
@@ -207,11 +210,13 @@ class WindowShard:
         self, released: Iterable[tuple[tuple[int | None, list[Observation]], str]]
     ) -> list[tuple[int | None, list[tuple[int, Finding]]]]:
         out = []
-        count = self.store.count
+        store = self.store
+        count = store.count
         for (seq, obs), how in released:
             fired = []
             for o in obs:
                 self.counted += 1
+                self._seconds[o.rule] = o.seconds
                 finding = count(o)
                 # a late record is a repeat (a takeover's re-read, a restart's): decided the
                 # first time, so it never fires again, even when its entry has left the
@@ -221,6 +226,10 @@ class WindowShard:
                     fired.append((o.index, finding))
             if fired:
                 out.append((seq, fired))
+        store.trim()  # the key cap, as one process applies it after every event
+        if self.counted - self._swept >= _SWEEP_EVERY:
+            self._swept = self.counted
+            store.expire_groups(self._seconds, keep_unknown=True)
         return out
 
     def frontier(self) -> int:
@@ -241,7 +250,7 @@ class WindowShard:
         out: list[ChangelogRecord] = []
         for key in sorted(touched):
             state = store.group_state(key)
-            out.append((orjson.dumps(list(key)), b"" if state is None else orjson.dumps(state)))
+            out.append((orjson.dumps(list(key)), None if state is None else orjson.dumps(state)))
         touched.clear()
         marks = {str(lane): mark for lane, mark in self.merge.marks().items() if mark >= 0}
         out.append((MARKS_KEY, orjson.dumps(marks)))

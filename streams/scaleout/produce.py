@@ -26,8 +26,8 @@ __all__ = ["Record", "Stopped", "new_producer", "produce_all"]
 
 log = logging.getLogger(__name__)
 
-# key, value, headers, partition (None: the key's)
-Record = tuple[bytes | None, bytes, list[tuple[str, bytes]], int | None]
+# key, value (None: a changelog's deletion, a tombstone), headers, partition (None: the key's)
+Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]], int | None]
 
 
 class Stopped(Exception):
@@ -79,7 +79,7 @@ async def produce_all(
         on_dropped()
         log.error(
             "record refused for good; dropped",
-            extra={"fields": {"topic": topic, "key": repr(key)[:200], "bytes": len(value),
+            extra={"fields": {"topic": topic, "key": repr(key)[:200], "bytes": len(value or b""),
                               "error": type(exc).__name__}},
         )  # fmt: skip
 

@@ -37,6 +37,7 @@ from streams.scaleout.records import (
     record_seq,
     tick_headers,
 )
+from streams.scaleout.rewind import rewind
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -61,6 +62,7 @@ class WindowStage:
         self._stop = asyncio.Event()
         self.shards: dict[int, WindowShard] = {}
         self.assigned: set[int] = set()
+        self.generation = 0  # rebalances seen: a batch that spans one is not counted
         self._ticked: dict[int, int] = {}  # partition -> last tick written to the fired topic
         reg = metrics.registry
         self._observations = Counter(
@@ -151,6 +153,7 @@ class WindowStage:
 
         class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             async def on_partitions_revoked(self, revoked: Any) -> None:
+                stage.generation += 1
                 for tp in revoked:
                     stage.assigned.discard(tp.partition)
                     stage.shards.pop(tp.partition, None)  # its next owner restores it
@@ -161,6 +164,7 @@ class WindowStage:
                 stage._assigned.set(len(stage.assigned))
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
+                stage.generation += 1
                 # each partition's windows are read back before its first record is counted
                 # (in the loop: records can arrive while this listener runs)
                 stage.assigned = {tp.partition for tp in assigned}
@@ -196,7 +200,6 @@ class WindowStage:
             partition,
             lambda k, v: WindowShard.restore_into(store, marks, k, v),
         )
-        store.trim()
         shard = WindowShard(
             store,
             self.cfg.events_partitions,
@@ -205,7 +208,7 @@ class WindowStage:
             max_wait_seconds=self.cfg.merge_max_wait_seconds,
             max_buffered=self.cfg.merge_max_buffered_events,
         )
-        shard.changelog()  # what the read touched is written already
+        store.trim()  # past the key cap: forgotten, and tombstoned with the next batch
         self.shards[partition] = shard
         self._keys.labels(str(partition)).set(store.size)
         self._restored.inc(applied)
@@ -223,14 +226,17 @@ class WindowStage:
 
         cfg = self.cfg
         while not self._stop.is_set():
+            generation = self.generation
             got = await consumer.getmany(timeout_ms=500, max_records=cfg.worker_batch_events)
+            if self.generation != generation:
+                # a rebalance while fetching: the records may be from before it, and their
+                # windows are read back for records from the committed offset on
+                await rewind(consumer, got)
+                continue
             now = time.monotonic()
             fired: dict[int, list[Record]] = {}
             counted = {p: s.counted for p, s in self.shards.items()}
-            held = consumer.assignment()
             for tp, records in got.items():
-                if tp not in held:  # fetched before a rebalance took it: its owner re-reads
-                    continue
                 p = tp.partition
                 shard = self.shards.get(p) or await self._restore(p, records[0].offset)
                 fired[p] = self._count(p, shard, records, now)
@@ -264,6 +270,10 @@ class WindowStage:
                 if not value and part is not None:
                     self._ticked[part] = int(headers[0][1])
             if not got:
+                continue
+            if self.generation != generation:  # a rebalance meanwhile: read them again
+                self._commit_failures.inc()
+                await rewind(consumer, got)
                 continue
             commits = {
                 TopicPartition(cfg.observations_topic, p): s.position()

@@ -136,3 +136,25 @@ def test_the_storm_guard_counts_pattern_hits_at_their_events_place(
     pattern = [seq for seq, rules in seen if "pattern.brigading" in rules]
     assert pattern and set(pattern) == places
     assert all(seq <= len(events) for seq, _ in seen)
+
+
+def test_upstream_pattern_findings_of_rules_not_in_force_are_counted_and_left_out(
+    sample_events: list[bytes],
+) -> None:
+    """Partitioned windows: findings come from the window stages; one of a pattern rule
+    these rules do not have (a reload here first, or a record nobody's rules wrote) raises
+    nothing and never becomes a metric label; one of a rule in force raises its alert."""
+    from detectors.base import Category, Severity
+
+    metrics = Metrics()
+    p = _pipeline(metrics)
+    stranger = Finding("pattern.nobody-wrote-me", Category.HARASSMENT, Severity.HIGH, "x")
+    known = Finding("pattern.brigading", Category.HARASSMENT, Severity.HIGH, "3 performers")
+    events = [RawEvent(None, e, 0, patterns=()) for e in sample_events[:50]]
+    events[10] = events[10]._replace(patterns=(stranger, known))
+    result = p.process(events)
+    assert [a.rule for a in result.alerts if a.rule.startswith("pattern.")] == ["pattern.brigading"]
+    sample = metrics.registry.get_sample_value
+    assert sample("rcwatch_upstream_evaluations_total", {"outcome": "pattern_rule_unknown"}) == 1
+    assert sample("rcwatch_rule_hits_total", {"rule": "pattern.nobody-wrote-me"}) is None
+    assert p.windows.size == 0  # the windows were kept upstream

@@ -241,3 +241,62 @@ def test_changelog_records_a_version_did_not_write_are_refused() -> None:
     assert store.size == 0 and marks == {}
     assert decode_observations(b'[["r"]]') is None
     assert decode_fired(b"[[-1, []]]") is None
+
+
+def _obs(rule: str, group: str, when: float, event: str, threshold: int = 2) -> Observation:
+    from detectors.base import Category, Severity
+
+    return Observation(
+        rule, group, when, "", event, 3600.0, threshold, None, Category.HARASSMENT,
+        Severity.HIGH, "title", "target", (),
+    )  # fmt: skip
+
+
+def test_an_observation_out_of_order_counts_and_only_a_held_copy_is_passed_over() -> None:
+    """Review: a late record whose seq was above the last released was dropped as a repeat
+    without checking that a copy was held, so a reordered first copy was never counted."""
+    shard = WindowShard(WindowStore(), 2, 0, max_wait_seconds=1e9, max_buffered=10**6)
+    assert shard.add(0, 0, 12, [_obs("r", "g", 12.0, "e12")], 0.0) == []  # held: lane 1
+    assert shard.add(0, 1, 12, [_obs("r", "g", 12.0, "e12")], 0.0) == []  # its copy
+    assert shard.repeats == 1 and shard.counted == 0
+    shard.add(0, 2, 10, [_obs("r", "g", 10.0, "e10")], 0.0)  # reordered: late, not held
+    assert shard.repeats == 1 and shard.counted == 1
+    shard.tick(1, 3, 20)
+    fired = shard.release(0.0)
+    assert [(s, [f.rule for _, f in fs]) for s, fs in fired] == [(12, ["r"])]  # 2 in window
+
+
+def test_window_shards_keep_the_key_cap_and_tombstone_what_they_forget() -> None:
+    """Review: window stages never applied the key cap, and their changelogs never forgot."""
+    shard = WindowShard(WindowStore(max_keys=100), 1, 0, max_wait_seconds=1e9, max_buffered=10)
+    for i in range(500):
+        shard.add(0, i, i, [_obs("r", f"g{i}", float(i), f"e{i}", threshold=5)], 0.0)
+        shard.release(0.0)
+    assert shard.store.size <= 100 and shard.store.evictions >= 400
+    records = shard.changelog()
+    forgotten = [k for k, v in records if v is None]
+    assert len(forgotten) >= 400  # tombstones: compaction drops them in time
+    store, marks = WindowStore(max_keys=100), dict[int, int]()
+    for key, value in records:
+        assert WindowShard.restore_into(store, marks, key, value)
+    assert store.size == shard.store.size and marks == {0: 499}
+
+
+def test_page_memory_past_its_horizon_is_tombstoned_and_its_seq_forgotten() -> None:
+    detection = build_detection(Settings(), Metrics())
+    shard = PageShard(WindowStore(page_memory_seconds=60.0, pii_memory_seconds=60.0))
+    base = orjson.loads(sc.recorded()[0])
+    pages = []
+    for i, t in enumerate((0.0, 30.0, 200.0)):
+        e = dict(base, title=f"Page {i}", user=f"Editor {i}", type="edit", bot=False,
+                 timestamp=int(1_700_000_000 + t))  # fmt: skip
+        e["meta"] = dict(base["meta"], id=f"id-{i}", dt="")
+        change = decode_event(orjson.dumps(e))
+        pages.append(page_key(change))
+        shard.observe(i, change=change, ctx=content_context(None), findings=[],
+                      fingerprints=None, engine=detection.engine)  # fmt: skip
+    records = dict(shard.changelog())
+    # the first two pages left the 60 s memory when the third edit came: forgotten
+    assert records[str(pages[0]).encode()] is None
+    assert records[str(pages[1]).encode()] is None
+    assert records[str(pages[2]).encode()] is not None
