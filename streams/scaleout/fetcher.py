@@ -32,6 +32,7 @@ from sinks.metrics import Metrics
 from streams.fetch.content import Content
 from streams.scaleout.changelog import read_changelog
 from streams.scaleout.config import ScaleOutConfig
+from streams.scaleout.group import GroupCounters, commit_held, group_consumer
 from streams.scaleout.patterns import PageShard, window_partition
 from streams.scaleout.produce import Record, new_producer, produce_all
 from streams.scaleout.produce import Stopped as _Stopped
@@ -102,12 +103,7 @@ class FetchWorker:
         self._fetches = Counter(
             "rcwatch_worker_content_fetches", "Events whose text this worker fetched", registry=reg
         )
-        self._rebalances = Counter(
-            "rcwatch_worker_rebalances", "Partition assignments this worker received", registry=reg
-        )
-        self._assigned = Gauge(
-            "rcwatch_worker_assigned_partitions", "Partitions this worker holds", registry=reg
-        )
+        self._m = GroupCounters(reg, "rcwatch_worker", "worker", "events topic", "page memory")
         self._rebalance_seconds = Gauge(
             "rcwatch_worker_rebalance_seconds",
             "How long this worker's last rebalance took, from giving its partitions up (or "
@@ -116,30 +112,9 @@ class FetchWorker:
             registry=reg,
         )
         self._unassigned_since: float | None = None
-        self._lag = Gauge(
-            "rcwatch_worker_lag_records",
-            "Records not yet read, per partition of the events topic",
-            ["partition"],
-            registry=reg,
-        )
-        self._commit_failures = Counter(
-            "rcwatch_worker_commit_failures",
-            "Batches whose offsets a rebalance kept from being committed (re-read elsewhere)",
-            registry=reg,
-        )
-        self._produce_failures = Counter(
-            "rcwatch_worker_produce_failures",
-            "Produces that failed on the broker and were sent again",
-            registry=reg,
-        )
         self._too_large = Counter(
             "rcwatch_worker_text_too_large",
             "Events passed on without their text: it did not fit in a record",
-            registry=reg,
-        )
-        self._dropped = Counter(
-            "rcwatch_worker_records_dropped",
-            "Records the broker refused for good (logged with their key)",
             registry=reg,
         )
         self.assigned: set[int] = set()
@@ -161,22 +136,11 @@ class FetchWorker:
             ["partition"],
             registry=reg,
         )
-        self._restore_seconds = Gauge(
-            "rcwatch_worker_restore_seconds",
-            "How long the last restore of a partition's page memory from its changelog took",
-            registry=reg,
-        )
-        self._restored = Counter(
-            "rcwatch_worker_restored_records",
-            "Changelog records read back into page memory on taking partitions",
-            registry=reg,
-        )
 
     def stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> FetchWorkerSummary:
-        from aiokafka import AIOKafkaConsumer
         from aiokafka.abc import ConsumerRebalanceListener
 
         worker = self
@@ -188,18 +152,18 @@ class FetchWorker:
                 for tp in revoked:
                     worker.assigned.discard(tp.partition)
                     worker.shards.pop(tp.partition, None)  # its next owner restores it
-                    for gauge in (worker._lag, worker._table_keys):
+                    for gauge in (worker._m.lag, worker._table_keys):
                         with contextlib.suppress(KeyError):
                             gauge.remove(str(tp.partition))
-                worker._assigned.set(len(worker.assigned))
+                worker._m.assigned.set(len(worker.assigned))
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
                 worker.generation += 1
                 if worker._unassigned_since is not None:
                     worker._rebalance_seconds.set(time.monotonic() - worker._unassigned_since)
                 worker.assigned = {tp.partition for tp in assigned}
-                worker._assigned.set(len(worker.assigned))
-                worker._rebalances.inc()
+                worker._m.assigned.set(len(worker.assigned))
+                worker._m.rebalances.inc()
                 worker.summary.rebalances += 1
                 log.info(
                     "partitions assigned",
@@ -208,15 +172,7 @@ class FetchWorker:
 
         cfg = self.cfg
         producer = new_producer(cfg)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=cfg.bootstrap_servers,
-            group_id=cfg.worker_group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=int(cfg.session_timeout_seconds * 1000),
-            heartbeat_interval_ms=int(cfg.heartbeat_interval_seconds * 1000),
-            max_poll_interval_ms=int(max(cfg.session_timeout_seconds, 300) * 1000),
-        )
+        consumer = group_consumer(cfg, cfg.worker_group)
         await producer.start()
         try:
             self._unassigned_since = time.monotonic()  # joining the group: no partitions yet
@@ -238,8 +194,8 @@ class FetchWorker:
         )
         shard.store.trim()  # past its horizon or cap: forgotten, tombstoned with the next batch
         self.shards[partition] = shard
-        self._restored.inc(applied)
-        self._restore_seconds.set(seconds)
+        self._m.restored.inc(applied)
+        self._m.restore_seconds.set(seconds)
         log.info(
             "page memory restored",
             extra={"fields": {"partition": partition, "records": applied,
@@ -248,7 +204,6 @@ class FetchWorker:
         return shard
 
     async def _loop(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
-        from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
         while not self._stop.is_set():
             generation = self.generation
@@ -267,26 +222,9 @@ class FetchWorker:
                     commits[tp] = records[-1].offset + 1
             except _Stopped:
                 return  # nothing committed for the batch in hand: its next owner re-reads it
-            # only what the broker acknowledged, and only partitions still held: a rebalance
-            # during the batch moved the others, whose new owner re-reads them (the repeats
-            # are dropped by event id in the detect stage)
-            held = consumer.assignment()
-            commits = {tp: off for tp, off in commits.items() if tp in held}
-            try:
-                if commits:
-                    await consumer.commit(commits)
-            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-                self._commit_failures.inc()
-                log.warning(
-                    "offsets not committed (a rebalance moved the partitions); the new owner "
-                    "reads those events again",
-                    extra={"fields": {"error": type(exc).__name__}},
-                )
-                continue
-            for tp, committed in commits.items():
-                end = consumer.highwater(tp)
-                if end is not None:
-                    self._lag.labels(str(tp.partition)).set(max(0, end - committed))
+            # only what the broker acknowledged, and only partitions still held (the repeats
+            # a new owner passes on are dropped by event id in the detect stage)
+            await commit_held(consumer, commits, self._m, "events")
 
     async def _pass_on(
         self, producer: AIOKafkaProducer, partition: int, records: Sequence[Any]
@@ -342,7 +280,7 @@ class FetchWorker:
         for topic, batch in produced:
             await produce_all(
                 producer, self.cfg, topic, batch, self._stop,
-                on_retry=self._produce_failures.inc, on_dropped=self._dropped.inc,
+                on_retry=self._m.produce_failures.inc, on_dropped=self._m.dropped.inc,
             )  # fmt: skip
         self._records.inc(len(events))
         self.summary.records += len(events)

@@ -27,6 +27,7 @@ from detectors.windows import WindowStore
 from sinks.metrics import Metrics
 from streams.scaleout.changelog import read_changelog
 from streams.scaleout.config import ScaleOutConfig
+from streams.scaleout.group import GroupCounters, commit_held, group_consumer
 from streams.scaleout.patterns import WindowShard
 from streams.scaleout.produce import Record, new_producer, produce_all
 from streams.scaleout.produce import Stopped as _Stopped
@@ -65,6 +66,9 @@ class WindowStage:
         self.generation = 0  # rebalances seen: a batch that spans one is not counted
         self._ticked: dict[int, int] = {}  # partition -> last tick written to the fired topic
         reg = metrics.registry
+        self._m = GroupCounters(
+            reg, "rcwatch_windows", "window stage", "observations topic", "windows"
+        )
         self._observations = Counter(
             "rcwatch_windows_observations", "Pattern observations counted", registry=reg
         )
@@ -81,14 +85,6 @@ class WindowStage:
             "Observation records read again whose first copy was still held (counted once)",
             registry=reg,
         )
-        self._rebalances = Counter(
-            "rcwatch_windows_rebalances", "Partition assignments received", registry=reg
-        )
-        self._assigned = Gauge(
-            "rcwatch_windows_assigned_partitions",
-            "Partitions this window stage holds",
-            registry=reg,
-        )
         self._keys = Gauge(
             "rcwatch_windows_table_keys",
             "Group windows kept, per observations partition held",
@@ -100,56 +96,16 @@ class WindowStage:
             "Observation records held until every lane has caught up with them",
             registry=reg,
         )
-        self._restore_seconds = Gauge(
-            "rcwatch_windows_restore_seconds",
-            "How long the last restore of a partition's windows from its changelog took",
-            registry=reg,
-        )
-        self._restored = Counter(
-            "rcwatch_windows_restored_records",
-            "Changelog records read back into windows on taking partitions",
-            registry=reg,
-        )
-        self._lag = Gauge(
-            "rcwatch_windows_lag_records",
-            "Records not yet read, per partition of the observations topic",
-            ["partition"],
-            registry=reg,
-        )
-        self._commit_failures = Counter(
-            "rcwatch_windows_commit_failures",
-            "Batches whose offsets a rebalance kept from being committed (re-read elsewhere)",
-            registry=reg,
-        )
-        self._produce_failures = Counter(
-            "rcwatch_windows_produce_failures",
-            "Produces that failed on the broker and were sent again",
-            registry=reg,
-        )
-        self._dropped = Counter(
-            "rcwatch_windows_records_dropped",
-            "Records the broker refused for good (logged with their key)",
-            registry=reg,
-        )
 
     def stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> WindowStageSummary:
-        from aiokafka import AIOKafkaConsumer
         from aiokafka.abc import ConsumerRebalanceListener
 
         stage = self
         cfg = self.cfg
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=cfg.bootstrap_servers,
-            group_id=cfg.windows_group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=int(cfg.session_timeout_seconds * 1000),
-            heartbeat_interval_ms=int(cfg.heartbeat_interval_seconds * 1000),
-            max_poll_interval_ms=int(max(cfg.session_timeout_seconds, 300) * 1000),
-        )
+        consumer = group_consumer(cfg, cfg.windows_group)
 
         class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             async def on_partitions_revoked(self, revoked: Any) -> None:
@@ -158,18 +114,18 @@ class WindowStage:
                     stage.assigned.discard(tp.partition)
                     stage.shards.pop(tp.partition, None)  # its next owner restores it
                     stage._ticked.pop(tp.partition, None)
-                    for gauge in (stage._keys, stage._lag):
+                    for gauge in (stage._keys, stage._m.lag):
                         with contextlib.suppress(KeyError):
                             gauge.remove(str(tp.partition))
-                stage._assigned.set(len(stage.assigned))
+                stage._m.assigned.set(len(stage.assigned))
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
                 stage.generation += 1
                 # each partition's windows are read back before its first record is counted
                 # (in the loop: records can arrive while this listener runs)
                 stage.assigned = {tp.partition for tp in assigned}
-                stage._assigned.set(len(stage.assigned))
-                stage._rebalances.inc()
+                stage._m.assigned.set(len(stage.assigned))
+                stage._m.rebalances.inc()
                 stage.summary.rebalances += 1
                 log.info(
                     "window partitions assigned",
@@ -211,8 +167,8 @@ class WindowStage:
         store.trim()  # past the key cap: forgotten, and tombstoned with the next batch
         self.shards[partition] = shard
         self._keys.labels(str(partition)).set(store.size)
-        self._restored.inc(applied)
-        self._restore_seconds.set(seconds)
+        self._m.restored.inc(applied)
+        self._m.restore_seconds.set(seconds)
         log.info(
             "window partition restored",
             extra={"fields": {"partition": partition, "records": applied,
@@ -222,7 +178,6 @@ class WindowStage:
 
     async def _loop(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
         from aiokafka import TopicPartition
-        from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
         cfg = self.cfg
         while not self._stop.is_set():
@@ -262,7 +217,7 @@ class WindowStage:
                     if records_out:
                         await produce_all(
                             producer, cfg, topic, records_out, self._stop,
-                            on_retry=self._produce_failures.inc, on_dropped=self._dropped.inc,
+                            on_retry=self._m.produce_failures.inc, on_dropped=self._m.dropped.inc,
                         )  # fmt: skip
             except _Stopped:
                 return  # nothing committed: the partitions' next owner re-reads the batch
@@ -272,32 +227,16 @@ class WindowStage:
             if not got:
                 continue
             if self.generation != generation:  # a rebalance meanwhile: read them again
-                self._commit_failures.inc()
+                self._m.commit_failures.inc()
                 await rewind(consumer, got)
                 continue
-            commits = {
+            offsets = {
                 TopicPartition(cfg.observations_topic, p): s.position()
                 for p, s in self.shards.items()
             }
-            held_now = consumer.assignment()
-            commits = {tp: off for tp, off in commits.items() if tp in held_now}
-            try:
-                if commits:
-                    await consumer.commit(commits)
-            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-                self._commit_failures.inc()
-                log.warning(
-                    "offsets not committed (a rebalance moved the partitions); the new owner "
-                    "reads those observations again",
-                    extra={"fields": {"error": type(exc).__name__}},
-                )
-                continue
-            for tp in commits:
-                end = consumer.highwater(tp)
+            for tp in await commit_held(consumer, offsets, self._m, "observations") or ():
                 held_shard = self.shards.get(tp.partition)
-                if end is not None and held_shard is not None:
-                    lag = max(0, end - held_shard.next_offset)
-                    self._lag.labels(str(tp.partition)).set(lag)
+                if held_shard is not None:
                     self._keys.labels(str(tp.partition)).set(held_shard.store.size)
 
     def _count(
