@@ -244,6 +244,7 @@ class FetchWorker:
         contents = iter(fetched)
         outgoing: list[Record] = []
         observed: list[Record] = []  # to the window partitions, in this partition's order
+        observations = 0
         windows = range(self.cfg.window_partitions) if shard is not None else range(0)
         lane = str(partition).encode()
         for r, h, (tick, seq) in zip(records, heads, ticks, strict=True):
@@ -256,6 +257,7 @@ class FetchWorker:
             answer, obs = next(answers)
             if obs:
                 observed += self._observation_records(obs, seq, lane)
+                observations += len(obs)
             value = r.value if isinstance(r.value, bytes) else b""
             sse_id, recv_ns = header_text(h, "sse_id"), header_int(h, "recv_ns")
             headers = record_headers(sse_id, recv_ns, content, answer, seq)
@@ -273,7 +275,7 @@ class FetchWorker:
             produced += [(self.cfg.observations_topic, observed),
                          (self.cfg.pages_changelog_topic, changelog)]  # fmt: skip
             self._table_keys.labels(str(partition)).set(shard.store.size)
-            self._observations.inc(sum(1 for _, v, h, _ in observed if v))
+            self._observations.inc(observations)
             if shard.replayed:
                 self._replayed.inc(shard.replayed)
                 shard.replayed = 0

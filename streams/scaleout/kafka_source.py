@@ -150,14 +150,16 @@ class KafkaSource:
                     offset = self.offsets[tp.partition] = start
             fired = []
             if self.partitioned:
-                fired = [TopicPartition(cfg_fired := self.cfg.fired_topic, q)
-                         for q in range(self.cfg.window_partitions)]  # fmt: skip
+                fired_topic = self.cfg.fired_topic
+                fired = [TopicPartition(fired_topic, q) for q in range(self.cfg.window_partitions)]
                 for tp in fired:
                     self.fired_offsets.setdefault(tp.partition, 0)
                     self._frontier[tp.partition] = -1
                     self._fired_pending[tp.partition] = deque()
-                log.info("joining the window stages' findings", extra={"fields": {
-                    "topic": cfg_fired, "partitions": len(fired)}})  # fmt: skip
+                log.info(
+                    "joining the window stages' findings",
+                    extra={"fields": {"topic": fired_topic, "partitions": len(fired)}},
+                )
             consumer.assign(tps + fired)
             for tp in tps:
                 consumer.seek(tp, self.offsets[tp.partition])

@@ -179,6 +179,7 @@ class WindowShard:
         self.repeats = 0  # records passed over: a copy still held will be counted
         self._seconds: dict[str, float] = {}  # rule -> window length, as observed
         self._swept = 0
+        self._marks_written: dict[str, int] = {}
 
     def add(
         self, lane: int, offset: int, seq: int | None, obs: list[Observation], now: float
@@ -186,9 +187,7 @@ class WindowShard:
         """Take one record of observations; returns what fired (seq, [(index, finding)])
         for it when it need not wait for the other lanes."""
         self.next_offset = max(self.next_offset, offset + 1)
-        if (
-            not 0 <= lane < self.lanes
-        ):  # a lane this shard does not merge: counted at once, out of order
+        if not 0 <= lane < self.lanes:  # a lane it does not merge: counted at once
             return self._count([((seq, obs), "unsequenced")])
         released = self.merge.add(lane, offset, seq, (seq, obs), now)
         if released is None:
@@ -242,8 +241,9 @@ class WindowShard:
         return self.next_offset if held is None else min(held, self.next_offset)
 
     def changelog(self) -> list[ChangelogRecord]:
-        """The groups changed since the last call, then the lanes' marks (after the
-        entries they cover: a marks record read back means its entries are there)."""
+        """The groups changed since the last call, then the lanes' marks when they moved
+        (after the entries they cover: a marks record read back means its entries are
+        there); nothing when nothing changed."""
         store = self.store
         touched = store.touched
         assert touched is not None
@@ -253,7 +253,9 @@ class WindowShard:
             out.append((orjson.dumps(list(key)), None if state is None else orjson.dumps(state)))
         touched.clear()
         marks = {str(lane): mark for lane, mark in self.merge.marks().items() if mark >= 0}
-        out.append((MARKS_KEY, orjson.dumps(marks)))
+        if out or marks != self._marks_written:
+            out.append((MARKS_KEY, orjson.dumps(marks)))
+            self._marks_written = marks
         return out
 
     @staticmethod

@@ -129,7 +129,7 @@ class WindowStage:
                 stage.summary.rebalances += 1
                 log.info(
                     "window partitions assigned",
-                    extra={"fields": {"partitions": sorted(stage.shards)}},
+                    extra={"fields": {"partitions": sorted(stage.assigned)}},
                 )
 
         producer = new_producer(cfg)
@@ -196,12 +196,14 @@ class WindowStage:
                 shard = self.shards.get(p) or await self._restore(p, records[0].offset)
                 fired[p] = self._count(p, shard, records, now)
             # every shard, records or not: a held record may go on (ticks, the wait bound)
+            ticks: dict[int, int] = {}
             for p, shard in self.shards.items():
                 out = fired.setdefault(p, [])
                 out += self._fired_records(p, shard.release(now))
                 frontier = shard.frontier()
                 if frontier > self._ticked.get(p, -1):
                     out.append((None, b"", tick_headers(frontier), p))
+                    ticks[p] = frontier
             self._held.set(sum(s.merge.buffered for s in self.shards.values()))
             # counted on arrival or on release, this poll
             done = sum(s.counted - counted.get(p, 0) for p, s in self.shards.items())
@@ -210,7 +212,7 @@ class WindowStage:
             batch = [r for p in sorted(fired) for r in fired[p]]
             changelog: list[Record] = [
                 (k, v, [], p) for p, s in sorted(self.shards.items()) for k, v in s.changelog()
-            ] if got else []  # fmt: skip
+            ]
             try:
                 for topic, records_out in ((cfg.fired_topic, batch),
                                            (cfg.windows_changelog_topic, changelog)):  # fmt: skip
@@ -221,9 +223,7 @@ class WindowStage:
                         )  # fmt: skip
             except _Stopped:
                 return  # nothing committed: the partitions' next owner re-reads the batch
-            for _, value, headers, part in batch:
-                if not value and part is not None:
-                    self._ticked[part] = int(headers[0][1])
+            self._ticked.update(ticks)
             if not got:
                 continue
             if self.generation != generation:  # a rebalance meanwhile: read them again
