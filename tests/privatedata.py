@@ -28,7 +28,7 @@ SECRETS = (
 )
 
 
-def pii_event(n: int, summary: str) -> bytes:
+def pii_event(n: int, summary: str, title: str | None = None) -> bytes:
     return orjson.dumps(
         {
             "$schema": "/mediawiki/recentchange/1.0.0",
@@ -41,7 +41,7 @@ def pii_event(n: int, summary: str) -> bytes:
             "id": 1000 + n,
             "type": "edit",
             "namespace": 3,
-            "title": f"User talk:Example{n}",
+            "title": title or f"User talk:Example{n}",
             "comment": summary,
             "timestamp": 1778000000 + n,
             "user": "203.0.113.7" if n % 2 else f"Editor{n}",
@@ -67,9 +67,12 @@ def private_alerts() -> list[Alert]:
         f"card number {SECRETS[2]} exp 12/29",
         f"you can write to {SECRETS[0]} or ring {SECRETS[1]}",
     ]
+    # a user talk page named after its owner's address: the alert's target names the owner
+    titles = [None] * len(summaries) + [f"User talk:{SECRETS[0]}"]
+    summaries.append("a note")
     out: list[Alert] = []
-    for n, summary in enumerate(summaries):
-        change = decode_event(pii_event(n, summary))
+    for n, (summary, title) in enumerate(zip(summaries, titles, strict=True)):
+        change = decode_event(pii_event(n, summary, title))
         findings = detection.detect(change, DetectionContext())
         out += build_alerts(change, DetectionContext(), findings, "2026-05-05T11:18:00Z", HOSTS)
     assert len(out) >= 4, [a.rule for a in out]

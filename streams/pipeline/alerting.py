@@ -4,9 +4,11 @@ One alert per rule per change (several spans of one rule are one alert's evidenc
 is deterministic (rule + wiki + revision, log id, rc id or event id), so a reprocessed event
 gives the same id and sinks drop it.
 
-Redaction: evidence carries only the redacted forms detectors produced. When the matched
-text sits in the page title or the user name, every copy of it is scrubbed from the alert
-(title, performer, and URLs, which then point at a revision or log permalink instead).
+Redaction: evidence carries only the redacted forms detectors produced. Every text field
+of an alert passes one scrub (``Scrub.apply``) that replaces every copy of the private data
+any finding on the change pointed at, in whatever form a field derived it (a page owner's
+canonical name, a URL-encoded title); a page URL that held it points at a revision or log
+permalink instead.
 
 Links: built from the event's vetted ``server_name`` and fixed paths
 (``streams.fetch.wikihosts``), never from ``server_url``, ``server_script_path`` or
@@ -15,7 +17,11 @@ Links: built from the event's vetted ``server_name`` and fixed paths
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Iterable, Sequence
+from dataclasses import fields
+from typing import Any
 from urllib.parse import quote
 
 from detectors.base import DetectionContext, Finding, Severity, Span, field_text
@@ -40,38 +46,77 @@ def change_key(change: RecentChange) -> str:
     return f"t:{change.dt}|{change.title}|{change.user}"
 
 
-def _replacements(
-    change: RecentChange, ctx: DetectionContext, findings: Iterable[Finding]
-) -> list[tuple[str, str]]:
-    """(raw text, redacted form) for every span, longest first, plus URL-encoded forms."""
-    found: dict[str, str] = {}
-    for f in findings:
-        for span in f.spans:
-            if not span.sensitive:
-                continue
-            text = field_text(change, ctx, span.field)
-            if text:
-                secret = text[span.start : span.end]
-                if len(secret) >= 3:
-                    found.setdefault(secret, span.redacted)
-    out: list[tuple[str, str]] = []
-    for secret, redacted in sorted(found.items(), key=lambda kv: len(kv[0]), reverse=True):
-        underscored = secret.replace(" ", "_")
-        variants = dict.fromkeys((secret, underscored, quote(underscored, safe=":/@")))
-        variants[quote(underscored, safe="")] = None
-        out.extend((v, redacted) for v in variants)
-    return out
+class Scrub:
+    """Every copy of the private data the findings on one change point at, replaced by its
+    redacted form: the one pass every text field of an alert goes through (``apply``).
+
+    A copy is matched in any case, with spaces or underscores, and URL-encoded, because
+    the fields an alert shows are derived from the event's in other forms: a page owner's
+    name is canonicalised (first letter upper case, underscores as spaces), a URL encodes
+    the title."""
+
+    __slots__ = ("_pattern", "_redacted")
+
+    def __init__(
+        self, change: RecentChange, ctx: DetectionContext, findings: Iterable[Finding]
+    ) -> None:
+        found: dict[str, str] = {}
+        for f in findings:
+            for span in f.spans:
+                if not span.sensitive:
+                    continue
+                text = field_text(change, ctx, span.field)
+                if text:
+                    secret = text[span.start : span.end]
+                    if len(secret.strip()) >= 3:
+                        found.setdefault(secret.casefold(), span.redacted)
+        self._redacted: dict[str, str] = {}
+        alternatives: list[str] = []
+        # longest first, so a secret containing another is replaced whole
+        for secret, redacted in sorted(found.items(), key=lambda kv: len(kv[0]), reverse=True):
+            underscored = secret.replace(" ", "_")
+            for variant in (secret, quote(underscored, safe=":/@"), quote(underscored, safe="")):
+                key = _key(variant)
+                if key not in self._redacted:
+                    self._redacted[key] = redacted
+                    alternatives.append(
+                        r"[ _]".join(re.escape(part) for part in re.split(r"[ _]", variant))
+                    )
+        self._pattern = re.compile("|".join(alternatives), re.IGNORECASE) if alternatives else None
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None
+
+    def text(self, value: str | None) -> str | None:
+        if value is None or self._pattern is None:
+            return value
+        return self._pattern.sub(lambda m: self._redacted[_key(m.group())], value)
+
+    def hit(self, value: str | None) -> bool:
+        return value is not None and self._pattern is not None and bool(self._pattern.search(value))
+
+    def apply(self, alert: Alert) -> Alert:
+        """The alert with every text field scrubbed (``raw_values`` excepted: they are
+        never serialized, and exist for private sinks that opted in)."""
+        if self._pattern is None:
+            return alert
+        changes: dict[str, Any] = {}
+        for f in fields(alert):
+            value = getattr(alert, f.name)
+            if isinstance(value, str):
+                scrubbed = self.text(value)
+                if scrubbed != value:
+                    changes[f.name] = scrubbed
+        evidence = tuple(
+            dataclasses.replace(e, redacted=self.text(e.redacted) or "") for e in alert.evidence
+        )
+        if evidence != alert.evidence:
+            changes["evidence"] = evidence
+        return dataclasses.replace(alert, **changes) if changes else alert
 
 
-def _scrub(value: str | None, secrets: Sequence[tuple[str, str]]) -> tuple[str | None, bool]:
-    if value is None:
-        return None, False
-    hit = False
-    for secret, replacement in secrets:
-        if secret in value:
-            value = value.replace(secret, replacement)
-            hit = True
-    return value, hit
+def _key(text: str) -> str:
+    return text.casefold().replace("_", " ")
 
 
 def build_alerts(
@@ -85,55 +130,54 @@ def build_alerts(
     for f in findings:
         by_rule.setdefault(f.rule, []).append(f)
 
-    replacements = _replacements(change, ctx, findings)
-    title, title_hit = _scrub(change.title, replacements)
-    owner = page_owner(change)
-    performer, _ = _scrub(change.user, replacements)
-    page_url, url_hit = _scrub(hosts.page_url(change.server_name, change.title), replacements)
-    if title_hit or url_hit:
+    scrub = Scrub(change, ctx, findings)
+    page_url = hosts.page_url(change.server_name, change.title)
+    if scrub.hit(change.title) or scrub.hit(page_url):
         page_url = hosts.permalink(change.server_name, change.rev_new, change.log_id)
     diff_url = hosts.diff_url(change.server_name, change.rev_new, change.rev_old)
+    owner = page_owner(change)
     key = change_key(change)
 
     alerts = []
     for rule, group in by_rule.items():
         top = max(group, key=lambda f: Severity(f.severity).rank)
         pattern_target = next((f.target for f in group if f.target), None)
+        target: str | None
         if pattern_target is not None:
-            target, _ = _scrub(pattern_target, replacements)
+            target = pattern_target
         elif owner is not None and not same_user(owner, change.user):
             target = f"User:{owner}"
         else:
-            target = title
+            target = change.title
         reasons = list(dict.fromkeys(f.reason for f in group))
         spans = [s for f in group for s in f.spans]
         evidence = tuple(Evidence(s.field, s.kind, s.redacted, s.confidence) for s in spans)
         raw_values = tuple(_raw(change, ctx, s) for s in spans)
-        alerts.append(
-            Alert(
-                id=alert_id(rule, change.wiki, key),
-                rule=rule,
-                category=str(top.category),
-                severity=str(top.severity),
-                wiki=change.wiki,
-                title=title,
-                page_url=page_url,
-                diff_url=diff_url,
-                performer=performer,
-                performer_kind=str(change.performer_kind),
-                event_id=change.meta_id,
-                event_time=change.dt,
-                detected_at=detected_at,
-                reason="; ".join(reasons),
-                evidence=evidence,
-                change_type=change.type,
-                namespace=change.namespace,
-                rev_id=change.rev_new,
-                log_id=change.log_id,
-                target=target,
-                raw_values=raw_values,
-            )
+        alert = Alert(
+            id=alert_id(rule, change.wiki, key),
+            rule=rule,
+            category=str(top.category),
+            severity=str(top.severity),
+            wiki=change.wiki,
+            title=change.title,
+            page_url=page_url,
+            diff_url=diff_url,
+            performer=change.user,
+            performer_kind=str(change.performer_kind),
+            event_id=change.meta_id,
+            event_time=change.dt,
+            detected_at=detected_at,
+            reason="; ".join(reasons),
+            evidence=evidence,
+            change_type=change.type,
+            namespace=change.namespace,
+            rev_id=change.rev_new,
+            log_id=change.log_id,
+            target=target,
+            raw_values=raw_values,
         )
+        # every text field, whatever it was built from, passes the one scrub
+        alerts.append(scrub.apply(alert))
     return alerts
 
 

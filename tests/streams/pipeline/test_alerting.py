@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import orjson
 
-from detectors.base import EMPTY_CONTEXT, Category, Finding, Severity, Span, field_text
-from detectors.event import decode_event
+from detectors.base import (
+    EMPTY_CONTEXT,
+    Category,
+    DetectionContext,
+    Finding,
+    Severity,
+    Span,
+    field_text,
+)
+from detectors.event import RecentChange, decode_event
 from detectors.recognizers.email import find_emails
+from sinks.alert import Alert
 from streams.fetch.content import WIKIMEDIA_HOSTS
 from streams.fetch.wikihosts import WikiHosts
 from streams.pipeline.alerting import build_alerts, change_key
@@ -100,3 +109,75 @@ def test_change_key_prefers_the_most_specific_id() -> None:
     assert change_key(_change(revision=None, log_id=7, id=9)) == "log:7"
     assert change_key(_change(revision=None, id=9)) == "rc:9"
     assert change_key(_change(revision=None)) == "evt:e1"
+
+
+# -- every field of every alert passes the scrub -----------------------------------------------
+
+SECRET = "jane.roe@example.org"
+
+
+def _shipped_alerts(change: RecentChange, ctx: DetectionContext = EMPTY_CONTEXT) -> list[Alert]:
+    from sinks.metrics import Metrics
+    from streams.app import build_detection
+    from streams.settings import Settings
+
+    detection = build_detection(Settings(), Metrics())
+    findings = detection.detect(change, ctx)
+    return build_alerts(change, ctx, findings, "2026-05-05T11:17:41Z", HOSTS)
+
+
+def _leaks(alerts: list[Alert], secret: str) -> list[str]:
+    """Every form of ``secret`` found in the serialized alerts (any case, spaces or
+    underscores, URL-encoded)."""
+    from urllib.parse import quote
+
+    blob = b"\n".join(a.to_json() for a in alerts).decode().casefold()
+    forms = {secret, secret.replace(" ", "_"), quote(secret.replace(" ", "_"), safe="")}
+    return [f for f in forms if f.casefold() in blob]
+
+
+def test_the_owner_named_in_a_user_talk_title_is_scrubbed_from_the_target() -> None:
+    """Issue 20, item 1: the page owner became the alert's target, built from the raw title
+    and canonicalised (first letter upper case), and so reached every sink unscrubbed."""
+    change = _change(
+        type="edit",
+        namespace=3,
+        title=f"User talk:Jane Roe {SECRET}",
+        user="Someone Else",
+        comment="note",
+        revision={"old": 1360000001, "new": 1360000002},
+    )
+    alerts = _shipped_alerts(change)
+    assert alerts, "the address in the title is found"
+    assert _leaks(alerts, SECRET) == []
+    assert {a.target for a in alerts} == {"User:Jane Roe j***@e***.org"}
+
+
+def test_a_canonicalised_copy_is_scrubbed_too() -> None:
+    """The owner's name is canonicalised: a title starting with the address puts it in the
+    target with a capital first letter and spaces for underscores."""
+    change = _change(type="edit", namespace=3, title=f"User talk:{SECRET}/old_notes")
+    alerts = _shipped_alerts(change)
+    assert alerts
+    assert _leaks(alerts, SECRET) == []
+    assert all(a.target and a.target.startswith("User:j***@") for a in alerts)
+
+
+def test_private_data_in_every_event_field_reaches_no_alert_field() -> None:
+    """Every text an event carries holds the address, in a different form each; whatever
+    rules fire, nothing an alert serializes holds any form of it."""
+    change = _change(
+        type="edit",
+        namespace=3,
+        title=f"User talk:Jane_Roe_{SECRET}/Archive_1",
+        user=f"{SECRET.upper()} fan",
+        comment=f"contact {SECRET} or [[User:{SECRET}]]",
+        parsedcomment=f"contact <a href='mailto:{SECRET}'>{SECRET}</a>",
+        log_action_comment=f"moved {SECRET}",
+        revision={"old": 1, "new": 2},
+    )
+    ctx = DetectionContext(added_text=f"you idiot, {SECRET} is where you live, I know")
+    alerts = _shipped_alerts(change, ctx)
+    assert {a.category for a in alerts} >= {"privacy"}
+    assert _leaks(alerts, SECRET) == []
+    assert all(SECRET.casefold() not in a.one_line().casefold() for a in alerts)
