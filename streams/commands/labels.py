@@ -2,9 +2,15 @@
 
 The alert store keeps redacted evidence only, never the text an edit added. So the text of
 each judged alert is fetched again from its wiki, through the same fetcher (allowed hosts,
-politeness, no redirects) the monitor uses, and every piece of personal data the
-recognizers find is replaced by its redacted form before it is written. A revision hidden
-or deleted since (oversight, revision deletion) is not fetched, so it is not exported.
+politeness, no redirects) the monitor uses, and every piece of personal data any
+recognizer finds, whatever its confidence, is replaced by its redacted form before it is
+written. A text a recognizer could not read to the end (its candidate budget ran out: a
+thousand decoy digits before a phone number) is left out, never half redacted. A revision
+hidden or deleted since (oversight, revision deletion) is not fetched, so it is not
+exported.
+
+A cell that a spreadsheet would take for a formula (it starts with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return) is written with a single quote before it.
 
 Rows: ``text,label,alert_id`` (label 1 for ``true``, 0 for ``false``; ``unsure`` is left
 out), the CSV ``rcwatch model train --csv`` reads. Only the alerts of text rules that read
@@ -27,7 +33,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from detectors.confload import ConfigError
 from detectors.event import MalformedEvent, RecentChange, decode_object
-from detectors.pii import redact_pii
+from detectors.pii import redact
+from detectors.recognizers import TextContext, regions_for_wiki
 from detectors.rules.loader import load_rules
 from sinks.files import write_atomic
 from sinks.metrics import Metrics
@@ -36,9 +43,18 @@ from streams.app import UsageError, load_classifiers
 from streams.fetch.content import ContentFetcher
 from streams.settings import Settings
 
-__all__ = ["export_labels"]
+__all__ = ["csv_cell", "export_labels"]
 
 _TEXT_FIELDS = frozenset({"added_text"})
+# every candidate of every recognizer, however unlikely: a training file leaves the team
+_MIN_CONFIDENCE = 0.0
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: str) -> str:
+    """``value`` as a CSV cell no spreadsheet runs as a formula (OWASP's advice: a single
+    quote before a leading ``=``, ``+``, ``-``, ``@``, tab or carriage return)."""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
 def change_of(record: dict[str, Any]) -> RecentChange | None:
@@ -121,13 +137,21 @@ def export_labels(settings: Settings, store: AlertStore, args: argparse.Namespac
             skipped["text not available (deleted, hidden or unreachable)"] += 1
             continue
         record, verdict = judged[i]
-        rows.append((redact_pii(text.strip()), 1 if verdict == "true" else 0, str(record["id"])))
+        ctx = TextContext(
+            regions=regions_for_wiki(record.get("wiki")),
+            namespace=record.get("namespace") if isinstance(record.get("namespace"), int) else None,
+        )
+        redaction = redact(text.strip(), ctx, _MIN_CONFIDENCE)
+        if not redaction.complete:  # what a recognizer did not read may hold personal data
+            skipped["too many candidates to check for personal data"] += 1
+            continue
+        rows.append((redaction.text, 1 if verdict == "true" else 0, str(record["id"])))
     out = Path(args.out)
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["text", "label", "alert_id"])
-    w.writerows(rows)
+    w.writerows([csv_cell(text), str(label), csv_cell(alert_id)] for text, label, alert_id in rows)
     write_atomic(out, buf.getvalue().encode())  # 0600: it holds wiki text
     positives = sum(label for _, label, _ in rows)
     print(

