@@ -1,6 +1,8 @@
 """Memory after 1M events with the pattern rules active.
 
     python -m bench.memory_patterns [--events 1000000]
+    python -m bench.memory_patterns --one-page [--events 600]
+
 
 The recorded slice is cycled with every event made unique (new page title, performer and
 ids per copy), so the page memory, the windows and the throttle see a million different
@@ -10,6 +12,11 @@ carries it), so the harassment rules and the brigading, spree and cross-wiki win
 fill up too. The whole pipeline runs (decode, dedup, scope, detection, patterns, alert
 building, throttle), without sinks. Printed: RSS before and after, peak RSS, and the
 state sizes; target: under 150 MB RSS.
+
+``--one-page``: the page memory's worst case instead: one talk page edited ``--events``
+times, each edit removing 1,000 different addresses. Printed: RSS before and after, the
+page memory's size and the checkpoint snapshot's bytes (issue 20: 90 MiB and 8.4 MB before
+the page memory was bounded per page and in total).
 """
 
 from __future__ import annotations
@@ -74,10 +81,30 @@ def events(total: int):  # type: ignore[no-untyped-def]
         copy += 1
 
 
+def one_page(total: int):  # type: ignore[no-untyped-def]
+    for n in range(total):
+        removed = " ".join(f"member{n}x{i}@example.org" for i in range(1000))
+        e = {
+            "meta": {"id": f"one-page-{n}", "dt": "2026-05-05T11:17:40Z", "domain": "x"},
+            "wiki": "enwiki",
+            "server_name": "en.wikipedia.org",
+            "type": "edit",
+            "namespace": 1,
+            "title": "Talk:Mailing list",
+            "user": f"Editor {n % 9}",
+            "timestamp": 1778000000 + n,
+            "revision": {"old": n, "new": n + 1},
+        }
+        content = {"status": "ok", "added": "", "removed": removed, "reason": None}
+        yield RawEvent(None, orjson.dumps(e), 0, content)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=None)
+    parser.add_argument("--one-page", action="store_true")
     args = parser.parse_args()
+    total = args.events or (600 if args.one_page else 1_000_000)
     tune_gc()  # the collector settings `rcwatch run` uses
     settings = Settings()
     metrics = Metrics()
@@ -92,7 +119,7 @@ def main() -> None:
     t0 = time.perf_counter()
     batch: list[RawEvent] = []
     alerts = 0
-    for raw in events(args.events):
+    for raw in (one_page if args.one_page else events)(total):
         batch.append(raw)
         if len(batch) == 1000:
             alerts += len(pipeline.process(batch).alerts)
@@ -113,7 +140,8 @@ def main() -> None:
     )
     print(
         f"state: window/page keys {pipeline.windows.size:,} (evicted "
-        f"{pipeline.windows.evictions:,}), throttled groups {pipeline.throttle.size:,}"
+        f"{pipeline.windows.evictions:,}), throttled groups {pipeline.throttle.size:,}; "
+        f"snapshot {len(orjson.dumps(pipeline.windows.snapshot())):,} bytes"
     )
 
 

@@ -15,8 +15,11 @@ distinct marks. The one name kept is a page's last editor (hounding names whom i
 follows), and personal data the detectors found in that name is kept redacted. The
 snapshot saved with the checkpoint is therefore no record of who did what.
 
-Bounded: every map is an LRU with a key cap (``max_keys``, evictions counted) and
-entries expire with their window.
+Bounded: every map is an LRU under one cap (``max_keys``, evictions counted), and entries
+expire with their window. The page memory's fingerprints count one each toward that cap
+(a page can remove thousands of addresses in one edit), a page keeps its newest
+``_PER_PAGE_PII_MAX`` and forgets each one ``pii_memory_seconds`` after it was removed, even
+while the page keeps being edited.
 """
 
 from __future__ import annotations
@@ -51,6 +54,10 @@ __all__ = [
 ]
 
 _PER_GROUP_MAX = 1000  # entries kept per group (thresholds are small; bounds memory)
+# fingerprints of removed personal data kept per page, the newest: a re-insertion of the
+# latest removals is what the rule looks for, and one edit removing thousands of
+# addresses must not hold a page's memory (and every checkpoint snapshot) at that size
+_PER_PAGE_PII_MAX = 256
 
 
 def _h(value: str) -> str:
@@ -227,6 +234,7 @@ class WindowStore:
         self._groups: OrderedDict[tuple[str, str], list[tuple[float, str, str]]] = OrderedDict()
         self._editors: OrderedDict[int, tuple[str, float]] = OrderedDict()
         self._removed: OrderedDict[int, dict[str, float]] = OrderedDict()
+        self._fingerprints = 0  # in all of ``_removed``: each counts toward ``max_keys``
         self.evictions = 0
         self.now = 0.0  # newest event time seen
         # the group and page keys changed since the caller last cleared these (a scale-out
@@ -283,7 +291,21 @@ class WindowStore:
 
     @property
     def size(self) -> int:
-        return len(self._groups) + len(self._editors) + len(self._removed)
+        """What ``max_keys`` caps: group windows, last editors, and removed fingerprints."""
+        return len(self._groups) + len(self._editors) + self._fingerprints
+
+    def _set_removed(self, page: int, fingerprints: dict[str, float]) -> None:
+        """A page's removed fingerprints (oldest first), most recently used page last."""
+        old = self._removed.pop(page, None)
+        self._fingerprints -= len(old) if old else 0
+        if fingerprints:
+            self._removed[page] = fingerprints
+            self._fingerprints += len(fingerprints)
+
+    def _pop_removed(self, last: bool = False) -> int:
+        page, fingerprints = self._removed.popitem(last=last)
+        self._fingerprints -= len(fingerprints)
+        return page
 
     # -- updating -----------------------------------------------------------------------
 
@@ -368,9 +390,15 @@ class WindowStore:
                 else pii_fingerprints(ctx.removed_text, _text_context(change))
             )
             if fingerprints:
-                known = self._removed.setdefault(page, {})
-                known.update(dict.fromkeys(fingerprints, when))
-                self._removed.move_to_end(page)
+                # the fresh ones last (a repeat moves), the expired and the oldest past
+                # the page's cap forgotten
+                horizon = when - self.pii_memory_seconds
+                old = self._removed.get(page, {})
+                kept = {fp: t for fp, t in old.items() if t >= horizon and fp not in fingerprints}
+                kept.update(dict.fromkeys(sorted(fingerprints), when))
+                if len(kept) > _PER_PAGE_PII_MAX:
+                    kept = dict(list(kept.items())[-_PER_PAGE_PII_MAX:])
+                self._set_removed(page, kept)
                 changed = True
         if changed and self.touched_pages is not None:
             self.touched_pages.add(page)
@@ -390,17 +418,20 @@ class WindowStore:
         while removed and max(next(iter(removed.values())).values(), default=0.0) < (
             self.now - self.pii_memory_seconds
         ):
-            page, _ = removed.popitem(last=False)
+            page = self._pop_removed()
             if pages is not None:
                 pages.add(page)
         while self.size > self.max_keys:
-            sizes = (len(self._groups), len(editors), len(removed))
+            sizes = (len(self._groups), len(editors), self._fingerprints)
             if sizes[0] == max(sizes):
                 key, _ = self._groups.popitem(last=False)
                 if groups is not None:
                     groups.add(key)
             else:
-                page, _ = (editors if sizes[1] == max(sizes) else removed).popitem(last=False)
+                if sizes[1] == max(sizes):
+                    page, _ = editors.popitem(last=False)
+                else:
+                    page = self._pop_removed()
                 if pages is not None:
                     pages.add(page)
             self.evictions += 1
@@ -458,7 +489,7 @@ class WindowStore:
         """Restore one page's memory (None forgets it); ValueError for a malformed value."""
         if state is None:
             self._editors.pop(page, None)
-            self._removed.pop(page, None)
+            self._set_removed(page, {})
             return
         editor, removed = _items(state, 2)
         if not isinstance(removed, dict):
@@ -471,11 +502,7 @@ class WindowStore:
             self._editors[page] = (sys.intern(json_str(name)), json_number(when))
             self._editors.move_to_end(page)
             self.now = max(self.now, self._editors[page][1])
-        if fps:
-            self._removed[page] = fps
-            self._removed.move_to_end(page)
-        else:
-            self._removed.pop(page, None)
+        self._set_removed(page, fps)
 
     # -- persistence --------------------------------------------------------------------
 
@@ -522,6 +549,7 @@ class WindowStore:
             removed[json_int(page)] = {json_str(k): json_number(v) for k, v in fingerprints.items()}
         now, evictions = json_number(data.get("now")), json_int(data.get("evictions", 0))
         self._groups, self._editors, self._removed = groups, editors, removed
+        self._fingerprints = sum(len(fps) for fps in removed.values())
         self.now, self.evictions = now, evictions
 
 
