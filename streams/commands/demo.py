@@ -107,7 +107,7 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     start = resolve_start(
         store,
         streams="recentchange",
-        since="0",  # the whole sample
+        since="0",  # the whole sample (sent as 1 ms after the epoch: 0 means the live end)
         margin_seconds=settings.stream.position_margin_seconds,
         metrics=metrics,
     )

@@ -60,7 +60,9 @@ __all__ = [
     "EventStreamsConfig",
     "EventStreamsSource",
     "FatalStreamError",
+    "ms_to_iso",
     "parse_since",
+    "since_param",
     "stream_names",
     "user_agent_problem",
 ]
@@ -138,10 +140,29 @@ def _check_since(value: str) -> str | None:
     return None
 
 
-def ms_to_iso(ms: int) -> str:
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def since_param(ms: int) -> str:
+    """The ``since`` query value for a time in epoch milliseconds: ISO-8601, UTC, with
+    milliseconds (``2026-05-05T11:17:40.123Z``). The only form to send (FACTS.md): the
+    service's code leaves a numeric value a string, which its Kafka client's offset lookup
+    reads as timestamp 0, so reading starts at the beginning of retention. A time at or
+    before the epoch is sent as 1 ms after it: a parsed 0 is false in the service's
+    JavaScript and means the live end (no real event is that old, so nothing is skipped).
+    Raises ValueError past the year 9999."""
     try:
-        when = datetime.fromtimestamp(ms / 1000, UTC)
-    except (ValueError, OverflowError, OSError):
+        when = _EPOCH + timedelta(milliseconds=max(ms, 1))
+    except OverflowError:
+        raise ValueError(f"{ms} ms since the epoch is not a time") from None
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def ms_to_iso(ms: int) -> str:
+    """A time in epoch milliseconds for people (logs): ISO-8601 with milliseconds."""
+    try:
+        when = _EPOCH + timedelta(milliseconds=ms)
+    except OverflowError:
         return f"{ms} ms since the epoch"
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -373,7 +394,10 @@ class EventStreamsSource:
         # a position that could not be sent back is refused here (PositionError), never
         # sent: the start resolver has already set such a checkpoint aside
         self.last_event_id = check(last_event_id) if last_event_id is not None else None
-        self.since = since
+        # sent while there is no position, as ISO-8601 whatever form it came in (an age is
+        # resolved once, here: every reconnect before the first event starts there too);
+        # a value parse_since refuses raises ValueError
+        self.since = None if since is None else since_param(parse_since(since, retention_days=None))
         self._session = session
         self._own_session = session is None
         self._stopping = asyncio.Event()

@@ -12,6 +12,10 @@
 3. Without either, a new origin: ``--since`` if given, else the live end, taken as "now
    minus the margin" (clock skew between this host and the stream's producers).
 
+The origin is kept in epoch milliseconds (``origin.json``); it is sent as ``since`` in
+ISO-8601 with milliseconds (``since_param``): the service reads a numeric ``since`` as the
+beginning of its retention (FACTS.md).
+
 A corrupt checkpoint or origin is moved aside (``*.corrupt-<unique>``), counted
 (``rcwatch_state_corrupt_total``) and logged, and the start falls back to the next rule: a
 bad file costs a replay, never a crash loop or a silent skip.
@@ -28,7 +32,7 @@ from pathlib import Path
 
 from sinks.metrics import Metrics
 from streams.source.checkpoint import Checkpoint, CheckpointError, CheckpointStore, Origin
-from streams.source.eventstreams import ms_to_iso, parse_since
+from streams.source.eventstreams import ms_to_iso, parse_since, since_param
 from streams.source.position import PositionError, check, has_live_end, pin_live_ends
 
 __all__ = ["Start", "load_checkpoint", "resolve_start"]
@@ -39,7 +43,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Start:
     last_event_id: str | None  # send as Last-Event-ID
-    since: str | None  # else this, epoch milliseconds as text
+    since: str | None  # else this ``since``: ISO-8601 with milliseconds (``since_param``)
     checkpoint: Checkpoint | None  # its pattern state is restored with it
 
 
@@ -163,7 +167,7 @@ def resolve_start(
             "no checkpoint yet: resuming from where the first start began",
             extra={"fields": {"since": ms_to_iso(origin.since_ms), "chosen": origin.started_from}},
         )
-        return Start(None, str(origin.since_ms), None)
+        return Start(None, since_param(origin.since_ms), None)
     if since is not None:
         since_ms, chosen = parse_since(since, retention_days=None), f"since {since}"
     else:
@@ -176,4 +180,4 @@ def resolve_start(
         "first start: origin recorded",
         extra={"fields": {"since": ms_to_iso(since_ms), "chosen": chosen}},
     )
-    return Start(None, str(since_ms), None)
+    return Start(None, since_param(since_ms), None)

@@ -21,8 +21,14 @@ EventStreams) as FACTS.md describes it:
   assigned at its live end and not yet delivered. Sent back, a timestamp seeks to the first
   published event at or after it (none: the live end, shown as ``-1``), an offset seeks
   exactly, and ``-1`` means that topic's live end *at reconnect*.
-- ``since`` takes epoch milliseconds or ISO-8601; a bad value is 400 ``invalid_timestamp``;
-  an unknown stream 400 ``not_found``; a garbage ``Last-Event-ID`` 400; an id naming a
+- ``since`` is read as the upstream code reads it (mediawiki-services-eventstreams
+  ``routes/stream.js``, KafkaSSE ``lib/utils.js``; FACTS.md): a value JavaScript takes for a
+  number (``1777979860000``, ``0``, ``1e3``) stays a string, which the Kafka client's offset
+  lookup reads as timestamp 0, so reading starts at the *beginning* of what the server holds;
+  anything else goes through ``Date.parse`` (here: ISO-8601, UTC when no zone is given),
+  and a parsed 0, like an empty value, means the live end (0 is false in JavaScript); a
+  value that parses to nothing is 400 ``invalid_timestamp``. rcwatch sends ISO-8601.
+- An unknown stream is 400 ``not_found``; a garbage ``Last-Event-ID`` 400; an id naming a
   topic outside the stream 404 ``TopicNotAvailableError``; one naming a partition that does
   not exist 500 "Local: Unknown partition" (every time, as upstream). Without ``since`` or
   an id, a connection starts at the live end of every topic.
@@ -39,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -93,18 +100,35 @@ def _event_ms(data: bytes) -> int | None:
         return None
 
 
-def _parse_since(value: str) -> int | None:
-    """Milliseconds since the epoch from ``since``, or None when unparseable."""
+# what JavaScript's Number() accepts (after trimming white space; empty is 0)
+_JS_NUMBER = re.compile(
+    r"[+-]?(?:Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
+    r"|0[xX][0-9a-fA-F]+|0[bB][01]+|0[oO][0-7]+"
+)
+_LIVE_END = -1  # where a since of "" or a parsed 0 starts
+
+
+def _since_ms(value: str) -> int | None:
+    """Where ``since`` starts reading, as the upstream service decides it: a timestamp to
+    seek to (0 for "the beginning"), ``_LIVE_END``, or None for a 400.
+
+    Upstream: ``if (since && isNaN(since)) since = Date.parse(since)``, then 400 if still
+    ``isNaN``; KafkaSSE then takes a true ``since`` as a timestamp (a numeric *string*, which
+    node-rdkafka's offsetsForTimes reads as 0) and a false one (``""``, a parsed ``0``) as
+    the live end."""
+    if value == "":
+        return _LIVE_END
     v = value.strip()
-    if v.lstrip("-").isdigit():
-        return int(v)
+    if v == "" or _JS_NUMBER.fullmatch(v):
+        return 0  # left a string: read as timestamp 0, the beginning
     try:
-        parsed = datetime.fromisoformat(v)
+        parsed = datetime.fromisoformat(v)  # Date.parse, for the forms rcwatch can send
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
+        parsed = parsed.replace(tzinfo=UTC)  # the service runs in UTC
+    ms = int(parsed.timestamp() * 1000)
+    return _LIVE_END if ms == 0 else max(0, ms)
 
 
 class _Refusal(Exception):
@@ -347,16 +371,19 @@ class EventStreamsServer:
             since = request.query.get("since")
             if since is None:
                 return [self._live_end(t) for t in range(len(self.topics))]
-            ms = _parse_since(since)
+            ms = _since_ms(since)
             if ms is None:
                 raise _Refusal(
                     self._error(
                         400,
                         "invalid_timestamp",
                         "Invalid timestamp",
-                        f"since={since!r} is not milliseconds since the epoch or ISO-8601",
+                        "since timestamp is not a UTC milliseconds unix epoch and was not "
+                        f"parseable: {since!r}",
                     )
                 )
+            if ms == _LIVE_END:
+                return [self._live_end(t) for t in range(len(self.topics))]
             return [self._seek(t, ms) for t in range(len(self.topics))]
         try:
             entries: Any = orjson.loads(last_id)

@@ -19,6 +19,7 @@ from streams.source.eventstreams import (
     EventStreamsSource,
     FatalStreamError,
     parse_since,
+    since_param,
     stream_names,
     user_agent_problem,
 )
@@ -213,13 +214,16 @@ async def test_missing_user_agent_is_fatal(es_server: EventStreamsServer) -> Non
 @pytest.mark.parametrize(
     ("since", "last_id", "status"),
     [
-        ("yesterday-ish", None, 400),
+        ("0", None, 400),  # the server refuses the since (scripted: rcwatch sends none it would)
         (None, '[{"topic":"eqiad.mediawiki.page-create","partition":0,"offset":5}]', 404),
     ],
 )
 async def test_unhealable_errors_stop_with_a_message(
     es_server: EventStreamsServer, since: str | None, last_id: str | None, status: int
 ) -> None:
+    if status == 400:
+        body = orjson.dumps({"type": "invalid_timestamp", "title": "Invalid timestamp"})
+        es_server.faults.append(Fault("http", status=400, body=body))
     source = EventStreamsSource(
         fast_stream_config(es_server.url), Metrics(), last_event_id=last_id, since=since
     )
@@ -257,6 +261,21 @@ def test_user_agent_rules() -> None:
     assert user_agent_problem(live, "Python/3.11 aiohttp/3.9") is not None
     assert user_agent_problem(live, "rcwatch/0.1 (https://x.example; me@x.example)") is None
     assert user_agent_problem("http://127.0.0.1:9/v2/stream/recentchange", "anything") is None
+
+
+def test_since_is_sent_as_iso_8601_with_milliseconds() -> None:
+    """Whatever form it came in: the service reads a numeric since as the beginning of its
+    retention (FACTS.md), and a parsed 0 as the live end."""
+    url = "http://127.0.0.1:9/v2/stream/recentchange"
+    for given in ("1777979860123", "2026-05-05T11:17:40.123Z", "2026-05-05T13:17:40.123+02:00"):
+        source = EventStreamsSource(fast_stream_config(url), Metrics(), since=given)
+        assert source._request()[1] == {"since": "2026-05-05T11:17:40.123Z"}
+    assert since_param(0) == "1970-01-01T00:00:00.001Z"
+    assert since_param(1777979860000) == "2026-05-05T11:17:40.000Z"
+    with pytest.raises(ValueError, match="not a time"):
+        since_param(10**15)
+    with pytest.raises(ValueError, match="ISO-8601"):
+        EventStreamsSource(fast_stream_config(url), Metrics(), since="yesterday-ish")
 
 
 def test_since_forms() -> None:

@@ -179,6 +179,31 @@ async def test_graceful_restarts_never_page_twice(
     assert metric_total(metrics, "rcwatch_events_dropped", reason="duplicate") >= 1
 
 
+async def test_since_starts_at_that_time_on_the_first_start_and_its_reconnects(
+    sample_events: list[bytes], tmp_path: Path
+) -> None:
+    """Defect (issue 20, item 11): ``since`` went out as epoch milliseconds, which the
+    upstream service reads as the beginning of its retention: a first start replayed (and
+    alerted on) days of history. Sent as ISO-8601 it starts at that time, on the first
+    connection and on every reconnect before the first event."""
+    from streams.source.eventstreams import ms_to_iso
+    from streams.standins.sse_server import Fault
+
+    server = await _serve(events=sample_events[:200], clock="event")
+    server.faults = [Fault("http", status=503), Fault("close")]  # two reconnects, no event
+    try:
+        since = ms_to_iso(server.kafka_timestamp(120))
+        settings = settings_for(tmp_path, fast_stream_config(server.url))
+        monitor, _, _ = make_monitor(settings, since=since)
+        await run_until(monitor, lambda: server.caught_up(monitor.tracker.watermark_id))
+    finally:
+        await server.stop()
+    archived = archived_ids(tmp_path / "archive")
+    assert sorted(k for k in archived if k) == sorted(event_ids(sample_events[120:200]))
+    sent = [r.get("?since") for r in server.requests]
+    assert sent == [since] * 3, "every connection before the first event sends the ISO time"
+
+
 # -- the decision itself ----------------------------------------------------------------------
 
 
@@ -188,19 +213,21 @@ def test_the_first_start_writes_its_origin_before_connecting(tmp_path: Path) -> 
         store, streams="recentchange", since=None, margin_seconds=10, metrics=Metrics(),
         now_ms=1_000_000,
     )  # fmt: skip
-    assert (start.last_event_id, start.since) == (None, str(1_000_000 - 10_000))
+    # sent as ISO-8601 with milliseconds: the service reads a number as "the beginning"
+    assert (start.last_event_id, start.since) == (None, "1970-01-01T00:16:30.000Z")
     origin = store.load_origin()
     assert origin is not None and origin.since_ms == 990_000 and origin.started_from == "live end"
     later = resolve_start(
         store, streams="recentchange", since="2h", margin_seconds=10, metrics=Metrics(),
         now_ms=5_000_000,
     )  # fmt: skip
-    assert later.since == "990000", "until a checkpoint exists, every start resumes there"
+    assert later.since == "1970-01-01T00:16:30.000Z", "every start resumes there until a checkpoint"
     again = resolve_start(
         store, streams="recentchange", since="0", margin_seconds=10, metrics=Metrics(),
         reset=True,
     )  # fmt: skip
-    assert again.since == "0", "--reset-checkpoint forgets the origin too"
+    # 1 ms, not 0: a parsed 0 is false in the service's JavaScript and means the live end
+    assert again.since == "1970-01-01T00:00:00.001Z", "--reset-checkpoint forgets the origin too"
 
 
 def test_a_state_directory_of_other_streams_is_refused(tmp_path: Path) -> None:
@@ -223,7 +250,7 @@ def test_a_corrupt_checkpoint_is_set_aside_and_the_origin_used(
         start = resolve_start(
             store, streams="recentchange", since=None, margin_seconds=1, metrics=metrics
         )
-    assert (start.last_event_id, start.since) == (None, "1234")
+    assert (start.last_event_id, start.since) == (None, "1970-01-01T00:00:01.234Z")
     assert not store.path.exists() and list(tmp_path.glob("checkpoint.json.corrupt-*"))
     assert metric_total(metrics, "rcwatch_state_corrupt", file="checkpoint") == 1
     assert "moved aside" in caplog.text
