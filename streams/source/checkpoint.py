@@ -134,14 +134,24 @@ class CheckpointStore:
         the two always belong together. The checkpoint it replaces is kept as
         ``checkpoint.prev.json`` with its state file (the very first one is copied there):
         a corrupt checkpoint then costs one checkpoint interval of replay, not everything
-        since the first start. Other state files are removed afterwards."""
+        since the first start. Other state files are removed afterwards.
+
+        Without an ``event_time`` (a run that only received events again, which carry no
+        new time: the resume overlap after a restart), the one of the checkpoint it replaces
+        is kept: the last known time of the stream, never forgotten."""
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         state_name = None
         if state is not None:
             state_name = f"state-{unique_suffix()}.json"
             self._write_atomic(self.state_dir / state_name, state)
+        replaced = self._saved if self._saved is not None else self._on_disk()
+        if event_time is None and replaced is not None and replaced.streams == streams:
+            event_time = replaced.event_time
         cp = Checkpoint(last_event_id, streams, event_time, _utc_now_iso(), state_name)
-        previous = self._saved_state if self._saved is not None else self._current_state_file()
+        if self._saved is not None:
+            previous = self._saved_state
+        else:
+            previous = replaced.state_file if replaced is not None else None
         data = orjson.dumps(asdict(cp), option=orjson.OPT_INDENT_2) + b"\n"
         try:
             os.replace(self.path, self.prev_path)  # a crash now: the loader takes prev
@@ -159,13 +169,12 @@ class CheckpointStore:
                 old.unlink(missing_ok=True)
         return cp
 
-    def _current_state_file(self) -> str | None:
-        """The state file the checkpoint on disk names (before this process saved one)."""
+    def _on_disk(self) -> Checkpoint | None:
+        """The checkpoint on disk (before this process saved one); None when unreadable."""
         try:
-            cp = self.load()
+            return self.load()
         except CheckpointError:
             return None
-        return cp.state_file if cp is not None else None
 
     def load_origin(self) -> Origin | None:
         """The first start's origin; raises CheckpointError when the file is corrupt."""
@@ -348,6 +357,8 @@ class CommitTracker:
         return seq
 
     def done(self, seq: int, event_time: str | None = None) -> None:
+        """``event_time``: of the batch's last new event; None when it had none (only
+        events seen before, or none readable): the watermark keeps the last known time."""
         slot = self._by_seq.pop(seq)
         slot.done = True
         slot.event_time = event_time
@@ -356,7 +367,8 @@ class CommitTracker:
             head = slots.popleft()
             if head.event_id is not None:
                 self.watermark_id = head.event_id
-                self.watermark_time = head.event_time
+                if head.event_time is not None:
+                    self.watermark_time = head.event_time
 
     @property
     def in_flight(self) -> int:

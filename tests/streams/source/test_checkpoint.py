@@ -81,6 +81,34 @@ def test_watermark_only_passes_a_finished_prefix() -> None:
     assert t.watermark_id == "c" and t.in_flight == 0
 
 
+def test_a_batch_of_events_seen_before_keeps_the_last_known_time() -> None:
+    """Defect (issue 20, item 12): a batch holding only re-delivered events has no event
+    time of its own, and the watermark's time became None."""
+    t = CommitTracker()
+    a, b = t.begin("a"), t.begin("b")
+    t.done(a, "2026-05-05T11:17:40Z")
+    t.done(b, None)  # the resume overlap: the same event again, dropped as a duplicate
+    assert (t.watermark_id, t.watermark_time) == ("b", "2026-05-05T11:17:40Z")
+
+
+def test_a_save_without_an_event_time_keeps_the_one_it_replaces(tmp_path: Path) -> None:
+    """Defect (issue 20, item 12): after a restart that only re-received duplicates the
+    checkpoint was rewritten with ``"event_time": null``, and the next start had no time
+    to pin a live-end entry to (``resuming from checkpoint event_time=None``)."""
+    CheckpointStore(tmp_path).save(_pos(5), "recentchange", "2026-05-05T11:17:40Z")
+    store = CheckpointStore(tmp_path)  # a restart: a new process, the file on disk
+    store.save(_pos(5), "recentchange", None)
+    cp = store.load()
+    assert cp is not None and cp.event_time == "2026-05-05T11:17:40Z"
+    store.save(_pos(6), "recentchange", None)  # and from what this process saved
+    assert (store.load() or cp).event_time == "2026-05-05T11:17:40Z"
+    store.save(_pos(7), "recentchange", "2026-05-05T11:18:00Z")
+    assert (store.load() or cp).event_time == "2026-05-05T11:18:00Z"
+    assert store.reset()
+    store.save(_pos(1), "recentchange", None)
+    assert (store.load() or cp).event_time is None, "after a reset nothing is known"
+
+
 def test_state_dir_is_exclusive(tmp_path: Path) -> None:
     first, second = StateDirLock(tmp_path), StateDirLock(tmp_path)
     first.acquire()

@@ -204,6 +204,36 @@ async def test_since_starts_at_that_time_on_the_first_start_and_its_reconnects(
     assert sent == [since] * 3, "every connection before the first event sends the ISO time"
 
 
+async def test_a_restart_that_only_receives_duplicates_keeps_the_event_time(
+    sample_events: list[bytes], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Defect (issue 20, item 12): the restart re-received the last event (the resume
+    overlap), dropped it as a duplicate, and rewrote the checkpoint with ``"event_time":
+    null``; the next start logged ``resuming from checkpoint event_time=None``."""
+    server = await _serve(events=sample_events[:40])
+    try:
+        settings = settings_for(tmp_path, fast_stream_config(server.url))
+        first, _, _ = make_monitor(settings, since="0")
+        await run_until(first, partial(_caught_up, server, first))
+        before = CheckpointStore(tmp_path).load()
+        assert before is not None and before.event_time is not None
+        second, _, metrics = make_monitor(settings, since="0")
+        await run_until(second, partial(_caught_up, server, second))
+    finally:
+        await server.stop()
+    assert metric_total(metrics, "rcwatch_events_dropped", reason="duplicate") >= 1
+    after = CheckpointStore(tmp_path).load()
+    assert after is not None and after.updated_at != before.updated_at, "rewritten"
+    assert after.event_time == before.event_time
+    with caplog.at_level(logging.INFO):
+        resolve_start(
+            CheckpointStore(tmp_path), streams="recentchange", since=None, margin_seconds=1,
+            metrics=Metrics(),
+        )  # fmt: skip
+    resumed = [r for r in caplog.records if r.getMessage() == "resuming from checkpoint"]
+    assert [r.fields["event_time"] for r in resumed] == [before.event_time]  # type: ignore[attr-defined]
+
+
 # -- the decision itself ----------------------------------------------------------------------
 
 
