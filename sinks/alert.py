@@ -21,20 +21,32 @@ __all__ = [
 # What a terminal or a line-oriented log reader would act on instead of showing: C0 and C1
 # controls, DEL, the Unicode line and paragraph separators, and the bidirectional controls
 # (marks, embeddings, overrides, isolates: an override in a title would reorder the rest
-# of the line in a bidi-aware viewer, showing another rule, severity or link)
+# of the line in a bidi-aware viewer, showing another rule, severity or link). And what
+# shows nothing at all, so that "Jane\u200b" would pass for "Jane" (a look-alike name, a
+# verdict's judge, a title): the invisible format characters (soft hyphen, zero-width
+# space, non-joiner and joiner, word joiner and invisible operators, the deprecated format
+# controls, the byte-order mark, interlinear annotation, shorthand and musical format
+# controls, tags), the combining grapheme joiner, Hangul and Khmer fillers and the
+# Mongolian variation selectors. Visible format signs (Arabic number signs, the end of
+# ayah) are shown as they are; so are emoji variation selectors.
 _CONTROL = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+    "[\x00-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
+    "\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
 )
 
 
 def _escape(match: re.Match[str]) -> str:
     code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def printable(text: str, limit: int | None = None) -> str:
-    """``text`` safe for one line of a terminal or log: control characters escaped
-    (``\\x1b``, ``\\x0a``, bidi controls as ``\\u202e``), cut to ``limit`` characters
+    """``text`` safe for one line of a terminal or log: control and invisible characters
+    escaped (``\\x1b``, ``\\x0a``, bidi controls as ``\\u202e``, a zero-width space as
+    ``\\u200b``), cut to ``limit`` characters
     with an ellipsis. Everything in an event is written by someone who may be hostile: a
     title with an escape sequence must not clear a screen, a user name with a newline must
     not forge a line, an override must not reorder it."""

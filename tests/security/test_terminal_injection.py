@@ -71,3 +71,29 @@ def test_bidirectional_controls_are_shown_not_obeyed() -> None:
     assert "\u202e" not in _TextFormatter().format(record)
     # right-to-left text itself is not a control: shown as it is
     assert printable("שיחה:עמוד") == "שיחה:עמוד"
+
+
+def test_invisible_characters_are_shown_so_no_name_passes_for_another() -> None:
+    """Defect: zero-width and other invisible format characters passed ``printable`` as
+    they were, so "Jane\\u200b (WMF)" (a verdict's judge, a user, a title) looked exactly
+    like "Jane (WMF)"."""
+    import unicodedata
+
+    from sinks.alert import printable
+
+    assert printable("Jane\u200b (WMF)") == "Jane\\u200b (WMF)"
+    assert printable("Ja\u00adne\ufeff\u2060") == "Ja\\xadne\\ufeff\\u2060"
+    assert printable("x\U000e0041") == "x\\U000e0041"  # a tag character
+    # every control, separator and invisible format character, whichever Unicode version
+    visible_signs = {0x0600, 0x0601, 0x0602, 0x0603, 0x0604, 0x0605, 0x06DD, 0x070F, 0x0890,
+                     0x0891, 0x08E2, 0x110BD, 0x110CD}  # fmt: skip
+    invisible = [
+        chr(c) for c in range(0x110000)
+        if unicodedata.category(chr(c)) in ("Cc", "Cf", "Zl", "Zp") and c not in visible_signs
+        and not 0x13430 <= c <= 0x1343F  # Egyptian hieroglyph format controls: join glyphs
+    ]  # fmt: skip
+    invisible += ["\u115f", "\u1160", "\u3164", "\uffa0", "\u034f", "\u180b", "\u17b4"]
+    shown = [c for c in invisible if printable(c) == c]
+    assert not shown, [f"U+{ord(c):04X}" for c in shown]
+    # letters and emoji stay as they are (a variation selector included)
+    assert printable("Zoë, 東京, ❤️") == "Zoë, 東京, ❤️"
