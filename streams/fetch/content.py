@@ -20,6 +20,12 @@ to that wiki for that long. When the wait asked for does not fit in what is left
 event's ``max_wait_seconds``, the fetch gives up at once with that reason instead of sleeping
 into a timeout.
 
+``max_wait_seconds`` starts when the event's first request is sent, not when the fetch is
+asked for: a fetch queued behind ``per_host_concurrency`` or the token bucket (a catch-up
+after downtime, a burst on one wiki) waits its turn, so a backlog gives the same text, and
+the same alerts, as steady state. What bounds the queue is the caller: the runner holds at
+most ``reorder_max_events`` events, and a full budget stops the reader (backpressure).
+
 Outcomes (``Content.status`` / ``reason``):
 
 ==========  ==========================================================================
@@ -29,15 +35,16 @@ missing     ``not_found`` (nosuchrevid, missingtitle, badrevids, missing page),
             ``deleted`` (revision-deleted or suppressed text: missingcontent, texthidden,
             permissiondenied), ``too_large`` (response over ``max_response_bytes``).
             Not retried; cached.
-failed      ``timeout`` (``max_wait_seconds`` exceeded), or the last attempt's reason after
-            ``max_attempts`` (``http_429``, ``http_5xx``, ``maxlag``, ``ratelimited``,
-            ``timeout``, ``error``), or ``error`` for answers retrying cannot fix (other
-            HTTP 4xx, unknown API error codes). Never cached.
+failed      ``timeout`` (``max_wait_seconds`` from the first request exceeded), or the
+            last attempt's reason after ``max_attempts`` (``http_429``, ``http_5xx``,
+            ``maxlag``, ``ratelimited``, ``timeout``, ``error``), or ``error`` for answers
+            retrying cannot fix (other HTTP 4xx, unknown API error codes). Never cached.
 skipped     ``unsupported`` or ``disabled``; no request, nothing counted.
 ==========  ==========================================================================
 
 Metrics: ``content_requests{result}`` per HTTP request; ``content_retries{reason}`` per
-retry; ``content_fetch_seconds`` per fetch that went to the network (retries included);
+retry; ``content_fetch_seconds`` per fetch that went to the network, from its first request
+(retries included, the wait for its turn not);
 ``content_events{outcome}`` per ``ok`` result returned (``fetched`` from the network,
 ``cached`` from the cache or from another caller's request for the same revision);
 ``content_misses{reason}`` per ``missing`` or ``failed`` result returned (cached ones
@@ -135,7 +142,7 @@ class ContentConfig:
         default="https://{server_name}/w/api.php", metadata={"check": _check_api_url}
     )
     timeout_seconds: float = field(default=10.0, metadata={"gt": 0})  # per request
-    max_wait_seconds: float = field(default=20.0, metadata={"gt": 0})  # per event, retries included
+    max_wait_seconds: float = field(default=20.0, metadata={"gt": 0})  # from the first request
     max_attempts: int = field(default=4, metadata={"min": 1})
     backoff_initial_seconds: float = field(default=1.0, metadata={"gt": 0})
     backoff_max_seconds: float = field(default=30.0, metadata={"gt": 0})
@@ -411,17 +418,21 @@ class _Outcome:
 
 
 class _Attempts:
-    __slots__ = ("count", "last", "sending")
+    __slots__ = ("count", "last", "sending", "sent_at")
 
     def __init__(self) -> None:
         self.count = 0
         self.sending = False
         self.last: _Outcome | None = None
+        self.sent_at: float | None = None  # loop time of the first request
 
 
 class ContentFetcher:
     """Fetches content for changes; ``fetch`` never raises and returns within
-    ``max_wait_seconds`` (plus a cache look-up). Create and use it inside one event loop."""
+    ``max_wait_seconds`` of sending its first request. Before that it waits its turn
+    behind the politeness limits for as long as that takes (the caller bounds how many
+    fetches it starts: the runner's held-event budget). Create and use it inside one event
+    loop."""
 
     def __init__(
         self,
@@ -456,7 +467,7 @@ class ContentFetcher:
 
     async def fetch(self, change: RecentChange) -> Content:
         """Never raises (cancellation of the caller excepted); returns within
-        ``max_wait_seconds``."""
+        ``max_wait_seconds`` of its first request."""
         try:
             return await self._fetch(change)
         except asyncio.CancelledError:
@@ -610,17 +621,20 @@ class ContentFetcher:
 
     async def _fetch_network(self, plan: _Plan) -> Content:
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        deadline = started + self.config.max_wait_seconds
         attempts = _Attempts()
+        # no deadline while the fetch waits its turn behind the politeness limits (a
+        # backlog must not time fetches out before they are sent): ``max_wait_seconds``
+        # starts with the first request (``_attempt_loop`` sets it)
+        deadline = asyncio.timeout(None)
         try:
-            async with asyncio.timeout_at(deadline):
+            async with deadline:
                 result = await self._attempt_loop(plan, deadline, attempts)
         except TimeoutError:
             if attempts.sending:  # the deadline cut a request short
                 self.metrics.content_requests.labels("timeout").inc()
             result = Content("failed", reason="timeout")
-        self.metrics.content_fetch_seconds.observe(loop.time() - started)
+        if attempts.sent_at is not None:
+            self.metrics.content_fetch_seconds.observe(loop.time() - attempts.sent_at)
         self._cache_put(plan.key, result)
         if result.status == "failed":
             last = attempts.last
@@ -652,7 +666,9 @@ class ContentFetcher:
             )
         return result
 
-    async def _attempt_loop(self, plan: _Plan, deadline: float, attempts: _Attempts) -> Content:
+    async def _attempt_loop(
+        self, plan: _Plan, limit: asyncio.Timeout, attempts: _Attempts
+    ) -> Content:
         cfg = self.config
         loop = asyncio.get_running_loop()
         backoff = Backoff(cfg.backoff_initial_seconds, cfg.backoff_max_seconds)
@@ -661,11 +677,15 @@ class ContentFetcher:
             if host.open_until > loop.time():
                 return Content("failed", reason="circuit_open")
             async with host.semaphore:
+                deadline = limit.when() or loop.time() + cfg.max_wait_seconds
                 if host.not_before > deadline:  # the wiki asked us to stay away for longer
                     return Content("failed", reason=host.hold_reason)
                 if host.not_before > loop.time():
                     await asyncio.sleep(host.not_before - loop.time())
                 await self._bucket.acquire()
+                if attempts.sent_at is None:  # the deadline starts with the first request
+                    attempts.sent_at = loop.time()
+                    limit.reschedule(attempts.sent_at + cfg.max_wait_seconds)
                 attempts.count += 1
                 attempts.sending = True  # still set if the deadline cuts the request short
                 outcome = await self._request(plan)
@@ -697,7 +717,7 @@ class ContentFetcher:
             delay = backoff.next_delay()
             if outcome.wait_seconds is not None:
                 delay = max(delay, outcome.wait_seconds)
-            if loop.time() + delay >= deadline:
+            if loop.time() + delay >= (limit.when() or 0.0):
                 return Content("failed", reason=outcome.label)  # no time left to wait
             self.metrics.content_retries.labels(outcome.label).inc()
             log.info(

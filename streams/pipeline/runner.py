@@ -4,7 +4,9 @@
   content, and starts fetching the text for events a content rule is in scope for. It
   runs ahead: events waiting for content are processed out of order, so the stream never
   stalls behind a slow wiki API (up to ``reorder_max_events`` held events; each fetch
-  gives up after its ``max_wait_seconds``, and metadata rules still run).
+  gives up ``max_wait_seconds`` after its first request, and metadata rules still run). A
+  fetch queued behind the politeness limits waits its turn: a backlog fills the held-event
+  budget and the reader waits, so a catch-up gives the alerts steady state gives.
 - Stage 2 (``Pipeline.complete``) takes batches strictly in stream order once their
   fetches are done: archive, pattern rules, alerts, throttle, delivery, then the batch's
   position is done. Every ``checkpoint_interval_seconds``, between two batches, the

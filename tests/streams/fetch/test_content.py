@@ -545,6 +545,37 @@ async def test_per_event_deadline(wiki: FakeMediaWiki, make_fetcher: Factory) ->
     assert len(wiki.requests) == 2
 
 
+async def test_the_deadline_starts_when_the_request_is_sent(
+    wiki: FakeMediaWiki, make_fetcher: Factory
+) -> None:
+    """Issue 20, item 13: the deadline counted the time a fetch waited behind
+    ``per_host_concurrency``, so a backlog timed fetches out before they were sent."""
+    wiki.latency_seconds = 0.1
+    for i in range(12):
+        wiki.add_edit(EN, 100 + 2 * i, 101 + 2 * i, "a", f"a\nline {i}")
+    fetcher, metrics = make_fetcher(per_host_concurrency=1, max_wait_seconds=0.5)
+    results = await asyncio.gather(
+        *(fetcher.fetch(change(old=100 + 2 * i, new=101 + 2 * i)) for i in range(12))
+    )
+    assert [r.added for r in results] == [f"line {i}" for i in range(12)]
+    assert count(metrics, "content_misses", reason="timeout") == 0
+    assert wiki.max_concurrent[EN] == 1
+
+
+async def test_a_queued_fetch_still_honours_a_long_hold(
+    wiki: FakeMediaWiki, make_fetcher: Factory
+) -> None:
+    """A wiki that asked us to stay away for longer than the deadline fails the fetches
+    queued for it at once, as before: only our own limits are waited out."""
+    wiki.add_edit(EN, 100, 101, "a", "a\nb")
+    wiki.add_fault("http_429", retry_after="30")
+    fetcher, _ = make_fetcher(max_wait_seconds=1.0, per_host_concurrency=1)
+    first = await fetcher.fetch(change())
+    assert first == Content("failed", reason="http_429")
+    assert await fetcher.fetch(change()) == Content("failed", reason="http_429")
+    assert len(wiki.requests) == 1
+
+
 # -- politeness ---------------------------------------------------------------------------
 
 
