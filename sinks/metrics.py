@@ -17,6 +17,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from sinks.serving import Limits, Listener
+
 __all__ = ["Metrics", "MetricsServer"]
 
 log = logging.getLogger(__name__)
@@ -365,6 +367,15 @@ class Metrics:
         )
         for kind in ("checkpoint", "origin", "pattern_state", "ledger", "archive"):
             self.state_corrupt.labels(kind)
+        # the HTTP servers (sinks.serving)
+        self.http_connections_closed = Counter(
+            "rcwatch_http_connections_closed",
+            "Connections the metrics or triage server closed on its own, by server and reason "
+            "(header_timeout, idle_timeout, request_timeout, evicted: room made at the cap, "
+            "refused: the cap reached with every connection inside a request)",
+            ["server", "reason"],
+            registry=r,
+        )
         self.checkpoint_event_time = Gauge(
             "rcwatch_checkpoint_event_timestamp_seconds",
             "Event time of the checkpointed position",
@@ -421,29 +432,41 @@ Health = Callable[[], tuple[bool, dict[str, Any]]]
 
 
 class MetricsServer:
-    """Serves ``/metrics`` (Prometheus, content-negotiated) and ``/healthz`` (JSON)."""
+    """Serves ``/metrics`` (Prometheus, content-negotiated) and ``/healthz`` (JSON), within
+    the connection cap and deadlines of ``sinks.serving``."""
 
-    def __init__(self, metrics: Metrics, host: str, port: int, health: Health) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        host: str,
+        port: int,
+        health: Health,
+        limits: Limits | None = None,
+    ) -> None:
         self.metrics = metrics
         self.host = host
         self.port = port
         self._health = health
-        self._runner: web.AppRunner | None = None
+        self.limits = limits
+        self._listener: Listener | None = None
 
     async def start(self) -> None:
         app = web.Application(client_max_size=1024)
         app.router.add_get("/metrics", make_aiohttp_handler(self.metrics.registry))
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/livez", self._livez)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        if self.port == 0:
-            server = site._server
-            sockets = getattr(server, "sockets", None) or []
-            if sockets:
-                self.port = sockets[0].getsockname()[1]
+        closed = self.metrics.http_connections_closed
+        listener = Listener(
+            app, self.host, self.port, self.limits,
+            closed=lambda reason: closed.labels("metrics", reason).inc(),
+        )  # fmt: skip
+        await listener.start()
+        self._listener = listener
+        self.port = listener.port
+
+    @property
+    def open_connections(self) -> int:
+        return 0 if self._listener is None else self._listener.open_connections
 
     @property
     def url(self) -> str:
@@ -460,6 +483,6 @@ class MetricsServer:
         return web.json_response({"status": "alive"})
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None
