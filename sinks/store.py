@@ -12,29 +12,51 @@ older than the retention (by when they were stored) are removed as alerts arrive
 
 Precision per rule is ``true / (true + false)`` over the alerts with a verdict: what
 ``rcwatch rules list`` shows and ``rcwatch_alert_verdicts_total`` exports.
+
+Which backend a target names is decided in one place, ``is_postgres``: a libpq DSN, as a
+URL (``postgresql://``, ``postgres://``) or as ``key=value`` pairs (``host=... dbname=...``),
+is PostgreSQL; anything else is a SQLite file. ``postgres_url`` checks a DSN and gives it in
+the URL form (which every reader of a target knows by its ``://``); ``describe_store`` is
+the one way a target is printed (a DSN without its secrets). A store that cannot be used (a
+DSN that does not parse, a server that does not answer, a file that cannot be opened)
+raises ``StoreError``: one line that names no secret.
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
+import re
 import sqlite3
+import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import orjson
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from sinks.alert import Alert
+from sinks.alert import Alert, printable
 from sinks.base import Sink, SinkError
 from sinks.secrets import SecretRef
 
-__all__ = ["VERDICTS", "AlertStore", "StoreConfig", "StoreSink", "VerdictCollector"]
+__all__ = [
+    "VERDICTS",
+    "AlertStore",
+    "StoreConfig",
+    "StoreError",
+    "StoreSink",
+    "VerdictCollector",
+    "describe_store",
+    "is_postgres",
+    "postgres_url",
+]
 
 VERDICTS = ("true", "false", "unsure")
 _SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
@@ -75,50 +97,295 @@ CREATE INDEX IF NOT EXISTS verdicts_alert ON verdicts (alert_id, at);
 """
 
 
+# -- the backend, and DSNs -------------------------------------------------------------------
+
+
+class StoreError(Exception):
+    """The alert store cannot be used; the message is one line and names no secret."""
+
+
+_URL_SCHEMES = ("postgresql://", "postgres://")
+# libpq's connection keywords (PostgreSQL 18); a key=value DSN starts with one of them
+_LIBPQ_KEYWORDS = frozenset({
+    "application_name", "channel_binding", "client_encoding", "connect_timeout", "dbname",
+    "fallback_application_name", "gssdelegation", "gssencmode", "gsslib", "host", "hostaddr",
+    "keepalives", "keepalives_count", "keepalives_idle", "keepalives_interval", "krbsrvname",
+    "load_balance_hosts", "max_protocol_version", "min_protocol_version", "oauth_client_id",
+    "oauth_client_secret", "oauth_issuer", "oauth_scope", "options", "passfile", "password",
+    "port", "replication", "require_auth", "requirepeer", "requiressl", "scram_client_key",
+    "scram_server_key", "service", "ssl_max_protocol_version", "ssl_min_protocol_version",
+    "sslcert", "sslcertmode", "sslcompression", "sslcrl", "sslcrldir", "sslkey",
+    "sslkeylogfile", "sslmode", "sslnegotiation", "sslpassword", "sslrootcert", "sslsni",
+    "target_session_attrs", "tcp_user_timeout", "user",
+})  # fmt: skip
+_SECRET_KEYWORDS = frozenset(
+    {"password", "sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key"}
+)
+_FIRST_KEYWORD = re.compile(r"\s*([A-Za-z_]+)\s*=")
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_HIDDEN = "***"
+_OTHER_URL = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.-]*)://")
+_FORMS = "postgresql://USER:PASSWORD@HOST:PORT/DBNAME or host=HOST dbname=DBNAME password=..."
+
+
+def is_postgres(target: str) -> bool:
+    """Whether ``target`` names a PostgreSQL database (a libpq DSN in either form) rather
+    than a SQLite file. The one place the backend is decided."""
+    head = target.lstrip()
+    if head[:16].lower().startswith(_URL_SCHEMES):
+        return True
+    first = _FIRST_KEYWORD.match(head)
+    return first is not None and first.group(1) in _LIBPQ_KEYWORDS
+
+
+@dataclass(frozen=True)
+class _Dsn:
+    url: str  # libpq's URL form: key=value pairs become query parameters
+    shown: str  # for messages: every secret replaced by ***
+    secrets: tuple[str, ...]  # the secret values, scrubbed from a driver's messages
+
+
+def _problem(what: str) -> StoreError:
+    return StoreError(f"not a PostgreSQL DSN libpq accepts ({what}); write it as {_FORMS}")
+
+
+def _unknown_option(keyword: str) -> StoreError:
+    """The option is never named (a stray word of a password may look like one); the
+    known option it is closest to is."""
+    close = difflib.get_close_matches(keyword.lower(), sorted(_LIBPQ_KEYWORDS), n=1)
+    return _problem(f"an option libpq does not know{f'; {close[0]}?' if close else ''}")
+
+
+def _check_ports(ports: str) -> None:
+    for port in ports.split(","):
+        if port and not (port.isdigit() and int(port) <= 65535):
+            raise _problem("a port is not a number from 0 to 65535")
+
+
+def _key_value_pairs(dsn: str) -> list[tuple[str, str]]:
+    """libpq's ``keyword = value`` syntax: values single-quoted or bare, a backslash
+    escapes the next character. Errors never quote the text (it may hold the password)."""
+    pairs: list[tuple[str, str]] = []
+    i, n = 0, len(dsn)
+    while True:
+        while i < n and dsn[i].isspace():
+            i += 1
+        if i == n:
+            return pairs
+        start = i
+        while i < n and dsn[i] != "=" and not dsn[i].isspace():
+            i += 1
+        keyword = dsn[start:i]
+        while i < n and dsn[i].isspace():
+            i += 1
+        if i == n or dsn[i] != "=" or not keyword:
+            raise _problem(f"pair {len(pairs) + 1} has no '='")
+        i += 1
+        while i < n and dsn[i].isspace():
+            i += 1
+        value: list[str] = []
+        quoted = i < n and dsn[i] == "'"
+        i += quoted
+        while i < n:
+            c = dsn[i]
+            if c == "\\" and i + 1 < n:
+                value.append(dsn[i + 1])
+                i += 2
+                continue
+            if (quoted and c == "'") or (not quoted and c.isspace()):
+                break
+            value.append(c)
+            i += 1
+        if quoted:
+            if i == n:
+                raise _problem(f"the value of {keyword} has no closing quote")
+            i += 1
+        pairs.append((keyword, "".join(value)))
+
+
+def _libpq_check(url: str, keywords: Sequence[str]) -> None:
+    """libpq's own parse, when psycopg is installed; its message can quote the text (a
+    password), so only a keyword we parsed ourselves is ever named."""
+    try:
+        from psycopg import Error
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:
+        return
+    try:
+        conninfo_to_dict(url)
+    except Error as exc:
+        named = re.search(r'(?:option|parameter:?) "([^"]*)"', str(exc))
+        if named and named.group(1) in keywords:
+            raise _unknown_option(named.group(1)) from None
+        raise _problem("libpq cannot parse it") from None
+
+
+def _parse_dsn(dsn: str) -> _Dsn:
+    text = dsn.strip()
+    if not is_postgres(text):
+        raise StoreError(f"not a PostgreSQL DSN; write it as {_FORMS}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise _problem("it contains control characters")
+    if not text[:16].lower().startswith(_URL_SCHEMES):  # key=value pairs
+        pairs = _key_value_pairs(text)
+        for keyword, value in pairs:
+            if keyword not in _LIBPQ_KEYWORDS:
+                raise _unknown_option(keyword)
+            if keyword == "port":
+                _check_ports(value)
+        url = "postgresql://?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in pairs)
+        _libpq_check(url, [k for k, _ in pairs])
+        shown = "postgresql://?" + "&".join(
+            f"{k}={_HIDDEN if k in _SECRET_KEYWORDS else quote(v, safe='')}" for k, v in pairs
+        )
+        return _Dsn(url, shown, tuple(v for k, v in pairs if k in _SECRET_KEYWORDS and v))
+    scheme, rest = text.split("://", 1)
+    if _BAD_PERCENT.search(rest):
+        raise _problem("a '%' not followed by two hex digits: write a '%' in it as %25")
+    rest, question, query = rest.partition("?")
+    authority, slash, dbname = rest.partition("/")
+    userinfo, at, hosts = authority.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    for host in hosts.split(","):
+        if host.startswith("["):
+            _, bracket, after = host.partition("]")
+            if not bracket or (after and not after.startswith(":")):
+                raise _problem("an IPv6 host without its closing ']'")
+            _check_ports(after[1:])
+        elif ":" in host:
+            _check_ports(host.rsplit(":", 1)[1])
+    params: list[tuple[str, str]] = []
+    for param in query.split("&") if query else ():
+        key, equals, value = param.partition("=")
+        if not equals:
+            raise _problem(f"query parameter {len(params) + 1} has no '='")
+        params.append((unquote(key), value))
+        if unquote(key) == "port":
+            _check_ports(unquote(value))
+    _libpq_check(text, [k for k, _ in params])
+    secrets = [unquote(password)] if password else []
+    secrets += [unquote(v) for k, v in params if k in _SECRET_KEYWORDS and v]
+    shown_user = f"{user}{':' + _HIDDEN if colon else ''}{at}"
+    shown_query = "&".join(f"{k}={_HIDDEN if k in _SECRET_KEYWORDS else v}" for k, v in params)
+    shown = f"{scheme}://{shown_user}{hosts}{slash}{dbname}{question}{shown_query}"
+    return _Dsn(text, shown, tuple(secrets))
+
+
+def postgres_url(dsn: str) -> str:
+    """``dsn`` (a libpq URL or ``key=value`` pairs) in libpq's URL form; ``StoreError``
+    when it is neither, or libpq cannot parse it (the message never holds the DSN)."""
+    return _parse_dsn(dsn).url
+
+
+def describe_store(target: str | Path) -> str:
+    """``target`` fit to print: a SQLite file's path, or a DSN with every secret in it
+    (password, sslpassword, ...) replaced by ``***``."""
+    target = str(target)
+    if not is_postgres(target):
+        other = _OTHER_URL.match(target)
+        return f"an unsupported {other.group(1)}:// URL" if other else target
+    try:
+        return _parse_dsn(target).shown
+    except StoreError:
+        return "PostgreSQL (a DSN that does not parse)"
+
+
+def _driver_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database's or the file system's failure (not a bug here)."""
+    if isinstance(exc, (sqlite3.Error, OSError)):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.Error)
+
+
+def _one_line(exc: BaseException, secrets: Sequence[str]) -> str:
+    """A driver's error as one line: its type and first line, any secret scrubbed."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, _HIDDEN)
+    return f"{type(exc).__name__}: {printable(text, 300)}" if text else type(exc).__name__
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     enabled: bool = True
     # null: <state_dir>/alerts.db
     path: str | None = field(default=None, metadata={"path": True})
     # a PostgreSQL database instead of the file, e.g. {env: RCWATCH_STORE_DSN} holding
-    # "postgresql://rcwatch:...@db.example.org/rcwatch"; needs pip install 'rcwatch[postgres]'
+    # "postgresql://rcwatch:...@db.example.org/rcwatch" or "host=db.example.org
+    # dbname=rcwatch user=rcwatch password=..."; needs pip install 'rcwatch[postgres]'
     postgres_dsn: SecretRef | None = None
     retention_days: int = field(default=90, metadata={"min": 1})
 
 
 class AlertStore:
-    """``target``: a SQLite file path, or a ``postgresql://`` DSN."""
+    """``target``: a SQLite file path, or a PostgreSQL DSN (``is_postgres``). Raises
+    ``StoreError`` when the store cannot be opened, and from any query that fails."""
 
     def __init__(self, target: str | Path, retention_days: int = 90) -> None:
         self.target = str(target)
-        self.postgres = self.target.startswith(("postgresql://", "postgres://"))
+        self.postgres = is_postgres(self.target)
+        self._where = describe_store(self.target)
+        self._secrets: tuple[str, ...] = ()
         self.path = Path(self.target) if not self.postgres else Path("postgresql")
         self.retention_seconds = retention_days * 86_400
         self.db: Any
+        if not self.postgres and _OTHER_URL.match(self.target):  # never a file named so
+            raise StoreError(
+                f"the alert store is a SQLite file or a PostgreSQL DSN, not {self._where}"
+            )
         if self.postgres:
-            import psycopg  # only when a PostgreSQL store is configured
-
-            self.db = psycopg.connect(self.target, autocommit=True, connect_timeout=10)
+            dsn = _parse_dsn(self.target)
+            self._secrets = dsn.secrets
+            try:
+                import psycopg  # only when a PostgreSQL store is configured
+            except ImportError:
+                raise StoreError(
+                    f"the alert store {self._where} needs psycopg: pip install 'rcwatch[postgres]'"
+                ) from None
+            with self._errors("cannot open"):
+                self.db = psycopg.connect(dsn.url, autocommit=True, connect_timeout=10)
         else:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # create the file 0600, but never open a descriptor on one that exists: closing
-            # it would drop every POSIX lock this process holds on the file, the locks of
-            # its other connections (the monitor's sink, the triage page) included; another
-            # process would then take the database for unused, checkpoint and delete the
-            # WAL, and this process's later writes would go to a deleted file, unseen
-            with contextlib.suppress(FileExistsError):
-                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-            self.db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA busy_timeout=10000")
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                self._run(statement)
+            with self._errors("cannot open"):
+                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                # create the file 0600, but never open a descriptor on one that exists:
+                # closing it would drop every POSIX lock this process holds on the file, the
+                # locks of its other connections (the monitor's sink, the triage page)
+                # included; another process would then take the database for unused,
+                # checkpoint and delete the WAL, and this process's later writes would go to
+                # a deleted file, unseen
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+                self.db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA busy_timeout=10000")
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._run(statement)
+        except BaseException:
+            self.db.close()
+            raise
         self._last_prune = 0.0
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str = "cannot use") -> Iterator[None]:
+        """The driver's and the file system's failures as one ``StoreError`` line."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except Exception as exc:
+            if not _driver_error(exc):
+                raise
+            raise StoreError(
+                f"{doing} the alert store {self._where}: {_one_line(exc, self._secrets)}"
+            ) from None
 
     def where(self) -> str:
         """Where the store is, for messages (never a DSN's password)."""
-        return "PostgreSQL" if self.postgres else str(self.path)
+        return self._where
 
     def close(self) -> None:
         self.db.close()
@@ -128,35 +395,38 @@ class AlertStore:
 
     def _run(self, sql: str, args: Sequence[Any] = ()) -> int:
         """A statement that returns no rows; how many rows it changed."""
-        cursor = self.db.execute(self._sql(sql), args)
-        try:
-            return int(cursor.rowcount)
-        finally:
-            cursor.close()
+        with self._errors():
+            cursor = self.db.execute(self._sql(sql), args)
+            try:
+                return int(cursor.rowcount)
+            finally:
+                cursor.close()
 
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         """Every row of a query, read to the end and the cursor closed: a statement left
         half-read would hold SQLite's read transaction open, and with it every later
         write of this connection uncommitted (invisible to every other process)."""
-        cursor = self.db.execute(self._sql(sql), args)
-        try:
-            return list(cursor.fetchall())
-        finally:
-            cursor.close()
+        with self._errors():
+            cursor = self.db.execute(self._sql(sql), args)
+            try:
+                return list(cursor.fetchall())
+            finally:
+                cursor.close()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
-        if self.postgres:
-            with self.db.transaction():
+        with self._errors():
+            if self.postgres:
+                with self.db.transaction():
+                    yield
+                return
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
                 yield
-            return
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -349,12 +619,14 @@ class StoreSink(Sink):
 
     @property
     def path(self) -> str:
-        return "PostgreSQL" if "://" in self.target else self.target
+        return describe_store(self.target)
 
     async def start(self) -> None:
         try:
             self.store = AlertStore(self.target, self.retention_days)
-        except Exception as exc:  # sqlite3, psycopg or the file system
+        except StoreError as exc:  # the database or the file system, said in one line
+            raise SinkError(str(exc), retryable=False) from None
+        except Exception as exc:
             raise SinkError(
                 f"cannot open the alert store {self.path}: {type(exc).__name__}", retryable=False
             ) from exc
@@ -364,7 +636,9 @@ class StoreSink(Sink):
             raise SinkError(f"{self.path} is not open", retryable=False)
         try:
             self.store.add(a.to_dict() for a in alerts)
-        except Exception as exc:  # retried by the runner, which holds the checkpoint
+        except StoreError as exc:  # retried by the runner, which holds the checkpoint
+            raise SinkError(str(exc)) from None
+        except Exception as exc:
             raise SinkError(
                 f"cannot write the alert store {self.path}: {type(exc).__name__}"
             ) from exc
@@ -388,7 +662,7 @@ class VerdictCollector(Collector):
             "Alerts by their newest verdict (true, false, unsure), per rule",
             labels=["rule", "verdict"],
         )
-        if "://" in self.target or Path(self.target).exists():
+        if is_postgres(self.target) or Path(self.target).exists():
             store = None
             try:
                 store = AlertStore(self.target)

@@ -24,8 +24,8 @@ from detectors.confload import ConfigError, ConfigIssue, NodeLoader, compose_fil
 from detectors.shipped import shipped_config_dir
 from sinks.factory import RemoteSinkConfig
 from sinks.routing import RouteConfig, check_sink_name
-from sinks.secrets import SecretRef
-from sinks.store import StoreConfig
+from sinks.secrets import SecretError, SecretRef
+from sinks.store import StoreConfig, StoreError, postgres_url
 from streams.fetch.content import ContentConfig
 from streams.pipeline.detection import StormGuardConfig
 from streams.pipeline.scope import ScopeConfig
@@ -271,12 +271,17 @@ class Settings:
         return [Path(p) for p in self.detectors.rules_paths]
 
     def store_target(self) -> str | None:
-        """The alert store: its file, or its PostgreSQL DSN (the secret resolved: raises
-        SecretError when it cannot be read); None when the store is off."""
+        """The alert store: its file, or its PostgreSQL DSN in libpq's URL form (the secret
+        resolved and checked: raises SecretError, naming no secret, when it cannot be read
+        or is not a DSN libpq accepts); None when the store is off."""
         if not self.store.enabled:
             return None
         if self.store.postgres_dsn is not None:
-            return self.store.postgres_dsn.resolve().reveal()
+            dsn = self.store.postgres_dsn.resolve()
+            try:
+                return postgres_url(dsn.reveal())
+            except StoreError as exc:
+                raise SecretError(f"{dsn.where}: {exc}") from None
         return str(Path(self.store.path) if self.store.path else Path(self.state_dir) / "alerts.db")
 
     def jsonl_path(self, sink: JsonlSinkConfig) -> Path:

@@ -19,7 +19,7 @@ import orjson
 
 from sinks.alert import printable
 from sinks.secrets import SecretError
-from sinks.store import AlertStore
+from sinks.store import AlertStore, StoreError, describe_store, is_postgres
 from streams.app import UsageError
 from streams.settings import Settings
 from streams.source.eventstreams import parse_since
@@ -34,9 +34,13 @@ def _store(settings: Settings) -> AlertStore:
         raise UsageError(f"store.postgres_dsn: {exc}") from None
     if target is None:
         raise UsageError("the alert store is off (store.enabled: false)")
-    if "://" not in target and not Path(target).exists():
-        raise UsageError(f"no alert store at {target} yet: it is written by rcwatch run")
-    return AlertStore(target, settings.store.retention_days)
+    if not is_postgres(target) and not Path(target).exists():
+        where = describe_store(target)
+        raise UsageError(f"no alert store at {where} yet: it is written by rcwatch run")
+    try:
+        return AlertStore(target, settings.store.retention_days)
+    except StoreError as exc:  # one line, no secret: exit 2
+        raise UsageError(str(exc)) from None
 
 
 def _line(a: dict[str, Any]) -> str:
@@ -119,5 +123,7 @@ def run_alerts_command(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         print(f"{alert_id}: {args.verdict}")
         return 0
+    except StoreError as exc:  # the store failed under a command (a server gone)
+        raise UsageError(str(exc)) from None
     finally:
         store.close()

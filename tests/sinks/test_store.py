@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from sinks.store import AlertStore, StoreSink, VerdictCollector, precision
+from sinks.store import (
+    AlertStore,
+    StoreError,
+    StoreSink,
+    VerdictCollector,
+    describe_store,
+    is_postgres,
+    postgres_url,
+    precision,
+)
 from tests.sinks.test_jsonl import make_alert
 
 
@@ -165,3 +174,90 @@ def test_a_second_store_in_one_process_keeps_the_first_ones_writes_visible(
     assert others_see() == 0  # another process opens and closes the database
     writer.verdict(str(_record(1)["id"]), "true", None, "me")
     assert others_see() == 1
+
+
+# -- DSNs: one decision of the backend, printed without secrets (issue 20, item 4) ----------
+
+SECRET = "hunter2-s3cret"
+
+
+def test_both_libpq_forms_open_the_same_database_and_no_file(
+    postgres_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key=value DSN was taken for a SQLite path: a file named after it appeared in the
+    working directory and the team's database went unused."""
+    monkeypatch.chdir(tmp_path)
+    name = postgres_db.rsplit("/", 1)[1]
+    pairs = f"host=127.0.0.1 port = 5432 user=postgres dbname='{name}' password={SECRET}"
+    assert is_postgres(pairs) and is_postgres(postgres_db) and is_postgres(" postgres://h")
+    assert not is_postgres(str(tmp_path / "a.db")) and not is_postgres("x=1.db")
+    url = postgres_url(pairs)
+    assert url.startswith("postgresql://") and "://" in url  # what every reader goes by
+    AlertStore(postgres_db).add([_record(1)])
+    for target in (pairs, url):
+        store = AlertStore(target)
+        assert [r["id"] for r in store.query()] == [_record(1)["id"]]
+        assert SECRET not in store.where() and "password=***" in store.where()
+        store.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dsn_is_printed_without_its_secrets() -> None:
+    shown = describe_store(
+        f"postgresql://rcwatch:{SECRET}@db.example.org:5432/rcwatch?sslpassword={SECRET}"
+    )
+    assert shown == "postgresql://rcwatch:***@db.example.org:5432/rcwatch?sslpassword=***"
+    pairs = f"host=db.example.org dbname=rcwatch password='{SECRET} x' sslmode=require"
+    assert describe_store(pairs) == (
+        "postgresql://?host=db.example.org&dbname=rcwatch&password=***&sslmode=require"
+    )
+    assert describe_store(f"postgresql://u:{SECRET}@h:5x/db") == (
+        "PostgreSQL (a DSN that does not parse)"
+    )
+    assert describe_store(f"mysql://u:{SECRET}@h/db") == "an unsupported mysql:// URL"
+    assert describe_store("/var/lib/rcwatch/alerts.db") == "/var/lib/rcwatch/alerts.db"
+    sink = StoreSink("alert-store", pairs, 90)
+    assert SECRET not in sink.path
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        f"postgresql://rcwatch:{SECRET}@db.example.org:54x2/rcwatch",
+        f"postgresql://rcwatch:{SECRET}%zz@db.example.org/rcwatch",
+        f"postgresql://rcwatch:{SECRET}@[::1/rcwatch",
+        f"postgresql://rcwatch:{SECRET}@db/rcwatch?password",
+        f"postgresql://rcwatch:{SECRET}@db/rcwatch?{SECRET}=1",
+        f"host=db password={SECRET} {SECRET}",
+        f"host=db password='{SECRET}",
+        f"host=db {SECRET}=1",
+        f"mysql://rcwatch:{SECRET}@db/rcwatch",
+        f"{SECRET}.db",
+    ],
+)
+def test_a_dsn_libpq_would_refuse_is_refused_naming_no_secret(dsn: str) -> None:
+    with pytest.raises(StoreError) as raised:
+        postgres_url(dsn)
+    assert str(raised.value).startswith("not a PostgreSQL DSN")
+    assert SECRET not in str(raised.value) and "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        f"postgresql://rcwatch:{SECRET}@127.0.0.1:1/rcwatch",
+        f"host=127.0.0.1 port=1 user=rcwatch password={SECRET}",
+        f"postgresql://rcwatch:{SECRET}@127.0.0.1:1:2/rcwatch",
+        f"redis://rcwatch:{SECRET}@127.0.0.1/0",
+    ],
+)
+def test_a_store_that_cannot_be_opened_says_so_in_one_line(target: str) -> None:
+    with pytest.raises(StoreError) as raised:
+        AlertStore(target)
+    assert SECRET not in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_sqlite_file_that_cannot_be_opened_says_so_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreError, match=r"^cannot open the alert store .*: "):
+        AlertStore(tmp_path / "file" / "alerts.db")
