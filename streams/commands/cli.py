@@ -88,9 +88,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_model_command(settings, args)
     if args.command == "config":
         from streams.commands.config import run_config_command, source_of_settings
+        from streams.commands.monitor import apply_stream_args
         from streams.settings import default_config_path
 
         path = Path(args.config) if args.config else default_config_path()
+        settings = apply_stream_args(settings, args)
         return run_config_command(settings, args, path, source_of_settings(args, path))
     if args.command == "alerts":
         from streams.commands.alerts import run_alerts_command

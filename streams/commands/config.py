@@ -100,13 +100,18 @@ def _leaves(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
         yield prefix, value
 
 
-def setting_lines(settings: Settings, path: Path | None) -> list[str]:
-    """``key: value  # where`` for every setting in effect."""
+def setting_lines(
+    settings: Settings, path: Path | None, options: dict[str, str] | None = None
+) -> list[str]:
+    """``key: value  # where`` for every setting in effect (``options``: settings a
+    command-line option gave, key -> the option)."""
     lines = _lines_in(path)
     out = []
     for key, value in _leaves(settings, ""):
         line = lines.get(key)
-        if line is not None:
+        if options and key in options:
+            where = options[key]
+        elif line is not None:
             where = f"{path}:{line}"
         else:  # not in the file; inside a list item that is, the item's defaults apply
             item = key[: key.rfind("]") + 1] if "]" in key else ""
@@ -126,7 +131,12 @@ def run_config_command(
 ) -> int:
     if args.config_command == "show":
         print(f"# settings: {source}")
-        for line in setting_lines(settings, path):
+        given = (
+            ("stream.url", "--stream-url", args.stream_url),
+            ("stream.user_agent", "--user-agent", args.user_agent),
+        )
+        options = {key: option for key, option, value in given if value}
+        for line in setting_lines(settings, path, options):
             print(line)
         return 0
     problems: list[str] = []
@@ -158,6 +168,6 @@ def run_config_command(
         print(p)
     if problems:
         print(f"{len(problems)} problem(s)", file=sys.stderr)
-        return 1
+        return 2  # a configuration problem, as for every command
     print("ok: the configuration is usable")
     return 0

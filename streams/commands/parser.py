@@ -384,13 +384,22 @@ def _config(sub: Any, common: Any) -> None:
         "config",
         help="check the configuration, or show the settings in effect",
         description="check: settings, rules, classifiers and secrets, every problem with file "
-        "and line (exit 1 if any). show: every setting's value and where it came from (the "
-        "settings file's line, or the default); secrets as their references only.",
+        "and line (exit 2 if any). show: every setting's value and where it came from (the "
+        "settings file's line, an option, or the default); secrets as their references only. "
+        "Both take --user-agent and --stream-url as rcwatch run does.",
     )
     csub = c.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
     csub.required = True
-    common(csub.add_parser("check", help="is the configuration usable?"))
-    common(csub.add_parser("show", help="every setting in effect, and where it came from"))
+    for name, text in (
+        ("check", "is the configuration usable?"),
+        ("show", "every setting in effect, and where it came from"),
+    ):
+        p = csub.add_parser(name, help=text)
+        common(p)
+        # the options rcwatch run takes over the file, so that a check says what run would
+        p.add_argument("--stream-url", metavar="URL", help="as rcwatch run --stream-url")
+        p.add_argument("--user-agent", metavar="TEXT", help="as rcwatch run --user-agent")
+        p.set_defaults(since=None, state_dir=None, metrics_addr=None)
 
 
 def _triage(sub: Any) -> None:

@@ -52,7 +52,7 @@ def test_check_lists_every_problem_with_where(tmp_path: Path) -> None:
     )
     assert "OPS_TEST_SLACK" not in os.environ
     out = rcwatch("config", "check", "--config", str(config))
-    assert out.returncode == 1
+    assert out.returncode == 2
     assert f"{rules / 'r.yaml'}:6: [rule own.x]" in out.stdout  # the rule, with its line
     assert "sinks[0].webhook_url" in out.stdout and "OPS_TEST_SLACK" in out.stdout
     (rules / "r.yaml").write_text(
@@ -65,6 +65,19 @@ def test_check_lists_every_problem_with_where(tmp_path: Path) -> None:
     )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ok.stdout.strip().endswith("ok: the configuration is usable")
+
+
+def test_the_shipped_settings_check_green_with_the_user_agent_run_is_given() -> None:
+    """Issue 20, item 17: the shipped settings failed the check with exit 1 (the README
+    says 2 for configuration problems), and only editing the file could turn it green."""
+    shipped = str(Path(__file__).parents[3] / "config" / "rcwatch.yaml")
+    out = rcwatch("config", "check", "--config", shipped)
+    assert out.returncode == 2 and "stream.user_agent" in out.stdout
+    ua = "rcwatch/0.1 (https://example.org/you; you@example.org)"
+    ok = rcwatch("config", "check", "--config", shipped, "--user-agent", ua)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    shown = rcwatch("config", "show", "--config", shipped, "--user-agent", ua)
+    assert f"stream.user_agent: {ua}  # --user-agent" in shown.stdout.splitlines()
 
 
 def test_rules_list_shows_every_rule_disabled_ones_too(tmp_path: Path) -> None:
@@ -177,11 +190,11 @@ def test_check_refuses_a_triage_page_nobody_could_sign_in_to(tmp_path: Path) -> 
     env = {"OPS_TEST_SLACK": "https://x.example/h"}
     config = _settings(tmp_path, "triage:\n  enabled: true\n")
     out = rcwatch("config", "check", "--config", str(config), env=env)
-    assert out.returncode == 1
+    assert out.returncode == 2
     assert "triage: enabled without token or trusted_proxy_header" in out.stdout
     config = _settings(tmp_path, "triage:\n  enabled: true\n  token: {env: OPS_TRIAGE}\n")
     out = rcwatch("config", "check", "--config", str(config), env=env)
-    assert out.returncode == 1 and "triage.token: environment variable OPS_TRIAGE" in out.stdout
+    assert out.returncode == 2 and "triage.token: environment variable OPS_TRIAGE" in out.stdout
     out = rcwatch("config", "check", "--config", str(config), env={**env, "OPS_TRIAGE": "t0k"})
     assert out.returncode == 0, out.stdout
     # rcwatch run refuses to start it too, in one line
