@@ -23,7 +23,7 @@ import orjson
 from sinks.alert import payload_delivery_id
 from sinks.delivery import DeliveryConfig, Transport, TransportError
 from sinks.routing import RouteConfig, check_sink_name
-from sinks.secrets import Secret, SecretRef
+from sinks.secrets import Secret, SecretRef, credentials_in_url
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -51,12 +51,16 @@ return added
 """
 
 
+def _check_url(url: str) -> str | None:
+    return credentials_in_url(url, "password: {env: NAME}, not the url", user_allowed=True)
+
+
 @dataclass(frozen=True)
 class RedisSinkConfig:
     type: Literal["redis"] = "redis"
     name: str = field(default="redis", metadata={"check": check_sink_name})
     # redis://[user@]host:port/db or rediss:// for TLS; a password goes in `password`
-    url: str = "redis://127.0.0.1:6379/0"
+    url: str = field(default="redis://127.0.0.1:6379/0", metadata={"check": _check_url})
     password: SecretRef | None = None
     stream: str = "rcwatch:alerts"
     maxlen: int = field(default=100_000, metadata={"min": 1})  # approximate (MAXLEN ~)
@@ -70,8 +74,6 @@ class RedisSinkConfig:
         scheme = urlsplit(self.url).scheme
         if scheme not in ("redis", "rediss", "unix"):
             raise ValueError(f"url must be redis://, rediss:// or unix://, not {scheme!r}")
-        if urlsplit(self.url).password:
-            raise ValueError("put the Redis password in `password: {env: NAME}`, not the url")
         if self.full_evidence and not self.private:
             raise ValueError("full_evidence needs the sink marked private: true")
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
-__all__ = ["Secret", "SecretError", "SecretRef"]
+__all__ = ["Secret", "SecretError", "SecretRef", "credentials_in_url"]
 
 
 class SecretError(Exception):
@@ -50,6 +51,24 @@ class SecretRef:
             # it would end up in a header or URL; say where, never what
             raise SecretError(f"secret {self.where} contains control characters")
         return Secret(value, self.where)
+
+
+def credentials_in_url(url: str, instead: str, *, user_allowed: bool = False) -> str | None:
+    """The problem when a URL written in the settings file carries credentials
+    (``user:password@``; any ``user@`` unless ``user_allowed``: a token often stands there):
+    ``config show`` prints settings, logs name targets. ``instead``: where they go. The
+    message never quotes the URL."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None  # not a URL: the field's own check says so
+    if parts.password is not None:
+        what = "a password"
+    elif parts.username is not None and not user_allowed:
+        what = "a user name (or a token in its place)"
+    else:
+        return None
+    return f"the URL carries {what}, and settings are shown and logged: put it in {instead}"
 
 
 class Secret:

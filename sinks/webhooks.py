@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -37,7 +37,7 @@ from sinks.alert import payload_delivery_id
 from sinks.delivery import DeliveryConfig, Transport, TransportError
 from sinks.retry import parse_retry_after
 from sinks.routing import RouteConfig, check_sink_name
-from sinks.secrets import Secret, SecretRef
+from sinks.secrets import Secret, SecretRef, credentials_in_url
 
 __all__ = [
     "AlertmanagerSinkConfig",
@@ -74,8 +74,14 @@ def check_http_url(url: str) -> str | None:
     return None
 
 
-def _url_check(value: str) -> str | None:
-    return check_http_url(value)
+def _url_check(instead: str) -> Callable[[str], str | None]:
+    """The check of a URL written in the settings file: http(s), and no credentials in it
+    (``instead`` says where they go)."""
+
+    def check(value: str) -> str | None:
+        return check_http_url(value) or credentials_in_url(value, instead)
+
+    return check
 
 
 def safe_target(url: str) -> str:
@@ -235,7 +241,10 @@ def _headline(p: dict[str, Any]) -> str:
 class AlertmanagerSinkConfig:
     type: Literal["alertmanager"] = "alertmanager"
     name: str = field(default="alertmanager", metadata={"check": check_sink_name})
-    url: str = field(default="http://127.0.0.1:9093", metadata={"check": _url_check})
+    url: str = field(
+        default="http://127.0.0.1:9093",
+        metadata={"check": _url_check("bearer_token: {env: NAME}")},
+    )
     bearer_token: SecretRef | None = None
     # Alertmanager resolves an alert not re-sent before endsAt: how long one stays open
     resolve_after_seconds: float = field(default=3600.0, metadata={"gt": 0})
@@ -318,7 +327,8 @@ class PagerDutySinkConfig:
     name: str = field(default="pagerduty", metadata={"check": check_sink_name})
     routing_key: SecretRef | None = None  # the integration key: {env: NAME} or {file: PATH}
     url: str = field(
-        default="https://events.pagerduty.com/v2/enqueue", metadata={"check": _url_check}
+        default="https://events.pagerduty.com/v2/enqueue",
+        metadata={"check": _url_check("routing_key: {env: NAME}")},
     )
     http: HttpOptions = field(default_factory=HttpOptions)
     route: RouteConfig = field(default_factory=lambda: RouteConfig(min_severity="critical"))
@@ -461,7 +471,9 @@ def sign(key: bytes, timestamp: str, body: bytes) -> str:
 class WebhookSinkConfig:
     type: Literal["webhook"] = "webhook"
     name: str = field(default="webhook", metadata={"check": check_sink_name})
-    url: str | None = field(default=None, metadata={"check": _url_check})
+    url: str | None = field(
+        default=None, metadata={"check": _url_check("url_secret: {env: NAME} (the whole URL)")}
+    )
     url_secret: SecretRef | None = None  # instead of url, when the URL carries a token
     hmac_key: SecretRef | None = None  # required: {env: NAME} or {file: PATH}
     private: bool = False

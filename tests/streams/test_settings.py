@@ -164,6 +164,16 @@ def test_every_remote_sink_type_loads_and_builds(
         ("{type: kafka, delivery: {max_atempts: 3}}", "did you mean 'max_attempts'"),
         ("{type: kafka, acks: '1', idempotent: true}", "needs acks: all"),
         ("{type: alertmanager, url: 'http://am.example:99999'}", "port"),
+        # credentials in a URL written in the file (issue 20, item 5), as for Redis
+        ("{type: alertmanager, url: 'https://am:hunter2@am.example'}", "bearer_token: {env"),
+        ("{type: alertmanager, url: 'https://hunter2@am.example'}", "carries a user name"),
+        ("{type: alertmanager, url: 'https://am:@am.example'}", "carries a password"),
+        (
+            "{type: webhook, url: 'https://u:hunter2@x.example/h', hmac_key: {env: K}}",
+            "url_secret: {env: NAME}",
+        ),
+        ("{type: pagerduty, url: 'https://k:hunter2@pd.example', routing_key: {env: K}}", "URL"),
+        ("{type: redis, url: 'redis://user:hunter2@h:6379/0'}", "not the url"),
         ("{type: jsonl, name: ../escape}", "not starting with '.'"),
     ],
 )
@@ -239,3 +249,30 @@ def test_classifiers_are_relative_to_the_file_and_checked(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as err:
         _load(tmp_path, "detectors:\n  classifiers: {'bad name': models/toxicity}\n")
     assert "model names are letters, digits" in str(err.value)
+
+
+def test_credentials_in_a_target_url_are_refused_by_file_and_line_never_shown(
+    tmp_path: Path,
+) -> None:
+    """Issue 20, item 5: an Alertmanager or webhook URL with credentials in it was accepted,
+    and ``config show`` printed them. One check for every sink (Redis's too)."""
+    from tests.streams.commands.test_cli import rcwatch
+
+    config = tmp_path / "rcwatch.yaml"
+    config.write_text(
+        "sinks:\n"
+        "  - type: alertmanager\n"
+        "    name: am\n"
+        "    url: https://oncall:hunter2@am.example.org\n"
+        "  - type: webhook\n"
+        "    url: https://hunter2@hooks.example.org/rcwatch\n"
+        "    hmac_key: {env: K}\n"
+        "  - {type: redis, url: 'redis://rcwatch@127.0.0.1:6379/0'}\n"  # a user alone is fine
+    )
+    out = rcwatch("config", "show", "--config", str(config))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "hunter2" not in out.stdout + out.stderr
+    assert f"{config}:4: sinks[0].url: the URL carries a password" in out.stderr
+    assert f"{config}:6: sinks[1].url: the URL carries a user name" in out.stderr
+    assert "sinks[2]" not in out.stderr
+    assert out.stdout == ""
