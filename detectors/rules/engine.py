@@ -42,7 +42,7 @@ from detectors.base import (
 )
 from detectors.classifier import TextClassifier, load_model, shipped_model_dirs
 from detectors.event import RecentChange
-from detectors.facts import CONTEXT_FACTS, FACTS, FIELD_FACTS
+from detectors.facts import CONTEXT_FACTS, FACTS, FIELD_FACTS, SECOND_PERSON
 from detectors.keywords import KeywordIndex, is_substring_keyword, phrase_tokens
 from detectors.normalize import Normalized, normalize
 from detectors.recognizers import RECOGNIZERS, regions_for_wiki
@@ -72,6 +72,9 @@ _SCAN_CACHE_SIZE = 20_000
 _MEMO_MAX_CHARS = 4096  # titles and summaries repeat; long added texts do not (memory)
 MAX_FIELD_CHARS = 1 << 20  # the most of one text any rule looks at
 MAX_RECOGNIZER_CHARS = MAX_FIELD_CHARS  # the most of one text a recognizer looks at
+
+# how many words of address an explanation may have to pass over to show three terms
+_ADDRESS_WORDS_SKIPPED = 5
 
 
 def _mask(text: str) -> str:
@@ -620,7 +623,11 @@ class RuleEngine:
         text = self._text(st, cond.field) or ""
         score = self._score(st, cond)
         out = [Span(cond.field, 0, 0, cond.classifier, f"{score:.2f}", score, False)]
-        for term in self.classifiers[cond.classifier].explain(text, top=3):
+        # the words that weighed most, less the words of address ("you", "your", "u"): they
+        # weigh a lot (an attack addresses someone) but tell on-call nothing ("term y*u")
+        terms = self.classifiers[cond.classifier].explain(text, top=3 + _ADDRESS_WORDS_SKIPPED)
+        shown = [t for t in terms if text[t.start : t.end].casefold() not in SECOND_PERSON]
+        for term in shown[:3]:
             piece = text[term.start : term.end]
             redacted = f"[redacted, {len(piece)} chars]" if sensitive else _mask(piece)
             out.append(Span(cond.field, term.start, term.end, "term", redacted, 1.0, sensitive))

@@ -105,6 +105,27 @@ def test_the_alert_shows_the_score_and_masked_terms_never_the_text(tmp_path: Pat
     assert "idiot" not in alert.to_json().decode() and "moron" not in line
 
 
+def test_words_of_address_are_no_explanation(tmp_path: Path) -> None:
+    """Issue 20, item 16: the demo's personal-attack alert explained itself with "term
+    y*u", "term Y**r", "term *": the words that address someone weigh a lot but tell
+    on-call nothing. They are passed over, and the terms that follow them are shown."""
+    heavy_you = TextClassifier(
+        "toy",
+        "1",
+        FeatureConfig(),
+        -3.0,
+        {"w:you": 40.0, "w:your": 35.0, "w:u": 30.0, "w:idiot": 20.0, "w:clown": 10.0},
+        thresholds={"operating": 0.5},
+    )
+    engine = RuleEngine(_rules(tmp_path, RULE), classifiers={"toy": heavy_you})
+    change, ctx = example_change(
+        Example(title="Talk:Page", added_text="Your edits, u idiot: you clown")
+    )
+    [finding] = engine.evaluate(change, ctx)
+    terms = [s.redacted for s in finding.spans if s.kind == "term"]
+    assert terms == ["i***t", "c***n"]
+
+
 def test_an_engine_without_the_model_a_rule_names_refuses_it(tmp_path: Path) -> None:
     rules = _rules(tmp_path, RULE)
     with pytest.raises(ValueError, match=r"r\.yaml:8: unknown classifier 'toy'"):
