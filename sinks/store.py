@@ -447,6 +447,7 @@ class AlertStore:
                    ON CONFLICT(id) DO UPDATE SET
                      severity = excluded.severity, severity_rank = excluded.severity_rank,
                      count = excluded.count, reason = excluded.reason,
+                     event_time = excluded.event_time,
                      record = excluded.record, stored_at = excluded.stored_at
                    WHERE excluded.count > alerts.count"""),
                 rows,

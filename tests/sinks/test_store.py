@@ -50,6 +50,22 @@ def test_an_update_replaces_an_older_count_never_a_newer_one(target: str) -> Non
         assert stat.S_IMODE(Path(target).stat().st_mode) == 0o600
 
 
+def test_newest_first_goes_by_the_event_an_update_shows(target: str) -> None:
+    """Issue 20, item 16: lists sorted by an alert's first event but showed its last, so
+    an alert updated a minute ago sat below one from an hour ago."""
+    store = AlertStore(target)
+    early = _record(1, event_time="2026-05-05T10:00:00Z")
+    middle = _record(2, event_time="2026-05-05T10:30:00Z")
+    store.add([early, middle])
+    store.add([_record(1, count=2, event_time="2026-05-05T11:00:00Z")])
+    rows = store.query()
+    assert [(r["id"], r["event_time"]) for r in rows] == [
+        (early["id"], "2026-05-05T11:00:00Z"),
+        (middle["id"], "2026-05-05T10:30:00Z"),
+    ]
+    assert [r["id"] for r in store.query(since="2026-05-05T10:45:00Z")] == [early["id"]]
+
+
 def test_queries_filter_and_ids_resolve_by_unique_prefix(target: str) -> None:
     store = AlertStore(target)
     a = _record(1, rule="privacy.email", severity="high", wiki="enwiki")
