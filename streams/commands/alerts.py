@@ -8,7 +8,8 @@ an event goes through ``printable`` (no control character reaches the terminal).
 from __future__ import annotations
 
 import argparse
-import getpass
+import os
+import pwd
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -41,6 +42,19 @@ def _store(settings: Settings) -> AlertStore:
         return AlertStore(target, settings.store.retention_days)
     except StoreError as exc:  # one line, no secret: exit 2
         raise UsageError(str(exc)) from None
+
+
+def _judge() -> str:
+    """Who a verdict given here says gave it: ``cli:`` and the operating-system account the
+    command runs as, from its user id (``$USER`` and ``$LOGNAME`` are not read: anyone sets
+    them). It shows which local account wrote the verdict, no more: whoever can write the
+    store can write any verdict under any name (docs/triage.md, who a verdict names)."""
+    uid = os.getuid()
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:  # a container's user without a passwd entry
+        name = f"uid {uid}"
+    return "cli:" + printable(name, 64)
 
 
 def _line(a: dict[str, Any]) -> str:
@@ -117,7 +131,7 @@ def run_alerts_command(settings: Settings, args: argparse.Namespace) -> int:
 
             return export_labels(settings, store, args)
         try:
-            alert_id = store.verdict(args.id, args.verdict, args.note, getpass.getuser())
+            alert_id = store.verdict(args.id, args.verdict, args.note, _judge())
         except KeyError:
             print(f"rcwatch: no single alert with id {printable(args.id, 40)}", file=sys.stderr)
             return 1

@@ -471,7 +471,13 @@ def _alerts(sub: Any, common: Any) -> None:
         metavar="TEMPLATE",
         help="where the wikis' API is (content.api_url), e.g. the demo's stand-in",
     )
-    v = asub.add_parser("verdict", help="record whether an alert was right")
+    v = asub.add_parser(
+        "verdict",
+        help="record whether an alert was right",
+        description="Record whether an alert was right. The verdict names its judge as cli: "
+        "and the account this command runs as (from its user id, not $USER); see "
+        "docs/triage.md for what that proves.",
+    )
     common(v)
     v.add_argument("id", metavar="ID", help="the alert id, or a unique prefix (6+ characters)")
     v.add_argument("verdict", choices=["true", "false", "unsure"])
