@@ -140,6 +140,11 @@ class TriageConfig:
     # e.g. X-Forwarded-User: the proxy in front authenticates people and names them in it;
     # only safe when nothing but the proxy can reach addr (keep it on 127.0.0.1)
     trusted_proxy_header: str | None = field(default=None, metadata={"check": _check_header})
+    # e.g. X-Forwarded-For or X-Real-IP: the proxy in front names the client's address in
+    # it (its last value, the one the proxy added), and wrong tokens are counted per
+    # client by it instead of per connecting address (the proxy's, shared by everyone);
+    # only safe when nothing but the proxy can reach addr
+    trusted_proxy_client_header: str | None = field(default=None, metadata={"check": _check_header})
     # where people reach the page through a reverse proxy, e.g. https://triage.example.org:
     # its host is accepted in Host (besides the address served), posts must come from it,
     # and the cookie is Secure when it is https

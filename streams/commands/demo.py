@@ -146,7 +146,7 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if triage is not None:
-        print(f"triage page: {triage.url}{triage_login}", file=sys.stderr)
+        print(f"triage page: {triage_login}", file=sys.stderr)
         print(
             f"labels from verdicts: rcwatch alerts export-labels --state-dir {state_dir} "
             f"--api-url '{api.api_url_template}' --out labels.csv",
@@ -175,8 +175,9 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
 async def _serve_triage(
     settings: Settings, args: argparse.Namespace, metrics: Metrics
 ) -> tuple[TriageServer | None, str]:
-    """The triage page with ``--triage`` (or triage.enabled): when the settings name no
-    token, one is made for this run and handed over in the printed sign-in link."""
+    """The triage page with ``--triage`` (or triage.enabled), and what to print about it:
+    when the settings name no token, one is made for this run, and printed with a sign-in
+    link that works once, within ten minutes (the token never goes in an address)."""
     cfg = settings.triage
     if not (args.triage or cfg.enabled):
         return None, ""
@@ -185,7 +186,12 @@ async def _serve_triage(
         token = secrets.token_urlsafe(24)
     settings = with_triage_addr(settings, "--triage-addr", args.triage_addr)
     server = await serve_triage(settings, metrics, token=token)
-    return server, (f"/login?token={token}" if token else "")
+    if server is None or token is None:
+        return server, server.url if server is not None else ""
+    return server, (
+        f"{server.sign_in_link()} (signs you in once, within ten minutes; after that, "
+        f"the sign-in form takes the token {token})"
+    )
 
 
 def _remote_report(name: str, directory: Path) -> str:

@@ -106,8 +106,19 @@ def _options(values: Sequence[str], chosen: str | None, blank: str) -> str:
     return "".join(out)
 
 
-def login_page(*, failed: bool, next_path: str) -> str:
-    msg = '<p class="v-false">That token is not right.</p>' if failed else ""
+_SIGN_IN_REFUSED = {
+    "token": "That token is not right.",
+    "link": "That sign-in link has been used, or has expired: it works once, for ten "
+    "minutes. Sign in with the token.",
+    "token_in_address": "The token never goes in an address (browser history and proxies "
+    "keep addresses). Type it here.",
+}
+
+
+def login_page(*, failed: str | None, next_path: str) -> str:
+    """The sign-in form; ``failed``: why the last try was refused (``token``, ``link``,
+    ``token_in_address``), or None."""
+    msg = f'<p class="v-false">{_SIGN_IN_REFUSED[failed]}</p>' if failed else ""
     return _page(
         "Sign in",
         f"<h1>Sign in</h1>{msg}"

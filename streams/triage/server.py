@@ -6,7 +6,8 @@ response forbids scripts, framing, plugins and other origins
 (``Content-Security-Policy: default-src 'none'; style-src 'self'; ...``), is never cached
 and sends no Referer to another site (a diff link must not tell a wiki where triage
 lives). Nothing is
-logged per request (an address may carry the token once).
+logged per request. It is served within ``sinks.serving``'s connection cap and deadlines
+(slow or silent clients are closed; the page never holds more than the cap).
 
 The store is reached from one thread of its own, so a slow database never stalls the
 monitor's event loop, and SQLite's one-thread-per-connection rule holds.
@@ -26,6 +27,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
 from sinks.alert import printable
+from sinks.serving import Limits, Listener
 from sinks.store import VERDICTS, AlertStore
 from streams.settings import TriageConfig
 from streams.triage import pages
@@ -55,6 +57,7 @@ _OUTCOMES = (
     "ok", "unauthenticated", "forbidden", "not_found", "bad_request", "signed_in",
     "sign_in_failed", "verdict", "throttled", "unknown_host", "error",
 )  # fmt: skip
+_CLOSED = ("header_timeout", "idle_timeout", "request_timeout", "evicted", "refused")
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _MAX_NOTE = 500
 
@@ -88,6 +91,7 @@ class TriageServer:
         token: str | None,
         registry: CollectorRegistry | None = None,
         retention_days: int = 90,
+        limits: Limits | None = None,
     ) -> None:
         if token is None and config.trusted_proxy_header is None:
             raise ValueError(
@@ -104,7 +108,8 @@ class TriageServer:
         self.port = int(port)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="rcwatch-triage")
         self._store: AlertStore | None = None
-        self._runner: web.AppRunner | None = None
+        self.limits = limits
+        self._listener: Listener | None = None
         self.public = config.public_origin.rstrip("/") if config.public_origin else None
         self._hosts: frozenset[str] = frozenset()  # set at start, once the port is known
         self.requests = Counter(
@@ -115,6 +120,16 @@ class TriageServer:
         )
         for outcome in _OUTCOMES:
             self.requests.labels(outcome)
+        self.connections_closed = Counter(
+            "rcwatch_triage_connections_closed",
+            "Connections the triage page closed on its own, by reason (header_timeout, "
+            "idle_timeout, request_timeout, evicted: room made at the cap, refused: the cap "
+            "reached with every connection inside a request)",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in _CLOSED:
+            self.connections_closed.labels(reason)
 
     # -- the store, from its own thread ------------------------------------------------
 
@@ -148,15 +163,24 @@ class TriageServer:
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        if self.port == 0:
-            sockets = getattr(site._server, "sockets", None) or []
-            if sockets:
-                self.port = sockets[0].getsockname()[1]
+        closed = self.connections_closed
+        listener = Listener(
+            self.app(), self.host, self.port, self.limits,
+            closed=lambda reason: closed.labels(reason).inc(),
+        )  # fmt: skip
+        await listener.start()
+        self._listener = listener
+        self.port = listener.port
         self._hosts = self._allowed_hosts()
+
+    @property
+    def open_connections(self) -> int:
+        return 0 if self._listener is None else self._listener.open_connections
+
+    def sign_in_link(self) -> str:
+        """A link that signs one browser in, once, within ``LINK_SECONDS`` (the token never
+        goes in an address, where history and proxies keep it)."""
+        return f"{self.url}/login?code={self.sessions.link_code()}"
 
     def _allowed_hosts(self) -> frozenset[str]:
         """The Host values this page answers to: the address it serves (and its loopback
@@ -174,9 +198,9 @@ class TriageServer:
         return frozenset(h.lower() for h in hosts)
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None
         await asyncio.get_running_loop().run_in_executor(self._executor, self._close_store)
         self._executor.shutdown(wait=True)
 
@@ -188,17 +212,28 @@ class TriageServer:
     # -- every request -------------------------------------------------------------------
 
     def _identify(self, request: web.Request) -> Identity | None:
+        """By what no one can guess (a session, the proxy's header): never throttled."""
         header = self.sessions.proxy_header
         return self.sessions.identify(
-            request.cookies.get(COOKIE),
-            request.headers.get("Authorization"),
-            request.headers.get(header) if header else None,
+            request.cookies.get(COOKIE), request.headers.get(header) if header else None
         )
+
+    def _client(self, request: web.Request) -> str:
+        """Whose wrong tokens these are: the address the trusted proxy names (the last in
+        its header: the one it added), else the address that connected."""
+        header = self.config.trusted_proxy_client_header
+        if header is not None:
+            named = request.headers.get(header, "").rpartition(",")[2].strip()
+            if named:
+                return printable(named, 64)
+        return request.remote or "?"
 
     def _who(self, request: web.Request) -> Identity:
         """Who is asking, in a handler (the guard has let only the authenticated in)."""
-        identity = self._identify(request)
-        if identity is None:
+        identity = self._identify(request) or self.sessions.bearer(
+            request.headers.get("Authorization")
+        )
+        if identity is None or identity is BAD_TOKEN:
             raise web.HTTPUnauthorized(text="sign in first")
         return identity
 
@@ -212,15 +247,20 @@ class TriageServer:
                 self.requests.labels("forbidden").inc()
                 raise web.HTTPForbidden(text="a post from another site")
             if request.path not in _OPEN:
-                client = request.remote or "?"
-                if self.sessions.throttled(client):
-                    self.requests.labels("throttled").inc()
-                    raise web.HTTPTooManyRequests(text="too many wrong tokens; wait a minute")
+                # a session or the proxy's user first: someone else's wrong tokens never
+                # lock them out; only a token (which can be guessed) waits out a throttle
                 identity = self._identify(request)
-                if identity is BAD_TOKEN:
-                    self.sessions.failed(client)
-                    self.requests.labels("sign_in_failed").inc()
-                    raise web.HTTPUnauthorized(text="wrong token")
+                authorization = request.headers.get("Authorization")
+                if identity is None and authorization is not None:
+                    client = self._client(request)
+                    if self.sessions.throttled(client):
+                        self.requests.labels("throttled").inc()
+                        raise web.HTTPTooManyRequests(text="too many wrong tokens; wait a minute")
+                    identity = self.sessions.bearer(authorization)
+                    if identity is BAD_TOKEN:
+                        self.sessions.failed(client)
+                        self.requests.labels("sign_in_failed").inc()
+                        raise web.HTTPUnauthorized(text="wrong token")
                 if identity is None:
                     self.requests.labels("unauthenticated").inc()
                     if request.method == "GET":
@@ -288,10 +328,11 @@ class TriageServer:
             response.headers[name] = value
         raise response
 
-    def _refused(self, request: web.Request, next_path: str) -> web.Response:
+    def _refused(self, request: web.Request, next_path: str, *, link: bool = False) -> web.Response:
         self.requests.labels("sign_in_failed").inc()
-        self.sessions.failed(request.remote or "?")
-        return self._html(pages.login_page(failed=True, next_path=next_path), status=401)
+        self.sessions.failed(self._client(request))
+        failed = "link" if link else "token"
+        return self._html(pages.login_page(failed=failed, next_path=next_path), status=401)
 
     def _may_sign_in(self, request: web.Request) -> None:
         """A sign-in another site started is refused before it is counted (no lock-out by
@@ -300,7 +341,7 @@ class TriageServer:
         if self._cross_site(request):
             self.requests.labels("forbidden").inc()
             raise web.HTTPForbidden(text="sign in from this page, or from the printed link")
-        if self.sessions.throttled(request.remote or "?"):
+        if self.sessions.throttled(self._client(request)):
             self.requests.labels("throttled").inc()
             raise web.HTTPTooManyRequests(text="too many wrong tokens; wait a minute")
 
@@ -309,16 +350,20 @@ class TriageServer:
 
     async def _login_form(self, request: web.Request) -> web.Response:
         next_path = _safe_next(request.query.get("next"))
-        token = request.query.get("token")
-        if token is not None:  # the printed link: sign in, and drop the token from the address
+        code = request.query.get("code")
+        if code is not None:  # a sign-in link: once, in time; the code leaves the address
             self._may_sign_in(request)
-            if self.sessions.token_ok(token):
+            if self.sessions.redeem(code):
                 return self._signed_in(request, next_path)
-            return self._refused(request, next_path)
-        return self._html(pages.login_page(failed=False, next_path=next_path))
+            return self._refused(request, next_path, link=True)
+        if "token" in request.query:  # the token never signs in from an address
+            self.requests.labels("bad_request").inc()
+            page = pages.login_page(failed="token_in_address", next_path=next_path)
+            return self._html(page, status=400)
+        return self._html(pages.login_page(failed=None, next_path=next_path))
 
     async def _login(self, request: web.Request) -> web.Response:
-        form = await request.post()
+        form = await request.post()  # its deadline: sinks.serving's request_seconds
         next_path = _safe_next(str(form.get("next") or "/"))
         self._may_sign_in(request)
         if self.sessions.token_ok(str(form.get("token") or "")):

@@ -73,7 +73,8 @@ async def test_a_verdict_given_in_a_browser_reaches_the_store_metric_rules_and_l
     await wait_for(lambda: "alerts follow" in stderr() or demo.returncode is not None, 60,
                    "the demo to start")  # fmt: skip
     assert demo.returncode is None, stderr()
-    login = re.search(r"triage page: (http://\S+/login\?token=\S+)", stderr())
+    login = re.search(r"triage page: http://\S+/login\?code=\S+ .* takes the token (\S+)\)",
+                      stderr())  # fmt: skip
     api = re.search(r"--api-url '(\S+)'", stderr())
     assert login and api, stderr()
     base = f"http://127.0.0.1:{triage_port}"
@@ -88,7 +89,7 @@ async def test_a_verdict_given_in_a_browser_reaches_the_store_metric_rules_and_l
             store.close()
 
     await wait_for(judged_alert_stored, 60, f"the demo's {JUDGED} alert in the store")
-    token = login.group(1).rpartition("token=")[2]
+    token = login.group(1)
 
     async with aiohttp.ClientSession() as http:
         page = await chromium.new_page(http)

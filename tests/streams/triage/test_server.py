@@ -3,16 +3,20 @@ every request, CSRF-safe verdicts, the security headers, hostile alert fields es
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from sinks.serving import Limits
 from sinks.store import AlertStore
 from streams.settings import TriageConfig
+from streams.triage.auth import COOKIE, LINK_SECONDS, Sessions
 from streams.triage.pages import RuleText
 from streams.triage.server import CSP, TriageServer
 from tests.sinks.test_jsonl import make_alert
@@ -136,10 +140,11 @@ async def test_a_wrong_token_is_refused_and_many_are_throttled(
 async def test_the_printed_link_signs_in_once_and_never_sends_the_browser_elsewhere(
     server: TriageServer, http: aiohttp.ClientSession
 ) -> None:
-    link = f"{server.url}/login?token={TOKEN}&next=//evil.example/x"
+    link = server.sign_in_link() + "&next=//evil.example/x"
+    assert TOKEN not in link
     async with http.get(link, allow_redirects=False) as r:
         assert r.status == 303
-        assert r.headers["Location"] == "/"  # not //evil.example
+        assert r.headers["Location"] == "/"  # not //evil.example, and without the code
         cookie = r.headers["Set-Cookie"]
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
         assert TOKEN not in cookie
@@ -268,7 +273,7 @@ async def test_another_site_can_neither_lock_anyone_out_nor_sign_a_browser_in(
     <img src=.../login?token=x> on any web page locked everyone out."""
     cross = {"Sec-Fetch-Site": "cross-site"}
     for _ in range(25):
-        async with http.get(f"{server.url}/login?token=guess", headers=cross) as r:
+        async with http.get(f"{server.url}/login?code=guess", headers=cross) as r:
             assert r.status == 403
     async with http.post(
         server.url + "/login", data={"token": TOKEN}, headers={"Origin": "https://evil.example"}
@@ -290,8 +295,6 @@ async def test_wrong_bearer_tokens_count_as_failed_sign_ins(
 
 
 def test_failures_are_counted_per_client() -> None:
-    from streams.triage.auth import Sessions
-
     sessions = Sessions(TOKEN, None, 3600)
     for _ in range(20):
         sessions.failed("10.0.0.1")
@@ -305,9 +308,7 @@ async def test_next_never_leads_to_another_host(
     """Defect: /\\t/evil passed the check, and the tab is dropped on the way out: //evil."""
     for bad in ("/%09/evil.example", "//evil.example", "/\\evil.example", "https://evil.example",
                 "/%0a/evil.example", "/%e2%80%ae/x"):  # fmt: skip
-        async with http.get(
-            f"{server.url}/login?token={TOKEN}&next={bad}", allow_redirects=False
-        ) as r:
+        async with http.get(f"{server.sign_in_link()}&next={bad}", allow_redirects=False) as r:
             assert r.status == 303
             assert r.headers["Location"] == "/", bad
 
@@ -332,9 +333,7 @@ async def test_behind_a_proxy_the_public_origin_is_this_site(
     server = await _serve(store_path, public_origin="https://triage.example.org")
     try:
         public = {"Host": "triage.example.org"}
-        async with http.get(
-            f"{server.url}/login?token={TOKEN}", headers=public, allow_redirects=False
-        ) as r:
+        async with http.get(server.sign_in_link(), headers=public, allow_redirects=False) as r:
             assert r.status == 303 and "Secure" in r.headers["Set-Cookie"]
             session = r.headers["Set-Cookie"].split(";")[0]
         # the proxy speaks https to the browser: the Secure cookie comes back through it
@@ -375,3 +374,120 @@ async def test_a_failure_inside_is_one_line_and_still_under_the_policy(
         await server.stop()
     failed = [r for r in caplog.records if r.getMessage() == "triage request failed"]
     assert failed and all(r.exc_info is None for r in caplog.records)
+
+
+async def test_a_sign_in_link_works_once_and_the_token_never_signs_in_from_an_address(
+    server: TriageServer, http: aiohttp.ClientSession
+) -> None:
+    """Defect: the printed link carried the token itself, good for the whole run and kept
+    in browser history: anyone reading the history later signed in with it."""
+    link = server.sign_in_link()
+    assert TOKEN not in link
+    async with http.get(link, allow_redirects=False) as r:
+        assert r.status == 303 and "code=" not in r.headers["Location"]
+        assert COOKIE in r.headers["Set-Cookie"]
+    async with aiohttp.ClientSession() as later:  # the same link, from the history
+        async with later.get(link, allow_redirects=False) as r:
+            assert r.status == 401 and "Set-Cookie" not in r.headers
+            assert "has been used, or has expired" in await r.text()
+        async with later.get(f"{server.url}/login?token={TOKEN}", allow_redirects=False) as r:
+            assert r.status == 400 and "Set-Cookie" not in r.headers
+            assert "never goes in an address" in await r.text()
+    async with http.get(server.url + "/") as r:  # the one who used it is signed in
+        assert r.status == 200
+
+
+def test_a_sign_in_link_expires() -> None:
+    sessions = Sessions(TOKEN, None, 3600)
+    code = sessions.link_code()
+    assert not sessions.redeem(code, now=time.monotonic() + LINK_SECONDS + 1)
+    assert not sessions.redeem(code)  # spent by the late try too
+    assert sessions.redeem(sessions.link_code()) and not sessions.redeem("")
+
+
+async def test_wrong_tokens_through_the_proxy_lock_out_neither_sessions_nor_other_clients(
+    store_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """Defect: wrong tokens were counted per connecting address, which behind a reverse
+    proxy is the proxy's, and counted before a session was looked at: 20 wrong Bearer
+    tokens from anyone made every signed-in person get 429."""
+    server = await _serve(store_path, trusted_proxy_client_header="X-Forwarded-For")
+    try:
+        await _sign_in(http, server)
+        # the attacker, through the proxy (which appends the address it saw)
+        attacker = {"X-Forwarded-For": "10.9.9.9, 198.51.100.7"}
+        async with aiohttp.ClientSession() as guesser:
+            for spoofed in range(25):  # what it puts before the proxy's entry changes nothing
+                headers = {"Authorization": "Bearer guess"}
+                headers["X-Forwarded-For"] = f"10.0.0.{spoofed}, 198.51.100.7"
+                async with guesser.get(server.url + "/", headers=headers) as r:
+                    assert r.status in (401, 429)
+            assert r.status == 429
+        async with http.get(server.url + "/") as r:  # the session: never throttled
+            assert r.status == 200 and r.url.path == "/"
+        with_token = {"Authorization": f"Bearer {TOKEN}"}
+        async with aiohttp.ClientSession() as script:  # another client's script
+            other = {**with_token, "X-Forwarded-For": "203.0.113.5"}
+            async with script.get(server.url + "/", headers=other) as r:
+                assert r.status == 200
+            async with script.get(server.url + "/", headers={**with_token, **attacker}) as r:
+                assert r.status == 429  # the guesser waits, even with the right token
+    finally:
+        await server.stop()
+
+
+async def test_without_a_client_header_wrong_tokens_still_never_lock_out_a_session(
+    server: TriageServer, http: aiohttp.ClientSession
+) -> None:
+    """The issue's own case: every request from one address (the proxy's)."""
+    await _sign_in(http, server)
+    async with aiohttp.ClientSession() as attacker:
+        for _ in range(25):
+            headers = {"Authorization": "Bearer guess"}
+            async with attacker.get(server.url + "/", headers=headers) as r:
+                assert r.status in (401, 429)
+    async with http.get(server.url + "/", allow_redirects=False) as r:
+        assert r.status == 200
+
+
+async def test_the_page_closes_silent_clients_and_bodies_that_never_arrive(
+    store_path: Path,
+) -> None:
+    """Defect: the page's server never timed out a slow or silent client (sinks.serving
+    now serves it, as it serves /metrics)."""
+    limits = Limits(max_connections=4, header_seconds=0.5, idle_seconds=0.5, request_seconds=0.5)
+    server = TriageServer(
+        TriageConfig(enabled=True, addr="127.0.0.1:0"), str(store_path), RULES, token=TOKEN,
+        limits=limits,
+    )  # fmt: skip
+    await server.start()
+    clients = []
+    try:
+        for _ in range(6):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET /login HTT")
+            clients.append((reader, writer))
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        clients.append((reader, writer))
+        host = f"127.0.0.1:{server.port}".encode()
+        writer.write(b"POST /login HTTP/1.1\r\nHost: " + host + b"\r\nContent-Length: 99\r\n"
+                     b"Content-Type: application/x-www-form-urlencoded\r\n\r\ntoken=")  # fmt: skip
+        answers = await asyncio.wait_for(asyncio.gather(*(_to_close(r) for r, _ in clients)), 10)
+        assert server.open_connections == 0
+    finally:
+        for _, writer in clients:
+            writer.close()
+        await server.stop()
+    assert answers[-1].startswith(b"HTTP/1.1 408")
+    closed = {
+        reason: server.connections_closed.labels(reason)._value.get()
+        for reason in ("evicted", "header_timeout", "request_timeout")
+    }
+    assert closed == {"evicted": 3, "header_timeout": 3, "request_timeout": 1}
+
+
+async def _to_close(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await reader.read()
+    except ConnectionResetError:
+        return b""
