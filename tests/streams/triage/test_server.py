@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from streams.settings import TriageConfig
 from streams.triage.auth import COOKIE, LINK_SECONDS, Sessions
 from streams.triage.pages import RuleText
 from streams.triage.server import CSP, TriageServer
+from tests.conftest import REPO
 from tests.sinks.test_jsonl import make_alert
 
 TOKEN = "s3cret-token-for-tests"
@@ -491,3 +494,19 @@ async def _to_close(reader: asyncio.StreamReader) -> bytes:
         return await reader.read()
     except ConnectionResetError:
         return b""
+
+
+def test_the_demo_prints_a_one_time_link_and_never_the_token_in_an_address(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "streams", "demo", "--triage", "--speed", "max",
+         "--state-dir", str(tmp_path / "state"), "--triage-addr", "127.0.0.1:0",
+         "--metrics-addr", "127.0.0.1:0"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    line = re.search(r"triage page: (\S+) \(.*takes the token (\S+)\)", done.stderr)
+    assert line, done.stderr
+    link, token = line.groups()
+    assert "/login?code=" in link and token not in link and "token=" not in link
