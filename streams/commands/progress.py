@@ -53,7 +53,8 @@ def format_summary(s: RunSummary) -> str:
     if s.dropped:
         parts = ", ".join(f"{k} {v:,}" for k, v in sorted(s.dropped.items()))
         lines.append(f"not run through detectors: {parts}")
-    lines.append(f"alerts: {s.alerts:,}")
+    updates = f" (and {s.updates:,} updates of them: repeats within the cooldown)"
+    lines.append(f"alerts: {s.alerts:,}{updates if s.updates else ''}")
     for rule, n in s.alerts_by_rule.most_common():
         lines.append(f"  {rule}: {n:,}")
     if s.fatal:

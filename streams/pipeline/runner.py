@@ -63,7 +63,8 @@ class Source(Protocol):
 class RunSummary:
     events: int = 0
     processed: int = 0
-    alerts: int = 0
+    alerts: int = 0  # new alerts (what the alert store lists)
+    updates: int = 0  # repeats of them delivered as updates (count > 1)
     alerts_by_rule: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
@@ -230,6 +231,7 @@ class Monitor:
         s.processed = self.pipeline.processed
         s.alerts_by_rule = Counter(self.pipeline.alerts_by_rule)
         s.alerts = sum(s.alerts_by_rule.values())
+        s.updates = self.pipeline.alert_updates
         s.dropped = Counter(self.pipeline.dropped)
         s.checkpoint = self._committed
         if self._fatal is not None:

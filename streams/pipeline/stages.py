@@ -203,7 +203,8 @@ class Pipeline:
         self.resume_dedup_seconds = resume_dedup_seconds
         self._clock = clock
         self._quiet = RateLimit(5.0)
-        self.alerts_by_rule: Counter[str] = Counter()
+        self.alerts_by_rule: Counter[str] = Counter()  # new alerts, not their updates
+        self.alert_updates = 0  # repeats delivered as updates of an alert (count > 1)
         self.dropped: Counter[str] = Counter()
         self.events = 0
         self.processed = 0
@@ -434,7 +435,10 @@ class Pipeline:
                         continue
                     delivered, update, escalated = throttled
                     result.alerts.append(delivered)
-                    self.alerts_by_rule[alert.rule] += 1
+                    if update:  # a repeat folded into an alert counted already
+                        self.alert_updates += 1
+                    else:
+                        self.alerts_by_rule[alert.rule] += 1
                     m.alerts.labels(alert.rule, alert.category, delivered.severity).inc()
                     if update:
                         m.alert_updates.labels(alert.rule).inc()
