@@ -15,6 +15,10 @@ Field metadata understood by the loader (``dataclasses.field(metadata=...)``):
   resolved against the directory of the file it is written in, so a settings file means
   the same wherever it is read from (paths on the command line and built-in defaults are
   relative to the working directory).
+
+A dataclass with a true ``CONFLOAD_SECRET`` class attribute is a reference to a secret
+(``{env: NAME}``): a plain value written in its place is probably the secret itself, so the
+error says what is expected and never shows what was written.
 """
 
 from __future__ import annotations
@@ -287,6 +291,14 @@ class NodeLoader:
         return self.dataclass(by_tag[tag], node, path)
 
     def dataclass(self, cls: type[T], node: yaml.Node, path: str) -> T | None:
+        if getattr(cls, "CONFLOAD_SECRET", False) and not isinstance(node, yaml.MappingNode):
+            self.error(
+                node,
+                path,
+                "expected a secret reference ({env: NAME} or {file: PATH}), not the secret "
+                "itself (what is written here is not shown)",
+            )
+            return None
         hints = typing.get_type_hints(cls)
         fields = {
             f.name: f

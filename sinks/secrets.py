@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 __all__ = ["Secret", "SecretError", "SecretRef", "credentials_in_url"]
@@ -22,6 +23,9 @@ class SecretError(Exception):
 @dataclass(frozen=True)
 class SecretRef:
     """``{env: NAME}`` or ``{file: PATH}`` in the settings file: exactly one of them."""
+
+    # the settings loader never shows a plain value written in place of a reference
+    CONFLOAD_SECRET: ClassVar[bool] = True
 
     env: str | None = None
     file: str | None = field(default=None, metadata={"path": True})

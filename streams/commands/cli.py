@@ -35,6 +35,7 @@ _USAGE_ERRORS = (
     ("streams.app", "UsageError"),
     ("streams.source.checkpoint", "CheckpointError"),
     ("sinks.base", "SinkError"),  # a sink that cannot start (an unwritable alert file, ...)
+    ("sinks.store", "StoreError"),  # an alert store that cannot be opened or read
 )
 
 

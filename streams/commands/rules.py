@@ -23,7 +23,7 @@ from detectors.rules.model import Example, Rule
 from sinks.alert import printable
 from sinks.metrics import Metrics
 from sinks.secrets import SecretError
-from sinks.store import VERDICTS, AlertStore, precision
+from sinks.store import VERDICTS, AlertStore, StoreError, is_postgres, precision
 from streams.app import load_classifiers
 from streams.fetch.content import Content
 from streams.pipeline.detection import Detection, StormGuardConfig
@@ -328,9 +328,9 @@ def _scan(settings: Settings, args: argparse.Namespace) -> int:
 def _store_stats(settings: Settings) -> dict[str, dict[str, int]]:
     """Alerts and verdicts per rule from the alert store; nothing when there is no store
     yet or it cannot be opened (the rule tools work without one)."""
-    with contextlib.suppress(SecretError):
+    with contextlib.suppress(SecretError, StoreError):
         target = settings.store_target()
-        if target is not None and ("://" in target or Path(target).exists()):
+        if target is not None and (is_postgres(target) or Path(target).exists()):
             store = AlertStore(target)
             try:
                 return store.rule_stats()

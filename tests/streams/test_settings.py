@@ -276,3 +276,21 @@ def test_credentials_in_a_target_url_are_refused_by_file_and_line_never_shown(
     assert f"{config}:6: sinks[1].url: the URL carries a user name" in out.stderr
     assert "sinks[2]" not in out.stderr
     assert out.stdout == ""
+
+
+def test_a_secret_written_where_a_reference_belongs_is_never_shown(tmp_path: Path) -> None:
+    """A DSN with its password, or a token, written in place of ``{env: NAME}`` was
+    echoed by the loader's error ("expected a mapping, got str 'host=... password=...'")."""
+    config = tmp_path / "rcwatch.yaml"
+    config.write_text(
+        "store:\n"
+        "  postgres_dsn: 'host=db dbname=rc user=rc password=hunter2'\n"
+        "triage:\n"
+        "  token: [hunter3]\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    text = str(caught.value)
+    assert "hunter2" not in text and "hunter3" not in text
+    assert f"{config}:2: store.postgres_dsn: expected a secret reference" in text
+    assert f"{config}:4: triage.token: expected a secret reference" in text

@@ -118,3 +118,15 @@ def test_test_scan_and_backtest_run_the_same_rules_disabled_ones_included(tmp_pa
     sample = REPO / "streams" / "data" / "demo-events.ndjson.gz"
     backtest = rcwatch("rules", "backtest", "--rules", str(tmp_path), str(sample))
     assert "rules: 1 ran (1 of them disabled)" in backtest.stdout
+
+
+def test_rules_list_works_without_a_reachable_store(tmp_path: Path) -> None:
+    """The rule tools work without the alert store; a team store that cannot be reached
+    ended ``rules list`` in a traceback that named the DSN."""
+    config = tmp_path / "rcwatch.yaml"
+    config.write_text("store:\n  postgres_dsn: {env: RCWATCH_TEST_DOWN_DSN}\n")
+    dsn = "host=127.0.0.1 port=1 dbname=x user=u password=hunter2 connect_timeout=2"
+    out = rcwatch("rules", "list", "--config", str(config), env={"RCWATCH_TEST_DOWN_DSN": dsn})
+    assert out.returncode == 0, out.stderr
+    assert "privacy.email-in-summary" in out.stdout
+    assert "Traceback" not in out.stderr and "hunter2" not in out.stdout + out.stderr
