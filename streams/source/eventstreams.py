@@ -17,8 +17,10 @@ counted and skipped; the last good position stays), and live-end entries (``offs
 are pinned to a timestamp no later than the connection's start, so a saved position can
 never skip what a topic produced while rcwatch was away. Timestamp positions are resumed
 with an overlap of ``resume_overlap_ms``: KafkaSSE stores "last timestamp + 1", so events
-sharing the last millisecond would otherwise be skipped. The re-delivered events are
-dropped downstream by event id.
+sharing the last millisecond would otherwise be skipped. What a resume delivers again is
+recognised here (``_Redeliveries``) and neither yielded nor counted as an event; after a
+restart, the pipeline drops it by event id. A clean close of a connection that brought
+events, even only repeated ones (an idle stream), is the routine close.
 
 Failures are diagnosable: the first failure and every change of cause is logged with the
 host and the cause (DNS, refused, TLS, timeout, HTTP status and the server's message),
@@ -50,7 +52,13 @@ from detectors.event import RawEvent
 from sinks.metrics import Metrics
 from sinks.retry import Backoff, parse_retry_after
 from streams.logs import RateLimit, printable
-from streams.source.position import PositionError, check, next_position, resume_header
+from streams.source.position import (
+    PositionError,
+    check,
+    next_position,
+    resume_header,
+    timestamps,
+)
 from streams.source.sse import SSEDecoder
 
 __all__ = [
@@ -374,6 +382,68 @@ class _FailureLog:
         self.position_repeats, self.position_key, self.hinted = 0, None, False
 
 
+# -- events a resume delivers again ---------------------------------------------------------------
+
+_TAIL_MAX_EVENTS = 1024  # per topic and millisecond: beyond, repeats are left to the pipeline
+
+_Key = tuple[str, int]  # topic, partition
+
+
+class _Redeliveries:
+    """What a resume delivers again, recognised so that it is neither yielded nor counted twice.
+
+    A timestamp position is resumed ``resume_overlap_ms`` early, so each topic's events of
+    its last milliseconds come again after every reconnect (about one event per topic every
+    ~15 minutes, at each routine close). The events yielded in each topic's last
+    ``overlap_ms`` milliseconds are kept; after a resume, an event whose topic entry is no
+    later than the position resumed from and that is byte for byte one kept is dropped here.
+
+    An event's topic is the id entry it moved (KafkaSSE writes ``timestamp: T+1`` for the
+    topic that delivered it); one that moves none shares its millisecond with the event
+    before and is taken to be of that topic. Whatever is not recognised is passed on, and
+    the pipeline drops it by event id: this can miss a repeat, never drop a new event."""
+
+    def __init__(self, overlap_ms: int) -> None:
+        self.overlap_ms = overlap_ms
+        self._tails: dict[_Key, dict[int, set[bytes]]] = {}  # topic -> entry -> data
+        self._resumed: dict[_Key, int] = {}  # timestamp entries resumed from
+        self._entries: dict[_Key, int] = {}  # the last id's, on this connection
+        self._topic: _Key | None = None
+
+    def connect(self, resumed_from: str | None) -> None:
+        """A new connection, resuming from this position (None: positioned by ``since``)."""
+        self._resumed = timestamps(resumed_from) if resumed_from is not None else {}
+        self._entries, self._topic = {}, None
+
+    def again(self, raw_id: str | None, data: bytes) -> bool:
+        """True for an event yielded before (drop it); else it is remembered."""
+        if raw_id is None or self.overlap_ms <= 0:
+            return False
+        entries = timestamps(raw_id)
+        moved = [k for k, ts in entries.items() if self._entries.get(k) != ts]
+        self._entries = entries
+        if len(moved) == 1:
+            self._topic = moved[0]
+        elif moved:
+            self._topic = None
+        topic = self._topic
+        if topic is None or topic not in entries:
+            return False
+        at = entries[topic]
+        tail = self._tails.setdefault(topic, {})
+        resumed = self._resumed.get(topic)
+        if resumed is not None and at <= resumed and data in tail.get(at, ()):
+            return True
+        kept = tail.setdefault(at, set())
+        if len(kept) < _TAIL_MAX_EVENTS:
+            kept.add(data)
+        if len(tail) > 1:
+            newest = max(tail)
+            for old in [t for t in tail if t <= newest - self.overlap_ms]:
+                del tail[old]
+        return False
+
+
 # -- the source -------------------------------------------------------------------------------
 
 
@@ -407,6 +477,8 @@ class EventStreamsSource:
         self.disconnected_since = time.monotonic()
         self._failures = _FailureLog(endpoint(config.url))
         self._bad_ids = RateLimit(10.0)
+        self._redeliveries = _Redeliveries(config.resume_overlap_ms)
+        self._received = False  # the current connection brought an event (even one again)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -440,6 +512,7 @@ class EventStreamsSource:
         try:
             while not self._stopping.is_set():
                 delivered = False
+                self._received = False
                 detail = ""
                 try:
                     async with aclosing(self._connection(session)) as connection:
@@ -459,6 +532,9 @@ class EventStreamsSource:
                         m.stream_connected.set(0)
                 if self._stopping.is_set():
                     break
+                # a connection that brought events, even only ones it had already (an idle
+                # stream after a resume), worked: its close is the routine one
+                delivered = delivered or self._received
                 if delivered:
                     self.backoff.reset()
                 delay = 0.0 if (reason == "eof" and delivered) else self.backoff.next_delay()
@@ -496,6 +572,8 @@ class EventStreamsSource:
         cfg = self.config
         m = self.metrics
         headers, params = self._request()
+        redeliveries = self._redeliveries
+        redeliveries.connect(self.last_event_id)
         # a live-end entry of this connection names the live end at assignment, which is
         # after this moment: pinned to it (minus the margin) it can skip nothing
         floor_ms = int(time.time() * 1000 - cfg.position_margin_seconds * 1000)
@@ -552,7 +630,11 @@ class EventStreamsSource:
                     if event_id is not None:
                         self.last_event_id = event_id
                     if ev.event == "message":
+                        self._received = True
                         if not ev.oversized:
+                            if redeliveries.again(ev.id, ev.data):
+                                m.events_dropped.labels("duplicate").inc()
+                                continue
                             batch.append(RawEvent(event_id, ev.data, now_ns))
                             continue
                         m.events_dropped.labels("oversized").inc()
@@ -567,10 +649,11 @@ class EventStreamsSource:
                             "server sent an error event",
                             extra={"fields": {"error": _error_summary(ev.data)}},
                         )
+                if self._received and self._failures.count:
+                    # a connection that brings events (even only ones again) ends a failure run
+                    self._failures.connected()
+                    m.stream_consecutive_failures.set(0)
                 if batch:
-                    if self._failures.count:  # a connection that delivers ends a failure run
-                        self._failures.connected()
-                        m.stream_consecutive_failures.set(0)
                     yield batch
                 if server_error:
                     raise _Reconnect("server_error", detail="the server sent an error event")

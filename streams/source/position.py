@@ -33,6 +33,7 @@ __all__ = [
     "next_position",
     "pin_live_ends",
     "resume_header",
+    "timestamps",
 ]
 
 # an id holds one entry (~80 bytes) per topic-partition; real ones are a few hundred bytes
@@ -152,3 +153,17 @@ def resume_header(raw: str, overlap_ms: int) -> str:
             e["timestamp"] = max(0, ts - overlap_ms)
             changed = True
     return orjson.dumps(entries).decode() if changed else raw
+
+
+def timestamps(raw: str) -> dict[tuple[str, int], int]:
+    """The timestamp entries of an id, by (topic, partition); empty for an id that is not a
+    position. For telling which topic an event came from (the entry that moved)."""
+    try:
+        entries = _entries(raw)
+    except PositionError:
+        return {}
+    return {
+        (e["topic"], e.get("partition", 0)): e["timestamp"]
+        for e in entries
+        if e.get("timestamp") is not None
+    }
