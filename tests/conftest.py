@@ -20,10 +20,14 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def shared_data(*parts: str) -> Path:
-    """A file under ../shared/data, or skip the test with a clear message."""
+    """A file under ../shared/data, or skip the test with a clear message (fail instead
+    with ``RCWATCH_REQUIRE_SHARED_DATA=1``, as CI sets: its clone has the data beside it)."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"{path} is not available (the shared data directory is absent)")
+        message = f"{path} is not available (the shared data directory is absent)"
+        if os.environ.get("RCWATCH_REQUIRE_SHARED_DATA") == "1":
+            pytest.fail(f"{message} [RCWATCH_REQUIRE_SHARED_DATA=1]")
+        pytest.skip(message)
     return path
 
 
