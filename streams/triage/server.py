@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from sinks.alert import printable
 from sinks.serving import Limits, Listener
-from sinks.store import VERDICTS, AlertStore
+from sinks.store import VERDICTS, AlertStore, describe_store
 from streams.settings import TriageConfig
 from streams.triage import pages
 from streams.triage.auth import BAD_TOKEN, COOKIE, Identity, Sessions
@@ -402,7 +402,7 @@ class TriageServer:
         rows, rule_ids = await self._db(read)
         self.requests.labels("ok").inc()
         identity = self._who(request)
-        where = "PostgreSQL" if "://" in self.store_target else self.store_target
+        where = describe_store(self.store_target)
         return self._html(
             pages.alerts_page(rows, filters, rule_ids, user=identity.user, where=where)
         )
