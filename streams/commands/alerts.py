@@ -37,7 +37,10 @@ def _store(settings: Settings) -> AlertStore:
         raise UsageError("the alert store is off (store.enabled: false)")
     if not is_postgres(target) and not Path(target).exists():
         where = describe_store(target)
-        raise UsageError(f"no alert store at {where} yet: it is written by rcwatch run")
+        raise UsageError(
+            f"no alert store at {where} yet: it is written by rcwatch run (and rcwatch demo, "
+            "in the --state-dir it prints at the end)"
+        )
     try:
         return AlertStore(target, settings.store.retention_days)
     except StoreError as exc:  # one line, no secret: exit 2

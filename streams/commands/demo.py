@@ -176,6 +176,8 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     print("\n" + format_summary(summary), file=sys.stderr)
     jsonl = settings.jsonl_path(JsonlSinkConfig())
     print(f"alerts (JSONL): {jsonl}\nraw-event archive: {settings.archive_dir}", file=sys.stderr)
+    if settings.store.enabled:  # the state directory is the demo's own: name it
+        print(f"browse them: rcwatch alerts list --state-dir {state_dir}", file=sys.stderr)
     for sink in settings.sinks:
         if isinstance(sink, REMOTE_SINK_CONFIGS):
             print(_remote_report(sink.name, sink_state_dir(state_dir, sink.name)), file=sys.stderr)

@@ -159,6 +159,12 @@ def test_demo_runs_offline(tmp_path: Path) -> None:
     assert [a["count"] for a in pile_on] == [1, 2, 3] and len({a["id"] for a in pile_on}) == 1
     assert "7700 900123" not in out.stdout and "7700 900123" not in str(lines)
     assert CheckpointStore(tmp_path).load() is not None
+    # issue 20, item 14: the demo names its state directory, and the alerts are there
+    assert f"browse them: rcwatch alerts list --state-dir {tmp_path}" in out.stderr
+    listed = rcwatch("alerts", "list", "--state-dir", str(tmp_path))
+    assert listed.returncode == 0, listed.stderr
+    # one row per alert: the summary counts them the same way, updates apart
+    assert f"alerts: {len(listed.stdout.splitlines())} (and 2 updates" in out.stderr
 
 
 async def test_forbidden_user_agent_exits_3(

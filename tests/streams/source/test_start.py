@@ -260,6 +260,22 @@ def test_the_first_start_writes_its_origin_before_connecting(tmp_path: Path) -> 
     assert again.since == "1970-01-01T00:00:00.001Z", "--reset-checkpoint forgets the origin too"
 
 
+def test_a_start_from_the_beginning_says_so_without_an_epoch_date(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 20, item 16: every demo started with "origin recorded
+    since=1970-01-01T00:00:00.000Z chosen='since 0'"."""
+    with caplog.at_level(logging.INFO, logger="streams.source.start"):
+        resolve_start(
+            CheckpointStore(tmp_path), streams="recentchange", since="0", margin_seconds=10,
+            metrics=Metrics(),
+        )  # fmt: skip
+    assert [r.getMessage() for r in caplog.records] == [
+        "first start: from the beginning of what the stream holds"
+    ]
+    assert not any(hasattr(r, "fields") for r in caplog.records), "no epoch date"
+
+
 def test_a_state_directory_of_other_streams_is_refused(tmp_path: Path) -> None:
     store = CheckpointStore(tmp_path)
     resolve_start(store, streams="recentchange", since=None, margin_seconds=1, metrics=Metrics())
