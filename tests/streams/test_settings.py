@@ -149,7 +149,7 @@ def test_every_remote_sink_type_loads_and_builds(
 @pytest.mark.parametrize(
     ("sink", "message"),
     [
-        ("{type: pagerduty, routing_key: abc}", "expected a mapping"),
+        ("{type: pagerduty, routing_key: abc}", "expected a secret reference"),
         ("{type: pagerduty}", "routing_key is required"),
         ("{type: slack, webhook_url: {env: A, file: b}}", "exactly one of them"),
         ("{type: webhook, url: 'ftp://x.example/h', hmac_key: {env: K}}", "only http and https"),
