@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from detectors.language import wiki_language
 from detectors.recognizers.aadhaar import AadhaarRecognizer
 from detectors.recognizers.address import AddressRecognizer
 from detectors.recognizers.base import PiiMatch, Recognizer, TextContext
@@ -48,7 +49,6 @@ RECOGNIZERS: dict[str, Recognizer] = {r.kind: r for r in _ALL}
 _LANGUAGE_REGIONS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
     {
         "en": ("US", "GB", "IN", "CA", "AU", "IE", "NZ", "ZA", "PH", "NG"),
-        "simple": ("US", "GB", "IN", "CA", "AU", "IE", "NZ", "ZA", "PH", "NG"),
         "de": ("DE", "AT", "CH", "LI", "LU"),
         "fr": ("FR", "BE", "CH", "CA", "LU", "MC", "SN", "CI", "MA"),
         "es": ("ES", "MX", "AR", "CO", "CL", "PE", "VE", "US", "EC", "UY"),
@@ -59,16 +59,15 @@ _LANGUAGE_REGIONS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
         "ru": ("RU", "BY", "KZ", "UA", "KG"),
         "uk": ("UA",),
         "be": ("BY",),
-        "be-tarask": ("BY",),
         "ja": ("JP",),
         "zh": ("CN", "TW", "HK", "SG", "MO"),
-        "zh-yue": ("HK", "MO"),
-        "zh-min-nan": ("TW",),
-        "zh-classical": ("CN", "TW"),
+        "yue": ("HK", "MO"),
+        "nan": ("TW",),
+        "lzh": ("CN", "TW"),
         "wuu": ("CN",),
         "ko": ("KR",),
         "sv": ("SE", "FI"),
-        "no": ("NO",),
+        "nb": ("NO",),
         "nn": ("NO",),
         "da": ("DK",),
         "fi": ("FI",),
@@ -133,17 +132,6 @@ _LANGUAGE_REGIONS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
         "mt": ("MT",),
     }
 )
-# Database-name suffixes of the content projects; everything before one is the language.
-_PROJECT_SUFFIXES = (
-    "wiktionary",
-    "wikibooks",
-    "wikinews",
-    "wikiquote",
-    "wikisource",
-    "wikiversity",
-    "wikivoyage",
-    "wiki",
-)
 
 
 def regions_for_wiki(wiki: str | None) -> tuple[str, ...]:
@@ -153,11 +141,5 @@ def regions_for_wiki(wiki: str | None) -> tuple[str, ...]:
     (``"commonswiki"``, ``"wikidatawiki"``, ``"metawiki"``, ...) give ``()``; recognizers
     then use their defaults.
     """
-    if not wiki:
-        return ()
-    name = wiki.strip().lower()
-    for suffix in _PROJECT_SUFFIXES:
-        if name.endswith(suffix) and len(name) > len(suffix):
-            language = name[: -len(suffix)].replace("_", "-")
-            return _LANGUAGE_REGIONS.get(language, ())
-    return ()
+    language = wiki_language(wiki)
+    return _LANGUAGE_REGIONS.get(language, ()) if language else ()

@@ -44,6 +44,7 @@ from detectors.classifier import TextClassifier, load_model, shipped_model_dirs
 from detectors.event import RecentChange
 from detectors.facts import CONTEXT_FACTS, FACTS, FIELD_FACTS, SECOND_PERSON
 from detectors.keywords import KeywordIndex, is_substring_keyword, phrase_tokens
+from detectors.language import text_language, wiki_language
 from detectors.normalize import Normalized, normalize
 from detectors.recognizers import RECOGNIZERS, regions_for_wiki
 from detectors.recognizers.base import Budget, PiiMatch, TextContext
@@ -56,6 +57,7 @@ from detectors.rules.model import (
     FactCond,
     FindingCond,
     KeywordCond,
+    LanguageCond,
     Near,
     Not,
     RecognizerCond,
@@ -241,8 +243,8 @@ class _State:
     """What one event's evaluation has worked out so far (caches, per event only)."""
 
     __slots__ = (
-        "budget", "change", "ctx", "facts", "matched", "normalized", "recognized", "scores",
-        "spans", "texts",
+        "budget", "change", "ctx", "facts", "languages", "matched", "normalized", "recognized",
+        "scores", "spans", "texts",
     )  # fmt: skip
 
     def __init__(
@@ -258,6 +260,7 @@ class _State:
         self.recognized: dict[tuple[str, str], list[PiiMatch]] = {}
         self.facts: dict[tuple[str, str | None], bool] = {}
         self.scores: dict[tuple[str, str], float] = {}
+        self.languages: dict[str, str | None] = {}  # field -> its text's language
 
 
 class RuleEngine:
@@ -536,9 +539,22 @@ class RuleEngine:
             return self._value(st, cond)
         if isinstance(cond, ClassifierCond):
             return self._score(st, cond) >= cond.min_score
+        if isinstance(cond, LanguageCond):
+            return self._language(st, cond.field) in cond.languages
         if isinstance(cond, FindingCond):
             return self._finding(st, cond)
         return self._fact(st, cond)
+
+    def _language(self, st: _State, field_name: str) -> str | None:
+        """The language of a field's text (``detectors.language``), once per event."""
+        try:
+            return st.languages[field_name]
+        except KeyError:
+            pass
+        change = st.change
+        wiki = wiki_language(change.wiki, change.server_name)
+        lang = st.languages[field_name] = text_language(self._text(st, field_name), wiki)
+        return lang
 
     def _score(self, st: _State, cond: ClassifierCond) -> float:
         key = (cond.field, cond.classifier)

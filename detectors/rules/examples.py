@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from detectors.base import DetectionContext, Finding
 from detectors.classifier import TextClassifier
 from detectors.event import RecentChange, decode_object
+from detectors.language import wiki_language
 from detectors.rules.engine import RuleEngine
 from detectors.rules.model import Example, Rule
 from detectors.windows import WindowStore
@@ -35,8 +36,29 @@ def _namespace(title: str) -> int:
 _EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z: examples happen then, plus their `at`
 
 
+_HOSTS = {
+    "commonswiki": "commons.wikimedia.org",
+    "wikidatawiki": "www.wikidata.org",
+    "metawiki": "meta.wikimedia.org",
+    "specieswiki": "species.wikimedia.org",
+    "mediawikiwiki": "www.mediawiki.org",
+}
+
+
+def _host(wiki: str) -> str:
+    """The host of a Wikipedia or a multilingual wiki named by its database name."""
+    if wiki in _HOSTS:
+        return _HOSTS[wiki]
+    lang = wiki_language(wiki)
+    if lang is not None and wiki.endswith("wiki"):
+        return f"{wiki[: -len('wiki')].replace('_', '-')}.wikipedia.org"
+    return "en.wikipedia.org"
+
+
 def example_change(ex: Example, seq: int = 0) -> tuple[RecentChange, DetectionContext]:
     title = ex.title if ex.title is not None else "Example page"
+    wiki = ex.wiki or "enwiki"
+    host = _host(wiki)
     change_type = ex.type or ("log" if ex.log_type else "edit")
     when = datetime.fromtimestamp(_EPOCH + ex.at, UTC).isoformat().replace("+00:00", "Z")
     event: dict[str, object] = {
@@ -44,7 +66,7 @@ def example_change(ex: Example, seq: int = 0) -> tuple[RecentChange, DetectionCo
         "meta": {
             "id": f"00000000-0000-4000-8000-{seq:012d}",
             "dt": when,
-            "domain": "en.wikipedia.org",
+            "domain": host,
             "stream": "mediawiki.recentchange",
         },
         "type": change_type,
@@ -53,9 +75,9 @@ def example_change(ex: Example, seq: int = 0) -> tuple[RecentChange, DetectionCo
         "comment": ex.summary or "",
         "user": ex.user if ex.user is not None else "Example editor",
         "bot": bool(ex.bot),
-        "wiki": ex.wiki or "enwiki",
-        "server_url": "https://en.wikipedia.org",
-        "server_name": "en.wikipedia.org",
+        "wiki": wiki,
+        "server_url": f"https://{host}",
+        "server_name": host,
         "server_script_path": "/w",
     }
     if change_type in ("edit", "new"):

@@ -19,6 +19,7 @@ Condition syntax (one kind key per mapping)::
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from detectors.rules.model import (
     FactCond,
     FindingCond,
     KeywordCond,
+    LanguageCond,
     Near,
     Not,
     RecognizerCond,
@@ -56,7 +58,9 @@ from detectors.rules.model import (
 __all__ = ["RE2_OPTIONS", "load_rules", "rule_files"]
 
 _KINDS = ("all", "any", "near", "not", "regex", "keywords", "keywords_file", "recognizer",
-          "classifier", "fact", "finding", "equals", "in", "gt", "gte", "lt", "lte")  # fmt: skip
+          "classifier", "language", "fact", "finding", "equals", "in", "gt", "gte", "lt",
+          "lte")  # fmt: skip
+_LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:-[a-z]+)*")
 _MODIFIERS = ("field", "normalize", "min_confidence", "min_score")
 _VALUE_OPS = ("equals", "in", "gt", "gte", "lt", "lte")
 _NUMERIC_FIELDS = ("namespace", "size_delta")
@@ -150,7 +154,26 @@ class RuleLoader(NodeLoader):
             return self._keywords(field, items, path, line)
         if kind == "classifier":
             return self._classifier(field, items, path, line)
+        if kind == "language":
+            return self._language(field, items, path, line)
         return self._recognizer(field, items, path, line)
+
+    def _language(
+        self, field: str, items: dict[str, tuple[yaml.Node, yaml.Node]], path: str, line: int
+    ) -> LanguageCond | None:
+        codes = self.build(tuple[str, ...], items["language"][1], f"{path}.language")
+        if codes is None:
+            return None
+        bad = [c for c in codes if not _LANGUAGE_CODE.fullmatch(c)]
+        if not codes or bad:
+            self.error(
+                items["language"][1],
+                f"{path}.language",
+                "expected a list of language codes as the wikis write them (de, zh-yue)"
+                + (f", got {bad[0]!r}" if bad else ""),
+            )
+            return None
+        return LanguageCond(field, frozenset(codes), line)
 
     def _near(self, node: yaml.Node, path: str, line: int) -> Near | None:
         items = {k: (kn, vn) for k, kn, vn in self.mapping_items(node, path)}

@@ -18,6 +18,7 @@ __all__ = [
     "FactCond",
     "FindingCond",
     "KeywordCond",
+    "LanguageCond",
     "Near",
     "Not",
     "RecognizerCond",
@@ -69,6 +70,16 @@ class ClassifierCond:
     field: str
     classifier: str
     min_score: float = 0.5
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class LanguageCond:
+    """The language of the field's text (``detectors.language``: the wiki's, unless the
+    text plainly is another) is one of ``languages``."""
+
+    field: str
+    languages: frozenset[str]
     line: int = 0
 
 
@@ -131,6 +142,7 @@ Condition = (
     | KeywordCond
     | RecognizerCond
     | ClassifierCond
+    | LanguageCond
     | ValueCond
     | FactCond
     | FindingCond

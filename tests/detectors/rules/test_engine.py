@@ -260,3 +260,31 @@ def test_content_is_fetched_only_where_it_can_change_a_result(
     engine = RuleEngine(_shipped())
     change, _ctx = example_change(example)
     assert engine.needs_content(change) is needed
+
+
+def test_a_language_condition_reads_the_texts_language(tmp_path: Path) -> None:
+    rules = _rules(
+        tmp_path,
+        _rule(
+            "t.de-insult",
+            "{all: [{field: summary, language: [de, gsw]}, {field: summary, keywords: [idiot]}]}",
+        ),
+    )
+    engine = RuleEngine(rules, include_disabled=True)
+    assert _ids(engine.evaluate(*_summary("so ein idiot", wiki="dewiki"))) == {"t.de-insult"}
+    assert _ids(engine.evaluate(*_summary("so ein idiot", wiki="frwiki"))) == set()
+    # an English text on dewiki is English: the German rule stays quiet
+    english = "you are an idiot and you should never edit this article again, ever"
+    assert _ids(engine.evaluate(*_summary(english, wiki="dewiki"))) == set()
+    # on Commons (no language of its own) the text tells
+    german = "du bist ein idiot und solltest diesen Artikel nie wieder bearbeiten"
+    assert _ids(engine.evaluate(*_summary(german, wiki="commonswiki"))) == {"t.de-insult"}
+    assert _ids(engine.evaluate(*_summary("idiot!", wiki="commonswiki"))) == set()
+
+
+def test_a_bad_language_code_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("rules:\n" + _rule("t.x", "{field: summary, language: [German]}"))
+    _, issues = load_rules([path])
+    assert len(issues) == 1 and "language codes" in issues[0].message
+    assert issues[0].line == 9 and "'German'" in issues[0].message
