@@ -23,7 +23,10 @@ import re
 import threading
 from typing import Any
 
-__all__ = ["language_label", "text_language", "wiki_language"]
+from detectors.base import DetectionContext, field_text
+from detectors.event import RecentChange
+
+__all__ = ["event_language", "language_label", "text_language", "wiki_language"]
 
 # the content projects' database-name suffixes: what comes before one is the language
 _PROJECT_SUFFIXES = (
@@ -113,6 +116,19 @@ def text_language(text: str | None, wiki_lang: str | None) -> str | None:
     if wiki_lang is None:
         return code if probability >= _SURE_WITHOUT_WIKI else None
     return code if probability >= _SURE else wiki_lang
+
+
+def event_language(
+    change: RecentChange, ctx: DetectionContext, field: str | None = None
+) -> str | None:
+    """The language of what an event says: of the ``field``'s text when given (an alert's
+    evidence), else of the added text, else the wiki's. A summary is identified only when
+    asked for by field: most summaries are short or machine-written (Wikidata's), and
+    identifying every one would cost more than the rest of an event's work."""
+    wiki = wiki_language(change.wiki, change.server_name)
+    if field is not None:
+        return text_language(field_text(change, ctx, field), wiki)
+    return text_language(ctx.added_text, wiki) if ctx.added_text else wiki
 
 
 _LETTER = re.compile(r"[^\W\d_]")

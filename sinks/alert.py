@@ -85,6 +85,7 @@ class Alert:
     rev_id: int | None = None
     log_id: int | None = None
     target: str | None = None  # who or what it is about: a user, a page, a group key
+    language: str | None = None  # of the text it is about (the wikis' codes); None: unknown
     count: int = 1  # repeats folded into this alert within its cooldown
     first_event_time: str | None = None  # of the first repeat, when count > 1
     # the unredacted text of each evidence item (None where it is not private), kept in

@@ -70,6 +70,13 @@ class Metrics:
         self.events_processed = Counter(
             "rcwatch_events_processed", "Events run through the detectors", registry=r
         )
+        self.events_by_language = Counter(
+            "rcwatch_events_by_language",
+            "Events with text (added text or a summary) by the text's language, and whether "
+            "rcwatch judges abuse in it (judged=no: nobody looked, not clean)",
+            ["language", "judged"],
+            registry=r,
+        )
         self.stream_connected = Gauge(
             "rcwatch_stream_connected", "1 while the event stream is connected", registry=r
         )

@@ -794,6 +794,18 @@ class RuleEngine:
             return False if all(v is False for v in values) else None
         return None
 
+    def languages(self) -> frozenset[str]:
+        """The languages the enabled rules name in language conditions: those rules judge
+        text in them (their own examples validate them)."""
+        return frozenset(
+            code
+            for r in self.rules
+            if r.enabled
+            for c in _leaves_of(r.match)
+            if isinstance(c, LanguageCond)
+            for code in c.languages
+        )
+
     def rule(self, rule_id: str) -> Rule:
         return self._by_id[rule_id].rule
 

@@ -27,6 +27,7 @@ from urllib.parse import quote
 from detectors.base import DetectionContext, Finding, Severity, Span, field_text
 from detectors.event import RecentChange
 from detectors.facts import page_owner, same_user
+from detectors.language import event_language
 from sinks.alert import Alert, Evidence, alert_id
 from streams.fetch.wikihosts import WikiHosts
 
@@ -115,6 +116,9 @@ class Scrub:
         return dataclasses.replace(alert, **changes) if changes else alert
 
 
+_TEXT_FIELDS = ("added_text", "summary", "title")  # what language is told for
+
+
 def _key(text: str) -> str:
     return text.casefold().replace("_", " ")
 
@@ -151,6 +155,8 @@ def build_alerts(
             target = change.title
         reasons = list(dict.fromkeys(f.reason for f in group))
         spans = [s for f in group for s in f.spans]
+        # the language of the text the evidence is in (of what the event says, without any)
+        text_field = next((s.field for s in spans if s.field in _TEXT_FIELDS), None)
         evidence = tuple(Evidence(s.field, s.kind, s.redacted, s.confidence) for s in spans)
         raw_values = tuple(_raw(change, ctx, s) for s in spans)
         alert = Alert(
@@ -174,6 +180,7 @@ def build_alerts(
             rev_id=change.rev_new,
             log_id=change.log_id,
             target=target,
+            language=event_language(change, ctx, text_field),
             raw_values=raw_values,
         )
         # every text field, whatever it was built from, passes the one scrub

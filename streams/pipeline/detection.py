@@ -91,6 +91,16 @@ class StormGuard:
         self.muted.clear()
 
 
+def covered_languages(engine: RuleEngine) -> frozenset[str]:
+    """Languages rcwatch can judge abuse in: English (the shipped rule packs and model),
+    those the enabled rules name in language conditions, and those a classifier the rules
+    use was validated on (``TextClassifier.languages``)."""
+    models = frozenset(
+        code for model in engine.classifiers.values() for code in getattr(model, "languages", ())
+    )
+    return frozenset({"en"}) | engine.languages() | models
+
+
 class Detection:
     def __init__(
         self,
@@ -114,6 +124,7 @@ class Detection:
     def _install(self, engine: RuleEngine) -> None:
         self.engine = engine
         self._singles = {}
+        self.covered = covered_languages(engine)
         self.metrics.rules_loaded.set(len(engine.rules))
         for rule in engine.rules:
             self.metrics.rule_muted.labels(rule.id).set(0)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from detectors.base import EMPTY_CONTEXT, DetectionContext, Finding
 from detectors.event import MalformedEvent, RawEvent, RecentChange, decode_event
+from detectors.language import event_language, language_label
 from detectors.recognizers.base import Budget
 from detectors.windows import WindowStore, text_fingerprints
 from sinks.alert import Alert
@@ -378,6 +379,7 @@ class Pipeline:
         m = self.metrics
         archive = self.archive
         windows = self.windows
+        languages: Counter[str | None] = Counter()
         last: RecentChange | None = None
         completed = self._completed
         for item in work.events:
@@ -407,6 +409,8 @@ class Pipeline:
             last = change
             result.processed += 1
             ctx = content_context(item.content)
+            if ctx.added_text or change.comment:
+                languages[event_language(change, ctx)] += 1
             findings = item.findings or []
             if item.raw.patterns is not None:  # windows kept upstream (partitioned)
                 if item.raw.patterns:
@@ -445,6 +449,10 @@ class Pipeline:
                     if escalated:
                         m.alert_escalations.labels(alert.rule).inc()
         m.events_processed.inc(result.processed)
+        covered = self.detection.covered
+        for lang, n in languages.items():
+            judged = "yes" if lang in covered else "no"
+            m.events_by_language.labels(language_label(lang), judged).inc(n)
         m.window_keys.set(windows.size)
         if windows.evictions > self._evictions_seen:
             m.window_evictions.inc(windows.evictions - self._evictions_seen)

@@ -181,3 +181,26 @@ def test_private_data_in_every_event_field_reaches_no_alert_field() -> None:
     assert {a.category for a in alerts} >= {"privacy"}
     assert _leaks(alerts, SECRET) == []
     assert all(SECRET.casefold() not in a.one_line().casefold() for a in alerts)
+
+
+def test_an_alert_tells_the_language_of_the_text_it_is_about() -> None:
+    """Issue 21, item 1: the language is shown in alerts: the evidence's text's language,
+    which on dewiki may well be English."""
+    from detectors.base import DetectionContext
+
+    change = _change(
+        type="edit", namespace=3, title="Benutzer Diskussion:Jemand", wiki="dewiki",
+        server_name="de.wikipedia.org", revision={"old": 1, "new": 2},
+    )  # fmt: skip
+    german = DetectionContext(added_text="Du bist so ein Idiot, verschwinde endlich von hier")
+    english = DetectionContext(added_text="you are such an idiot, get lost and never come back")
+    for ctx, language in ((german, "de"), (english, "en")):
+        findings = [
+            Finding(
+                "h.x", Category.HARASSMENT, Severity.MEDIUM, "insult",
+                (Span("added_text", 0, 5, "term", "x***x", 1.0, False),),
+            )
+        ]  # fmt: skip
+        [alert] = build_alerts(change, ctx, findings, "2026-05-05T11:17:41Z", HOSTS)
+        assert alert.language == language
+        assert alert.to_dict()["language"] == language

@@ -158,3 +158,33 @@ def test_upstream_pattern_findings_of_rules_not_in_force_are_counted_and_left_ou
     assert sample("rcwatch_upstream_evaluations_total", {"outcome": "pattern_rule_unknown"}) == 1
     assert sample("rcwatch_rule_hits_total", {"rule": "pattern.nobody-wrote-me"}) is None
     assert p.windows.size == 0  # the windows were kept upstream
+
+
+def test_events_are_counted_by_language_and_whether_they_were_judged() -> None:
+    """Issue 21, item 4: an edit in a language rcwatch cannot judge is counted as not
+    judged, never silently clean; labels stay bounded whatever the text says."""
+    from tests import scenarios as sc
+
+    metrics = Metrics()
+    p = _pipeline(metrics)
+    events = [
+        sc.event(title="Talk:A", user="U1", wiki="enwiki", summary="fix", added="thanks, fixed it"),
+        sc.event(title="Talk:B", user="U2", wiki="dewiki", summary="x", added="Danke, erledigt"),
+        # English text on the German wiki is English
+        sc.event(
+            title="Talk:C", user="U3", wiki="dewiki", summary="x",
+            added="I have fixed the references, thank you for pointing them out to me",
+        ),
+        sc.event(title="Talk:D", user="U4", wiki="frwiki"),  # no text at all: not counted
+    ]  # fmt: skip
+    p.process([RawEvent(None, data, 0, content) for data, content in events])
+    covered = p.detection.covered
+    assert "en" in covered
+
+    def count(language: str, judged: str) -> float:
+        return metric_total(metrics, "rcwatch_events_by_language", language=language, judged=judged)
+
+    assert count("en", "yes") == 2
+    de_judged = "yes" if "de" in covered else "no"
+    assert count("de", de_judged) == 1
+    assert metric_total(metrics, "rcwatch_events_by_language") == 3
