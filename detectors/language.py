@@ -83,6 +83,7 @@ _SURE_WITHOUT_WIKI = 0.5  # on a multilingual wiki: the best guess, if it is a g
 _READ_CHARS = 2000  # the most of a text the identifier reads (a language shows early)
 
 
+@functools.lru_cache(maxsize=4096)  # a thousand wikis; asked once per event
 def wiki_language(wiki: str | None, server_name: str | None = None) -> str | None:
     """The content language of a wiki: from its database name (``dewiki``, ``zh_yuewiki``),
     else from its host (``de.wikipedia.org``). None for multilingual and unknown wikis."""
