@@ -26,7 +26,7 @@ from typing import Any
 from detectors.base import DetectionContext, field_text
 from detectors.event import RecentChange
 
-__all__ = ["event_language", "language_label", "text_language", "wiki_language"]
+__all__ = ["MAJOR_LANGUAGES", "event_language", "language_label", "text_language", "wiki_language"]
 
 # the content projects' database-name suffixes: what comes before one is the language
 _PROJECT_SUFFIXES = (
@@ -164,9 +164,9 @@ def _identifier() -> Any:
     return _model
 
 
-# Metric labels: the languages of the largest wikis and of every language rcwatch judges;
-# anything else is "other", an unknown language "none" (bounded, whatever a text says).
-_LABELS = frozenset(
+# The languages of the largest wikis: metric labels (anything else is "other", an unknown
+# language "none": bounded, whatever a text says), and what coverage reports are about.
+MAJOR_LANGUAGES = frozenset(
     [
         "en",
         "de",
@@ -220,4 +220,4 @@ def language_label(code: str | None) -> str:
     """``code`` as a metric label from a fixed set."""
     if code is None:
         return "none"
-    return code if code in _LABELS else "other"
+    return code if code in MAJOR_LANGUAGES else "other"

@@ -65,6 +65,7 @@ from detectors.rules.model import (
     Rule,
     RuleScope,
     ValueCond,
+    leaf_conditions,
 )
 
 __all__ = ["MAX_FIELD_CHARS", "MAX_RECOGNIZER_CHARS", "RuleEngine"]
@@ -97,7 +98,7 @@ def _classifiers_for(
     names = {
         (c.classifier, r.file, c.line)
         for r in rules
-        for c in _leaves_of(r.match)
+        for c in leaf_conditions(r.match)
         if isinstance(c, ClassifierCond)
     }
     out: dict[str, TextClassifier] = {}
@@ -116,16 +117,6 @@ def _classifiers_for(
     if given is not None:
         out = {**given, **out}
     return out
-
-
-def _leaves_of(cond: Condition) -> Iterable[Condition]:
-    if isinstance(cond, AllOf | AnyOf | Near):
-        for c in cond.conditions:
-            yield from _leaves_of(c)
-    elif isinstance(cond, Not):
-        yield from _leaves_of(cond.condition)
-    else:
-        yield cond
 
 
 def _digest(rules: Iterable[Rule], classifiers: Mapping[str, TextClassifier]) -> str:
@@ -388,13 +379,13 @@ class RuleEngine:
     def _compile_rule(self, rule: Rule) -> _Compiled:
         groups = set()
         reads_content = False
-        for leaf in _leaves_of(rule.match):
+        for leaf in leaf_conditions(rule.match):
             if isinstance(leaf, RegexCond | KeywordCond | RecognizerCond):
                 groups.add(self._cond_group[self._leaf_id(leaf)])
             fld = getattr(leaf, "field", None)
             if fld in ("added_text", "removed_text"):
                 reads_content = True
-        scored = tuple(c for c in _leaves_of(rule.match) if isinstance(c, ClassifierCond))
+        scored = tuple(c for c in leaf_conditions(rule.match) if isinstance(c, ClassifierCond))
         return _Compiled(rule, self._triggers(rule.match), frozenset(groups), reads_content, scored)
 
     # -- evaluation ---------------------------------------------------------------------
@@ -801,7 +792,7 @@ class RuleEngine:
             code
             for r in self.rules
             if r.enabled
-            for c in _leaves_of(r.match)
+            for c in leaf_conditions(r.match)
             if isinstance(c, LanguageCond)
             for code in c.languages
         )

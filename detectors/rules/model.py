@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -28,6 +29,7 @@ __all__ = [
     "RuleScope",
     "ValueCond",
     "Window",
+    "leaf_conditions",
 ]
 
 TEXT_FIELDS = ("title", "summary", "user", "added_text", "removed_text")
@@ -236,3 +238,14 @@ class Rule:
     suppressed_by: tuple[str, ...] = ()
     file: str = field(default="", metadata={"internal": True})
     line: int = field(default=0, metadata={"internal": True})
+
+
+def leaf_conditions(cond: Condition) -> Iterator[Condition]:
+    """The leaf conditions under ``cond`` (through all, any, near and not), in order."""
+    if isinstance(cond, AllOf | AnyOf | Near):
+        for c in cond.conditions:
+            yield from leaf_conditions(c)
+    elif isinstance(cond, Not):
+        yield from leaf_conditions(cond.condition)
+    else:
+        yield cond

@@ -16,10 +16,11 @@ import orjson
 
 from detectors.base import DetectionContext
 from detectors.event import MalformedEvent
+from detectors.language import MAJOR_LANGUAGES
 from detectors.rules.engine import RuleEngine
 from detectors.rules.examples import example_change, run_examples
 from detectors.rules.loader import load_rules, rule_files
-from detectors.rules.model import Example, Rule
+from detectors.rules.model import Example, LanguageCond, Rule, leaf_conditions
 from sinks.alert import printable
 from sinks.metrics import Metrics
 from sinks.secrets import SecretError
@@ -347,6 +348,16 @@ def _measured(stats: dict[str, int] | None) -> str:
     return f"{p:.2f} ({stats['true'] + stats['false']})"
 
 
+def rule_languages(rule: Rule) -> set[str]:
+    """The languages a rule's language conditions name (none: it reads any language)."""
+    return {
+        code
+        for c in leaf_conditions(rule.match)
+        if isinstance(c, LanguageCond)
+        for code in c.languages
+    }
+
+
 def _list(settings: Settings, args: argparse.Namespace) -> int:
     """Every rule, disabled ones too: id, category, severity, enabled, where it is."""
     rules = _load(settings, args, sys.stdout)
@@ -358,7 +369,8 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
          "enabled": r.enabled, "pattern": r.window is not None, "title": r.title,
          "file": r.file, "line": r.line, "alerts": stats.get(r.id, {}).get("alerts", 0),
          "verdicts": {v: stats.get(r.id, {}).get(v, 0) for v in VERDICTS},
-         "precision": precision(stats[r.id]) if r.id in stats else None}
+         "precision": precision(stats[r.id]) if r.id in stats else None,
+         "languages": sorted(rule_languages(r))}
         for r in sorted(rules, key=lambda r: (r.category.value, r.id))
     ]  # fmt: skip
     if args.json:
@@ -368,12 +380,44 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
     width = max((len(r["id"]) for r in rows), default=2)
     print(
         f"{'rule':<{width}}  {'category':<10} {'severity':<8} {'enabled':<7} "
-        f"{'alerts':>6} {'precision':>9}  title"
+        f"{'alerts':>6} {'precision':>9}  {'language':<8}  title"
     )
     for row in rows:
         on = "yes" if row["enabled"] else "no"
         prec = _measured(stats.get(row["id"]))
+        langs = ",".join(row["languages"]) or "any"
         print(f"{row['id']:<{width}}  {row['category']:<10} {row['severity']:<8} {on:<7} "
-              f"{row['alerts']:>6} {prec:>9}  {printable(str(row['title']), 50)}")  # fmt: skip
+              f"{row['alerts']:>6} {prec:>9}  {langs:<8}  "
+              f"{printable(str(row['title']), 50)}")  # fmt: skip
     print(f"{len(rows)} rules ({sum(bool(r['enabled']) for r in rows)} enabled)", file=sys.stderr)
+    print(_coverage(settings, rules), file=sys.stderr)
     return 0
+
+
+def _coverage(settings: Settings, rules: list[Rule]) -> str:
+    """Which languages rcwatch judges abuse in, and which not: rules with a language
+    condition (validated by their examples in that language), the classifier's validated
+    languages (``rcwatch model info`` has its figures), English; the largest wikis'
+    languages without either are "not covered"."""
+    by_rules: dict[str, int] = {}
+    for rule in rules:
+        if rule.enabled:
+            for code in rule_languages(rule):
+                by_rules[code] = by_rules.get(code, 0) + 1
+    models = load_classifiers(settings)
+    by_model = {code for model in models.values() for code in getattr(model, "languages", ())}
+    covered = {"en", *by_rules, *by_model}
+    parts = []
+    for code in sorted(covered):
+        what = []
+        if code in by_rules:
+            what.append(f"{by_rules[code]} rules")
+        if code in by_model or (code == "en" and models):
+            what.append("model")
+        parts.append(f"{code} ({', '.join(what) or 'rules'})")
+    missing = sorted(MAJOR_LANGUAGES - covered)
+    return (
+        f"languages judged: {', '.join(parts)}\n"
+        f"not covered (edits in these are counted as not judged, never as clean): "
+        f"{', '.join(missing) or 'none'}"
+    )

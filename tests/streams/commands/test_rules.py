@@ -130,3 +130,29 @@ def test_rules_list_works_without_a_reachable_store(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "privacy.email-in-summary" in out.stdout
     assert "Traceback" not in out.stderr and "hunter2" not in out.stdout + out.stderr
+
+
+def test_rules_list_says_which_languages_are_judged_and_which_not(tmp_path: Path) -> None:
+    """Issue 21, item 4: coverage per language, and the languages nobody judges."""
+    (tmp_path / "de.yaml").write_text(
+        "rules:\n"
+        "  - id: harassment.de.test\n"
+        "    title: Beleidigung\n"
+        "    category: harassment\n"
+        "    severity: medium\n"
+        "    match:\n"
+        "      all:\n"
+        "        - {field: added_text, language: [de]}\n"
+        "        - {field: added_text, keywords: [vollidiot]}\n"
+        "    examples:\n"
+        "      match: [{wiki: dewiki, title: 'Diskussion:X', added_text: 'du vollidiot'}]\n"
+        "      no_match: [{wiki: frwiki, title: 'Discussion:X', added_text: 'du vollidiot'}]\n"
+    )
+    listed = rcwatch("rules", "list", "--rules", str(tmp_path))
+    assert listed.returncode == 0, listed.stderr
+    assert "harassment.de.test" in listed.stdout and " de  " in listed.stdout
+    judged, missing = listed.stderr.splitlines()[-2:]
+    assert judged.startswith("languages judged: de (1 rules), en")
+    assert missing.startswith("not covered") and " it," in missing and " de," not in missing
+    tested = rcwatch("rules", "test", "--rules", str(tmp_path))
+    assert tested.returncode == 0, tested.stdout + tested.stderr
