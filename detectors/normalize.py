@@ -5,7 +5,8 @@ A condition chooses its steps; the engine normalizes each field once per distinc
 - ``nfkc``: Unicode compatibility forms (fullwidth letters, ligatures, circled letters);
 - ``casefold``: case-insensitive (``ß`` -> ``ss``);
 - ``confusables``: look-alike letters from Cyrillic, Greek and symbols folded to Latin, and
-  accents removed (Cyrillic ``i`` look-alikes and ``ö`` in ``idiöt`` -> ``idiot``);
+  accents removed (Cyrillic ``i`` look-alikes and ``ö`` in ``idiöt`` -> ``idiot``), also marks
+  written apart (zalgo text, Arabic harakat, Hebrew niqqud) and the Arabic tatweel;
 - ``leet``: digits and symbols standing for letters (``1d10t`` -> ``idiot``, ``$h1t``);
 - ``separators``: letters spaced or dotted out are joined (``k.i.l.l``, ``k i l l`` -> ``kill``).
 
@@ -53,6 +54,8 @@ _CONFUSABLES = str.maketrans(
         # symbols and letter-likes
         "ℓ": "l", "ı": "i", "ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ŧ": "t", "ß": "ss",
         "æ": "ae", "œ": "oe", "þ": "th",
+        # the Arabic tatweel only stretches a word: غـبـي is غبي
+        "\u0640": "",
     }
 )  # fmt: skip
 
@@ -101,6 +104,8 @@ def _strip_accents_char(ch: str) -> str:
     ch = ch.translate(_CONFUSABLES)
     if len(ch) != 1 or ch < "\x80":
         return ch
+    if unicodedata.combining(ch):
+        return ""  # a mark written apart: zalgo, Arabic harakat, Hebrew niqqud (אִידְיוֹט)
     decomposed = unicodedata.normalize("NFD", ch)
     base = "".join(c for c in decomposed if not unicodedata.combining(c))
     return base or ch

@@ -21,6 +21,10 @@ ALL = STEPS
         ("Straße", "strasse"),
         ("in 1990 he was 25", "in 1990 he was 25"),  # numbers stay numbers
         ("A1 road", "ai road"),
+        ("i\u0334d\u0334i\u0334o\u0334t\u0334", "idiot"),  # zalgo: combining marks written apart
+        ("غَبِي", "غبي"),  # Arabic harakat
+        ("غـبـي", "غبي"),  # Arabic tatweel
+        ("אִידְיוֹט", "אידיוט"),  # Hebrew niqqud
     ],
 )
 def test_full_profile(text: str, expected: str) -> None:
