@@ -2,7 +2,20 @@
 
 A text becomes tokens (lowercased, letters repeated three or more times squeezed to two,
 ``[^\\W_]+`` words with an inner apostrophe kept, identity terms dropped), and the tokens
-become two blocks of binary features:
+become two blocks of binary features (below). Tokenizer 2 (``FeatureConfig.tokenizer``,
+recorded in each model) differs from tokenizer 1 in three ways, for languages beyond
+English:
+
+- combining marks belong to the word they are in (Devanagari and Thai vowel signs, Hebrew
+  and Arabic points): tokenizer 1 cut "नमस्ते" into "नमस" and "त";
+- a token that is not ASCII is NFKC-normalised (full-width Latin, half-width katakana,
+  ligatures: the forms a filter evader or an input method produces read as the plain ones);
+- scripts written without spaces between words (Han, kana, Thai, Lao, Khmer, Myanmar,
+  Tibetan) become overlapping windows of ``unspaced_window`` characters: without it a
+  Chinese sentence was one token, a word feature no other text shares, and each
+  character-gram weighed as little as one among the hundreds of the whole sentence. With
+  windows of two, "你是傻逼" is "你是", "是傻", "傻逼", their pairs (character trigrams)
+  and the grams of each window (the single characters, at a window's edge).
 
 - words: every distinct token (``w:you``) and every distinct pair of neighbours
   (``b:you idiot``);
@@ -24,16 +37,32 @@ Pure functions of the text and the configuration; no I/O.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
+import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 __all__ = ["FeatureConfig", "char_grams", "feature_sets", "tokens"]
 
 _TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 _RUN3 = re.compile(r"(.)\1{2,}")
+TOKENIZERS = (1, 2)
+# scripts written without spaces between words (tokenizer 2 windows them)
+_UNSPACED_CLASS = (
+    "\u0e00-\u0eff"  # Thai, Lao
+    "\u0f00-\u0fff"  # Tibetan
+    "\u1000-\u109f"  # Myanmar
+    "\u1780-\u17ff"  # Khmer
+    "\u3040-\u30ff\u31f0-\u31ff"  # hiragana, katakana
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # Han
+    "\uff66-\uff9f"  # half-width katakana
+    "\U00020000-\U0003134f"  # Han, supplementary planes
+)
+_UNSPACED = re.compile(f"[{_UNSPACED_CLASS}]")
+_UNSPACED_SPLIT = re.compile(f"([{_UNSPACED_CLASS}]+)")
 
 
 @dataclass(frozen=True)
@@ -44,15 +73,25 @@ class FeatureConfig:
     identity_terms: frozenset[str] = field(default_factory=frozenset)
     # the most of one text a score reads (a talk comment is a few hundred characters)
     max_chars: int = 20_000
+    tokenizer: int = 1  # see the module docstring; a model records the one it was trained with
+    unspaced_window: int = 2  # tokenizer 2: characters per window of an unspaced script
 
     def to_json(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "tokens": "lowercase; letters repeated 3+ times squeezed to 2; [^\\W_]+('[^\\W_]+)?",
             "char_ngrams": [self.min_n, self.max_n],
             "word_bigrams": self.word_bigrams,
             "max_chars": self.max_chars,
             "identity_terms": sorted(self.identity_terms),
         }
+        if self.tokenizer != 1:
+            out["tokenizer"] = self.tokenizer
+            out["tokens"] = (
+                "lowercase; letters repeated 3+ times squeezed to 2; words with their combining "
+                "marks; NFKC; unspaced scripts in overlapping windows"
+            )
+            out["unspaced_window"] = self.unspaced_window
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> FeatureConfig:
@@ -70,17 +109,116 @@ class FeatureConfig:
             raise ValueError("features.identity_terms must be a list of words")
         if not isinstance(max_chars, int) or isinstance(max_chars, bool) or max_chars < 1:
             raise ValueError("features.max_chars must be a positive integer")
+        tokenizer = data.get("tokenizer", 1)
+        if tokenizer not in TOKENIZERS or isinstance(tokenizer, bool):
+            raise ValueError(
+                f"features.tokenizer {tokenizer!r} is not one this rcwatch knows {TOKENIZERS}"
+            )
+        window = data.get("unspaced_window", 2)
+        if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+            raise ValueError("features.unspaced_window must be a positive integer")
         return cls(
             min_n=grams[0],
             max_n=grams[1],
             word_bigrams=bool(data.get("word_bigrams", True)),
             identity_terms=frozenset(t.lower() for t in terms),
             max_chars=max_chars,
+            tokenizer=int(tokenizer),
+            unspaced_window=window,
         )
+
+
+@functools.cache
+def _marks() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Tokenizer 2's combining marks, and its words: letters and digits with the marks
+    among them. Built from the Unicode database on first use (20 ms, not at import), for
+    the Basic Multilingual Plane only: a class reaching beyond it is searched range by
+    range, thirty times slower."""
+    ranges: list[str] = []
+    start = None
+    for cp in range(0x10000):
+        mark = unicodedata.category(chr(cp))[0] == "M"
+        if mark and start is None:
+            start = cp
+        elif not mark and start is not None:
+            ranges.append(f"{re.escape(chr(start))}-{re.escape(chr(cp - 1))}")
+            start = None
+    marks = "".join(ranges)
+    word = f"[^\\W_](?:[^\\W_]|[{marks}])*"
+    return re.compile(f"[{marks}]"), re.compile(f"{word}(?:'{word})?")
+
+
+def _pieces(word: str, window: int) -> list[tuple[int, str]]:
+    """Tokenizer 2's tokens from one lowercased word that is not ASCII, each with its
+    offset in the normalised word: NFKC, and windows over its unspaced scripts."""
+    word = unicodedata.normalize("NFKC", word).lower()
+    if not _UNSPACED.search(word):
+        return [(0, word)]
+    out: list[tuple[int, str]] = []
+    at = 0
+    for piece in _UNSPACED_SPLIT.split(word):
+        if len(piece) > window and _UNSPACED.match(piece):
+            out.extend((at + i, piece[i : i + window]) for i in range(len(piece) - window + 1))
+        elif piece:
+            out.append((at, piece))
+        at += len(piece)
+    return out
+
+
+def _words2(text: str) -> re.Pattern[str]:
+    """The word pattern for ``text``: the one that keeps combining marks where there are
+    some, the plain one (the same words, faster) where there are none."""
+    mark, words = _marks()
+    return words if mark.search(text) else _TOKEN
+
+
+def _spans2(text: str, config: FeatureConfig) -> Iterator[tuple[int, int, str]]:
+    """Tokenizer 2: (start, end, token) for every token, identity terms included; a piece
+    of a word has its own offsets where normalisation kept the word's length, the word's
+    where it did not."""
+    window = config.unspaced_window
+    text = text[: config.max_chars]
+    for m in _words2(text).finditer(text):
+        word = m.group().lower()
+        if _RUN3.search(word):
+            word = _RUN3.sub(r"\1\1", word)
+        start, end = m.span()
+        if word.isascii():
+            yield start, end, word
+            continue
+        pieces = _pieces(word, window)
+        if len(pieces) == 1:
+            yield start, end, pieces[0][1]
+            continue
+        exact = len(unicodedata.normalize("NFKC", word).lower()) == len(word) == end - start
+        for at, piece in pieces:
+            yield (start + at, start + at + len(piece), piece) if exact else (start, end, piece)
+
+
+def _tokens2(text: str, config: FeatureConfig) -> list[str]:
+    t = text[: config.max_chars].lower()
+    if _RUN3.search(t):
+        t = _RUN3.sub(r"\1\1", t)
+    if t.isascii():
+        found = _TOKEN.findall(t)
+    else:
+        found = []
+        window = config.unspaced_window
+        for w in _words2(t).findall(t):
+            if w.isascii():
+                found.append(w)
+            else:
+                found.extend(p for _at, p in _pieces(w, window))
+    if config.identity_terms:
+        drop = config.identity_terms
+        found = [w for w in found if w not in drop]
+    return found
 
 
 def tokens(text: str, config: FeatureConfig) -> list[str]:
     """The tokens of ``text`` (its first ``max_chars``), identity terms dropped."""
+    if config.tokenizer == 2:
+        return _tokens2(text, config)
     t = text[: config.max_chars].lower()
     if _RUN3.search(t):
         t = _RUN3.sub(r"\1\1", t)
@@ -94,6 +232,9 @@ def tokens(text: str, config: FeatureConfig) -> list[str]:
 def token_spans(text: str, config: FeatureConfig) -> list[tuple[int, int, str]]:
     """(start, end, token) in ``text`` for each token ``tokens`` yields, for explanations:
     the same tokens, with offsets into the original text."""
+    if config.tokenizer == 2:
+        drop = config.identity_terms
+        return [s for s in _spans2(text, config) if s[2] not in drop]
     out = []
     for m in _TOKEN.finditer(text[: config.max_chars]):
         word = m.group().lower()

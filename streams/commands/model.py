@@ -2,11 +2,12 @@
 
 - ``train`` rebuilds a model from the shared labeled data (``--shared``), from an
   operator's own labeled CSV (``--csv``), or both; prints the validation figures (chosen
-  on validation folds of the training data) and writes the model directory with its
-  manifest. Needs the ``train`` extra (scikit-learn).
+  on validation folds of the training data) per language and writes the model directory
+  with its manifest. Needs the ``train`` extra (scikit-learn).
 - ``eval`` measures a model on a labeled CSV (never used to choose anything).
 - ``score`` prints the score and the terms behind it for texts given or read from stdin.
-- ``info`` prints what a model is: version, size, thresholds, validation figures, data.
+- ``info`` prints what a model is: version, size, thresholds and validation figures per
+  language, the languages it does not cover, and its data.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import math
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ def run_model_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.model_command == "score":
         return _score(model, args)
     if args.model_command == "eval":
-        return _eval(model, Path(args.csv))
+        return _eval(model, Path(args.csv), getattr(args, "language", None))
     return _info(model, args)
 
 
@@ -87,6 +89,7 @@ def _train(args: argparse.Namespace) -> int:
         if args.identity_terms
         else shipped_config_dir() / "models" / "identity_terms.txt"
     )
+    default = TrainConfig().default_language
     try:
         terms = read_identity_terms(terms_path)
         examples, records = [], []
@@ -102,16 +105,22 @@ def _train(args: argparse.Namespace) -> int:
                 weight=args.csv_weight,
                 max_rows=args.max_rows_per_source,
                 seed=args.seed,
+                language=getattr(args, "csv_language", "") or "",
             )
-            if args.shared:  # the shared recipe's validation rows become training only
-                examples = [e if not e.validate else _train_only(e) for e in examples]
+            # the CSV's rows validate their languages: the shared recipe's validation
+            # rows in those languages become training rows only
+            own = {e.language or default for e in rows}
+            examples = [
+                _train_only(e) if e.validate and (e.language or default) in own else e
+                for e in examples
+            ]
             examples += rows
             records.append(rec)
     except DataError as exc:
         print(f"rcwatch: {exc}", file=sys.stderr)
         return EXIT_USAGE
     config = TrainConfig(
-        features=FeatureConfig(identity_terms=frozenset(terms)),
+        features=FeatureConfig(identity_terms=frozenset(terms), tokenizer=2),
         c=args.c,
         folds=args.folds,
         seed=args.seed,
@@ -125,12 +134,15 @@ def _train(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from detectors.classifier.model import save_model
 
+    for code, sub in result.model.languages.items():
+        sub.meta = {"validation": _rounded(result.languages[code])}
     out = Path(args.out)
     save_model(
         result.model,
         out,
         {
             "validation": _rounded(result.validation),
+            "not_covered": _rounded(result.not_covered),
             "trained_with": {
                 "command": "rcwatch model train " + " ".join(_argv_for_manifest(args)),
                 "seed": args.seed,
@@ -141,19 +153,28 @@ def _train(args: argparse.Namespace) -> int:
             },
         },
     )
+    sources = []
+    for r in records:
+        entry = r.to_json()
+        why = result.not_covered.get(r.language)
+        if why is not None and r.role != "evaluation only (never trained on)":
+            entry["role"] = f"not used: language {r.language} not covered ({why['reason']})"
+        sources.append(entry)
     manifest = {
         "model": args.name,
         "version": args.model_version,
-        "sources": [r.to_json() for r in records],
+        "sources": sources,
         "examples": len(examples),
         "positives": sum(e.label for e in examples),
         "validation_sources": result.validation["sources"],
+        "languages": result.model.covered_languages,
+        "languages_not_covered": {k: v["reason"] for k, v in sorted(result.not_covered.items())},
     }
     (out / "MANIFEST.json").write_bytes(
         orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
     )
     say(f"written to {out}")
-    _print_validation(result.validation, result.model)
+    _print_validation(result.validation, load_model(out))
     return EXIT_OK
 
 
@@ -169,6 +190,8 @@ def _argv_for_manifest(args: argparse.Namespace) -> list[str]:
         out += ["--shared", Path(args.shared).name]
     for c in args.csv:
         out += ["--csv", Path(c).name]
+    if getattr(args, "csv_language", ""):
+        out += ["--csv-language", args.csv_language]
     out += ["--out", Path(args.out).name, "--seed", str(args.seed)]
     if args.max_rows_per_source:
         out += ["--max-rows-per-source", str(args.max_rows_per_source)]
@@ -185,32 +208,63 @@ def _rounded(value: Any) -> Any:
     return value
 
 
+def _figures_line(code: str, v: Mapping[str, Any]) -> str:
+    """One language's validation figures on one line."""
+    n, positives = v.get("examples", 0), v.get("positives", 0)
+    line = f"  {code:<5} {n:>7,} {positives:>6,}  AUC {_f(v.get('auc'))}"
+    op = v.get("operating")
+    if isinstance(op, dict):
+        line += (
+            f"  operating {_f(op.get('threshold'))}: P {_f(op.get('precision'))} "
+            f"R {_f(op.get('recall'))} F1 {_f(op.get('f1'))}"
+        )
+    hp = v.get("high_precision")
+    if isinstance(hp, dict):
+        line += (
+            f"  high-precision {_f(hp.get('threshold'))}: P {_f(hp.get('precision'))} "
+            f"R {_f(hp.get('recall'))} F1 {_f(_f1(hp))}"
+        )
+    elif isinstance(op, dict):
+        line += "  high-precision: never reached"
+    sources = v.get("sources")
+    if isinstance(sources, list) and sources:
+        line += f"  [{', '.join(map(str, sources))}]"
+    return line
+
+
+def _f(x: Any) -> str:
+    return f"{x:.3f}" if isinstance(x, int | float) and math.isfinite(x) else "-"
+
+
+def _f1(point: Mapping[str, Any]) -> float:
+    p, r = point.get("precision"), point.get("recall")
+    if "f1" in point:
+        return float(point["f1"])
+    if isinstance(p, int | float) and isinstance(r, int | float) and p + r:
+        return 2 * p * r / (p + r)
+    return math.nan
+
+
 def _print_validation(v: dict[str, Any], model: TextClassifier) -> None:
     print(f"model {model.name} {model.version}: {len(model.weights):,} features")
     print(
-        f"validation (out-of-fold, {v['folds']} folds): {v['examples']:,} examples, "
-        f"{v['positives']:,} positive, from {', '.join(v['sources'])}"
+        f"validation (out-of-fold, {v['folds']} folds), per language: examples, positives, "
+        "AUC, and precision/recall/F1 at the thresholds chosen there"
     )
-    print(f"  AUC {v['auc']:.3f}")
-    op = v["operating"]
-    print(
-        f"  operating threshold {op['threshold']:.3f}: precision {op['precision']:.3f} "
-        f"recall {op['recall']:.3f} F1 {op['f1']:.3f}"
-    )
-    hp = v.get("high_precision")
-    if hp:
-        print(
-            f"  high-precision threshold {hp['threshold']:.3f}: precision {hp['precision']:.3f} "
-            f"recall {hp['recall']:.3f} (target {hp['target']:.2f})"
-        )
-    else:
-        print("  high-precision threshold: precision never reached the target")
+    print(_figures_line(model.default_language, v))
+    for code in sorted(model.languages):
+        sub = model.languages[code].meta.get("validation")
+        if isinstance(sub, dict):
+            print(_figures_line(code, sub))
+    not_covered = model.meta.get("not_covered") if model.meta else None
+    for code, why in sorted((not_covered or {}).items()):
+        print(f"  {code:<5} not covered: {why.get('reason')}")
 
 
 # -- eval, score, info ------------------------------------------------------------------------
 
 
-def _eval(model: TextClassifier, path: Path) -> int:
+def _eval(model: TextClassifier, path: Path, language: str | None) -> int:
     from streams.commands.model_data import DataError, read_labeled_csv
 
     try:
@@ -218,14 +272,23 @@ def _eval(model: TextClassifier, path: Path) -> int:
     except DataError as exc:
         print(f"rcwatch: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    scores = [model.score(e.text) for e in rows]
+    scores = [model.score(e.text, e.language or language) for e in rows]
     labels = [e.label for e in rows]
     print(f"{path}: {len(rows):,} texts, {sum(labels):,} positive")
+    if language and not model.covers(language):
+        print(f"  {_not_covered_note(model, language)}")
     print(f"  AUC {auc(scores, labels):.3f}")
-    for name, t in sorted(model.thresholds.items(), key=lambda kv: kv[1]):
+    for name, t in sorted(model.for_language(language).thresholds.items(), key=lambda kv: kv[1]):
         p, r = precision_recall(scores, labels, t)
         print(f"  {name} threshold {t:.3f}: precision {p:.3f} recall {r:.3f}")
     return EXIT_OK
+
+
+def _not_covered_note(model: TextClassifier, language: str) -> str:
+    return (
+        f"the model does not cover {language!r}: scored as {model.default_language!r}, "
+        "which is no judgement of a text in another language"
+    )
 
 
 def auc(scores: list[float], labels: list[int]) -> float:
@@ -254,21 +317,56 @@ def precision_recall(scores: list[float], labels: list[int], t: float) -> tuple[
 
 
 def _score(model: TextClassifier, args: argparse.Namespace) -> int:
+    language = getattr(args, "language", None)
+    if language and not model.covers(language):
+        print(f"rcwatch: {_not_covered_note(model, language)}", file=sys.stderr)
     texts = args.texts or [ln.rstrip("\n") for ln in sys.stdin if ln.strip()]
     for text in texts:
-        terms = model.explain(text)
+        terms = model.explain(text, language=language)
         why = ", ".join(printable(text[t.start : t.end], 40) for t in terms) or "-"
-        print(f"{model.score(text):.3f}  {printable(text, 80)}  [{why}]")
+        print(f"{model.score(text, language):.3f}  {printable(text, 80)}  [{why}]")
     return EXIT_OK
+
+
+# the languages rcwatch has labeled data or word lists for (../shared/data): the ones info
+# names as not covered when the model has no figures for them
+KNOWN_LANGUAGES = (
+    "ar", "cs", "de", "en", "es", "fa", "fr", "he", "hi", "id", "it", "ja", "ko", "nl", "pl",
+    "pt", "ru", "sv", "tr", "uk", "zh",
+)  # fmt: skip
 
 
 def _info(model: TextClassifier, args: argparse.Namespace) -> int:
     meta = model.meta
-    print(f"{model.name} {model.version}: {len(model.weights):,} features")
-    print(f"  thresholds: {dict(model.thresholds)}")
+    own = [c for c, m in sorted(model.languages.items()) if m.weights is not model.weights]
+    print(
+        f"{model.name} {model.version}: {len(model.weights):,} features"
+        + (f", and a model of its own for {', '.join(own)}" if own else "")
+    )
+    print(f"  thresholds ({model.default_language}): {dict(model.thresholds)}")
+    print(
+        "  validation (out-of-fold) per language: examples, positives, AUC, "
+        "precision/recall/F1 at each threshold"
+    )
     v = meta.get("validation")
-    if isinstance(v, dict):
-        print(f"  validation: {orjson.dumps(v).decode()}")
+    print(_figures_line(model.default_language, v if isinstance(v, dict) else {}))
+    for code in sorted(model.languages):
+        sub = model.languages[code]
+        figures = sub.meta.get("validation")
+        print(_figures_line(code, figures if isinstance(figures, dict) else {}))
+        print(f"  {'':<5} thresholds: {dict(sub.thresholds)}")
+    reasons = meta.get("not_covered")
+    reasons = reasons if isinstance(reasons, dict) else {}
+    missing = sorted({c for c in (*KNOWN_LANGUAGES, *reasons) if not model.covers(c)})
+    if missing:
+        named = ", ".join(
+            f"{c} ({reasons[c].get('reason')})" if isinstance(reasons.get(c), dict) else c
+            for c in missing
+        )
+        print(
+            f"  not covered (scored as {model.default_language}, which is no judgement of "
+            f"their texts): {named}"
+        )
     trained = meta.get("trained_with")
     if isinstance(trained, dict):
         print(f"  trained with: {trained.get('command')}")

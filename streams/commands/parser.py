@@ -263,6 +263,13 @@ def _model(sub: Any, common: Any) -> None:
     )
     t.add_argument("--csv-weight", type=float, default=5.0, help="weight of CSV rows (5)")
     t.add_argument(
+        "--csv-language",
+        metavar="LANG",
+        default="",
+        help="the language of CSV rows without a language column (default: the model's "
+        "default language, en); they train and validate that language's model",
+    )
+    t.add_argument(
         "--identity-terms",
         metavar="FILE",
         help="terms dropped before scoring (default: config/models/identity_terms.txt)",
@@ -288,9 +295,11 @@ def _model(sub: Any, common: Any) -> None:
     )
     which(e)
     e.add_argument("--csv", metavar="FILE", required=True)
+    e.add_argument("--language", metavar="LANG", help="the texts' language (default: en)")
 
     s = msub.add_parser("score", help="score texts (arguments, or lines on stdin)")
     which(s)
+    s.add_argument("--language", metavar="LANG", help="the texts' language (default: en)")
     s.add_argument("texts", nargs="*", metavar="TEXT")
 
     i = msub.add_parser("info", help="what a model is: version, thresholds, figures, data")

@@ -165,3 +165,139 @@ def test_a_score_is_the_same_in_every_process_whatever_its_hash_seed() -> None:
         for seed in ("1", "2", "3", "4", "5", "6")
     }
     assert len(outs) == 1, outs
+
+
+# -- languages (issue 21) -------------------------------------------------------------------
+
+TOKENIZER2 = FeatureConfig(identity_terms=frozenset({"gay"}), tokenizer=2)
+
+
+def test_tokenizer_2_keeps_marks_normalises_and_windows_unspaced_scripts() -> None:
+    # Devanagari vowel signs stay in their word (tokenizer 1 cut it in pieces)
+    assert tokens("नमस्ते दुनिया", TOKENIZER2) == ["नमस्ते", "दुनिया"]
+    assert tokens("नमस्ते", CONFIG) != ["नमस्ते"]
+    # a Chinese sentence is overlapping windows of two characters, not one token
+    assert tokens("你是傻逼吧", TOKENIZER2) == ["你是", "是傻", "傻逼", "逼吧"]
+    assert tokens("你是傻逼吧", CONFIG) == ["你是傻逼吧"]
+    # Latin within a Chinese run is its own token; full-width letters read as plain ones
+    assert tokens("gdp也是", TOKENIZER2) == ["gdp", "也是"]
+    assert tokens("ＩＤＩＯＴ ｶﾞｷ", TOKENIZER2) == ["idiot", "ガキ"]
+    # English reads as before; identity terms are still dropped
+    text = "You IDIOOOOT, don't be a gay-bashing troll"
+    assert tokens(text, TOKENIZER2) == tokens(
+        text, FeatureConfig(identity_terms=frozenset({"gay"}))
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["你是傻逼吧，真的", "gdp也是服了你了", "ＡＢＣ ｶﾞｷ you", "नमस्ते दुनिया", "שָׁלוֹם חבר", "abc你好ｶﾞｷ"],
+)
+def test_tokenizer_2_spans_are_its_tokens_and_lie_in_the_text(text: str) -> None:
+    spans = token_spans(text, TOKENIZER2)
+    assert [w for _, _, w in spans] == tokens(text, TOKENIZER2)
+    assert all(0 <= s < e <= len(text) for s, e, _ in spans)
+
+
+def test_tokenizer_2_fast_score_equals_the_reference_definition() -> None:
+    rng = random.Random(4)
+    words = [*WORDS, "你是傻逼", "東京がええよ", "नमस्ते", "ｶﾞｷ", "Müller", "바보야"]
+    weights: dict[str, float] = {}
+    for w in words:
+        found, chars = feature_sets(tokens(w, TOKENIZER2), TOKENIZER2)
+        for f in [*found, *chars]:
+            weights[f] = rng.uniform(-2, 2)
+    model = TextClassifier("toy", "1", TOKENIZER2, -1.0, weights)
+    for _ in range(200):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(0, 20)))
+        assert model.score(text) == pytest.approx(_reference(model, text), abs=1e-12), text
+
+
+def _multilingual() -> TextClassifier:
+    """A default (English) model; German with the default weights and a calibration of its
+    own; Chinese with weights of its own."""
+    base = TextClassifier(
+        "toy", "1", TOKENIZER2, -1.0, {"w:idiot": 3.0, "w:dummkopf": 2.0, "w:thanks": -2.0},
+        (1.5, 0.2), {"operating": 0.5},
+    )  # fmt: skip
+    german = base.recalibrated((0.5, -1.0), {"operating": 0.3}, {"validation": {"auc": 0.8}})
+    chinese = TextClassifier(
+        "toy", "1", TOKENIZER2, -2.0, {"w:傻逼": 12.0}, (1.0, 0.0), {"operating": 0.6},
+        {"validation": {"auc": 0.9}},
+    )  # fmt: skip
+    base.languages = {"de": german, "zh": chinese}
+    return base
+
+
+def test_a_text_is_scored_with_its_languages_calibration_and_weights() -> None:
+    model = _multilingual()
+    text = "du dummkopf"
+    z = model.linear(text)
+    assert model.score(text) == model.probability(z)  # no language: the default's
+    assert model.score(text, "en") == model.score(text)
+    german = model.score(text, "de")
+    assert german == pytest.approx(1 / (1 + math.exp(-(0.5 * z - 1.0))))
+    assert german != model.score(text)
+    assert model.score(text, "de-AT") == german == model.score(text, "DE")  # primary subtag
+    # Chinese has a model of its own: its weights and its tokenizer
+    assert model.score("你是傻逼", "zh") > 0.8 > model.score("你是傻逼")
+    assert [("你是傻逼"[t.start : t.end]) for t in model.explain("你是傻逼", language="zh")] == [
+        "傻逼"
+    ]
+    assert model.for_language("zh").thresholds == {"operating": 0.6}
+
+
+def test_a_language_the_model_does_not_cover_falls_back_to_the_default() -> None:
+    model = _multilingual()
+    for code in ("it", "es", "pt-br", "xx-yy"):
+        assert model.score("du dummkopf", code) == model.score("du dummkopf")
+        assert not model.covers(code)
+        assert model.for_language(code) is model
+    assert all(model.covers(c) for c in ("en", "en-GB", "de", "zh", None))
+    assert model.covered_languages == ["en", "de", "zh"]
+
+
+def test_save_and_load_keep_every_language(tmp_path: Path) -> None:
+    model = _multilingual()
+    (tmp_path / "weights.fr.tsv.gz").write_bytes(b"stale")  # a language no longer there
+    save_model(model, tmp_path, {"validation": {"auc": 0.7}})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "model.json", "weights.tsv.gz", "weights.zh.tsv.gz",
+    ]  # fmt: skip
+    again = load_model(tmp_path)
+    assert again.covered_languages == ["en", "de", "zh"]
+    assert again.languages["de"].weights is again.weights  # shared, not a copy
+    assert again.languages["de"].meta["validation"] == {"auc": 0.8}
+    assert again.for_language("de").thresholds == {"operating": 0.3}
+    for text, code in [("du dummkopf", "de"), ("你是傻逼", "zh"), ("thanks", None)]:
+        assert again.score(text, code) == pytest.approx(model.score(text, code), abs=1e-6)
+
+
+def test_a_version_1_model_still_loads_and_covers_its_default_language(tmp_path: Path) -> None:
+    import orjson
+
+    save_model(_model({"w:idiot": 1.0}), tmp_path, {})
+    meta = orjson.loads((tmp_path / "model.json").read_bytes())
+    for key in ("languages", "default_language"):
+        del meta[key]
+    meta["format_version"] = 1
+    (tmp_path / "model.json").write_bytes(orjson.dumps(meta))
+    model = load_model(tmp_path)
+    assert model.covered_languages == ["en"] and not model.covers("de")
+    assert model.score("idiot", "de") == model.score("idiot")
+
+
+def test_a_bad_language_entry_is_refused_with_the_file_named(tmp_path: Path) -> None:
+    import orjson
+
+    save_model(_multilingual(), tmp_path, {})
+    meta = orjson.loads((tmp_path / "model.json").read_bytes())
+    meta["languages"]["German"] = meta["languages"].pop("de")
+    (tmp_path / "model.json").write_bytes(orjson.dumps(meta))
+    with pytest.raises(ModelError, match=r"languages\.German: not a lower-case language code"):
+        load_model(tmp_path)
+    meta["languages"]["de"] = meta["languages"].pop("German")
+    meta["languages"]["zh"]["weights_sha256"] = "0" * 64
+    (tmp_path / "model.json").write_bytes(orjson.dumps(meta))
+    with pytest.raises(ModelError, match=r"does not match languages\.zh\.weights_sha256"):
+        load_model(tmp_path)

@@ -12,6 +12,7 @@ import pytest
 
 from detectors.classifier import load_model
 from streams.commands.model import auc, precision_recall
+from streams.commands.model_data import DataError, read_labeled_csv
 from tests.conftest import shared_data
 from tests.streams.commands.test_cli import rcwatch
 
@@ -162,3 +163,81 @@ def test_auc_and_precision_recall_helpers() -> None:
     assert auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == 0.75
     assert auc([0.5, 0.5], [0, 1]) == 0.5  # a tie counts half
     assert precision_recall([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1], 0.35) == (2 / 3, 1.0)
+
+
+GERMAN_ATTACKS = ["du {a} {n}", "halt die klappe, du {n}", "was für ein {a} {n}", "hau ab, {n}"]
+GERMAN_CIVIL = [
+    "danke für die {t} quelle",
+    "ich habe den {t} abschnitt belegt",
+    "gute idee zum {t}",
+]
+GERMAN_ADJ = ["dummer", "blöder", "elender", "mieser"]
+GERMAN_NOUN = ["idiot", "trottel", "depp", "vollpfosten", "dummkopf"]
+GERMAN_TOPIC = ["fluss", "wahl", "roman", "brücke", "festival"]
+
+
+def _two_languages_csv(path: Path, n: int, seed: int) -> Path:
+    """An operator's CSV with a language column: rows without one are English."""
+    _verdicts_csv(path, n, seed)
+    rng = random.Random(seed)
+    rows = [[*row, ""] for row in csv.reader(path.open())]
+    rows[0][-1] = "language"
+    for _ in range(n):
+        if rng.random() < 0.5:
+            text = rng.choice(GERMAN_ATTACKS).format(
+                a=rng.choice(GERMAN_ADJ), n=rng.choice(GERMAN_NOUN)
+            )
+            rows.append([text, "1", "de"])
+        else:
+            rows.append([rng.choice(GERMAN_CIVIL).format(t=rng.choice(GERMAN_TOPIC)), "0", "de"])
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    return path
+
+
+def test_a_model_per_language_and_what_it_does_not_cover(tmp_path: Path) -> None:
+    data = _two_languages_csv(tmp_path / "verdicts.csv", 300, seed=3)
+    out = rcwatch(
+        "model", "train", "--csv", str(data), "--out", str(tmp_path / "m"), "--name", "clowns",
+        "--model-version", "t2", "--folds", "3", "--max-features", "2000",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    meta = orjson.loads((tmp_path / "m" / "model.json").read_bytes())
+    assert meta["default_language"] == "en" and sorted(meta["languages"]) == ["de"]
+    german = meta["languages"]["de"]
+    assert german["weights_file"] == "weights.de.tsv.gz"
+    assert german["validation"]["examples"] == 300 and german["validation"]["auc"] > 0.9
+    assert 0 < german["thresholds"]["operating"] < 1
+    manifest = orjson.loads((tmp_path / "m" / "MANIFEST.json").read_bytes())
+    assert manifest["languages"] == ["en", "de"]
+
+    info = rcwatch("model", "info", "--model", str(tmp_path / "m"))
+    assert info.returncode == 0, info.stderr
+    lines = info.stdout.splitlines()
+    assert lines[0].startswith("clowns t2:") and "a model of its own for de" in lines[0]
+    en_line = next(ln for ln in lines if ln.startswith("  en "))
+    de_line = next(ln for ln in lines if ln.startswith("  de "))
+    assert "AUC" in en_line and "operating" in en_line
+    assert "    300 " in de_line and "AUC" in de_line and "operating" in de_line
+    [missing] = [ln for ln in lines if "not covered" in ln]
+    assert "fr" in missing and "zh" in missing and " de" not in missing.split(":", 1)[1]
+
+    model = load_model(tmp_path / "m")
+    assert model.score("du blöder trottel", "de") > model.for_language("de").thresholds["operating"]
+    assert model.score("danke für die fluss quelle", "de") < 0.5
+    score = rcwatch("model", "score", "--model", str(tmp_path / "m"), "--language", "it", "ciao")
+    assert score.returncode == 0 and "does not cover 'it'" in score.stderr
+    score = rcwatch(
+        "model", "score", "--model", str(tmp_path / "m"), "--language", "de", "du dummer depp"
+    )
+    assert score.returncode == 0 and not score.stderr and "depp" in score.stdout
+
+
+def test_csv_language_names_the_language_of_rows_without_one(tmp_path: Path) -> None:
+    data = _verdicts_csv(tmp_path / "verdicts.csv", 200, seed=4)
+    rows, record = read_labeled_csv(data, language="nl")
+    assert {r.language for r in rows} == {"nl"} and record.language == "nl"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label,language\nfine,0,German\n")
+    with pytest.raises(DataError, match=r"bad\.csv:2: language must be a code"):
+        read_labeled_csv(bad)

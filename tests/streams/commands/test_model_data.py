@@ -9,11 +9,15 @@ from pathlib import Path
 import pytest
 
 from streams.commands.model_data import (
+    MEASURE_ONLY_SETS,
+    SHIP_SAFE_SETS,
     DataError,
+    beyond_domain_sentences,
     evaluation_sets,
     neutral_sentences,
     read_identity_terms,
     read_labeled_csv,
+    shared_recipe,
 )
 from tests.conftest import shared_data
 
@@ -74,3 +78,40 @@ def test_evaluation_sets_are_the_ones_never_trained_on() -> None:
     assert len(held.texts) == len(held.labels) > 200 and 0 < sum(held.labels) < len(held.labels)
     hatecheck = set(sets["HateCheck"].groups)
     assert {"counter_quote_nh", "ident_neutral_nh", "negate_neg_nh"} <= hatecheck
+
+
+def test_the_recipe_trains_only_on_sets_marked_ship_yes(tmp_path: Path) -> None:
+    sources = (shared_data("labeled") / "multilingual" / "SOURCES.md").read_text()
+    assert "| de_gahd |" in sources
+    (tmp_path / "multilingual").mkdir()
+    lines = [
+        ln.replace("| CC BY 4.0 | yes |", "| CC BY 4.0 | no |") if "| de_gahd |" in ln else ln
+        for ln in sources.splitlines()
+    ]
+    (tmp_path / "multilingual" / "SOURCES.md").write_text("\n".join(lines))
+    with pytest.raises(DataError, match="de_gahd is not marked ship = yes"):
+        shared_recipe(tmp_path, [])
+    assert not set(SHIP_SAFE_SETS) & set(MEASURE_ONLY_SETS)
+
+
+def test_the_recipe_reads_every_ship_safe_language_and_no_other(tmp_path: Path) -> None:
+    examples, records = shared_recipe(shared_data("labeled"), ["gay"], max_rows=20)
+    languages = {e.language for e in examples}
+    assert languages == {"", *SHIP_SAFE_SETS.values()}
+    files = {r.file for r in records}
+    assert not any(name in f for f in files for name in MEASURE_ONLY_SETS)
+    assert all(e.validate for e in examples if e.language)  # each language's own folds
+    german = [r for r in records if r.language == "de"]
+    assert len(german) == 2 and all(len(r.sha256) == 64 for r in german)
+
+
+def test_beyond_domain_templates_cover_every_class_and_are_deterministic() -> None:
+    rows = beyond_domain_sentences(13)
+    assert rows == beyond_domain_sentences(13)
+    classes = {c: {y for _, y, c_ in rows if c_ == c} for _, _, c in rows}
+    assert classes == {
+        "technical": {0}, "encyclopedic": {0}, "figurative": {0}, "counter speech": {0},
+        "quotation": {0}, "self-deprecation": {0}, "attack without an insult word": {1},
+    }  # fmt: skip
+    assert all(len([r for r in rows if r[2] == c]) >= 80 for c in classes)
+    assert any("should be killed" in t for t, _, c in rows if c == "technical")
