@@ -555,7 +555,10 @@ class RuleEngine:
             model = self.classifiers[cond.classifier]
             if text and len(text) > model.features.max_chars and st.budget is not None:
                 st.budget.exhausted.add("classifier")
-            score = st.scores[key] = model.score(text) if text else 0.0
+            # the model (weights, calibration) of the text's language: min_score means the
+            # same in every language the model covers
+            lang = self._language(st, cond.field) if text else None
+            score = st.scores[key] = model.score(text, lang) if text else 0.0
         return score
 
     def _places(self, st: _State, cond: Condition) -> list[tuple[int, int]]:
@@ -632,7 +635,9 @@ class RuleEngine:
         out = [Span(cond.field, 0, 0, cond.classifier, f"{score:.2f}", score, False)]
         # the words that weighed most, less the words of address ("you", "your", "u"): they
         # weigh a lot (an attack addresses someone) but tell on-call nothing ("term y*u")
-        terms = self.classifiers[cond.classifier].explain(text, top=3 + _ADDRESS_WORDS_SKIPPED)
+        terms = self.classifiers[cond.classifier].explain(
+            text, top=3 + _ADDRESS_WORDS_SKIPPED, language=self._language(st, cond.field)
+        )
         shown = [t for t in terms if text[t.start : t.end].casefold() not in SECOND_PERSON]
         for term in shown[:3]:
             piece = text[term.start : term.end]

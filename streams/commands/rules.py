@@ -405,14 +405,14 @@ def _coverage(settings: Settings, rules: list[Rule]) -> str:
             for code in rule_languages(rule):
                 by_rules[code] = by_rules.get(code, 0) + 1
     models = load_classifiers(settings)
-    by_model = {code for model in models.values() for code in getattr(model, "languages", ())}
+    by_model = {code for model in models.values() for code in model.covered_languages}
     covered = {"en", *by_rules, *by_model}
     parts = []
     for code in sorted(covered):
         what = []
         if code in by_rules:
             what.append(f"{by_rules[code]} rules")
-        if code in by_model or (code == "en" and models):
+        if code in by_model:
             what.append("model")
         parts.append(f"{code} ({', '.join(what) or 'rules'})")
     missing = sorted(MAJOR_LANGUAGES - covered)

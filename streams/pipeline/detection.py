@@ -94,9 +94,9 @@ class StormGuard:
 def covered_languages(engine: RuleEngine) -> frozenset[str]:
     """Languages rcwatch can judge abuse in: English (the shipped rule packs and model),
     those the enabled rules name in language conditions, and those a classifier the rules
-    use was validated on (``TextClassifier.languages``)."""
+    use was validated on (``TextClassifier.covered_languages``)."""
     models = frozenset(
-        code for model in engine.classifiers.values() for code in getattr(model, "languages", ())
+        code for model in engine.classifiers.values() for code in model.covered_languages
     )
     return frozenset({"en"}) | engine.languages() | models
 
