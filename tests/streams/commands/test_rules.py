@@ -152,7 +152,7 @@ def test_rules_list_says_which_languages_are_judged_and_which_not(tmp_path: Path
     assert listed.returncode == 0, listed.stderr
     assert "harassment.de.test" in listed.stdout and " de  " in listed.stdout
     judged, missing = listed.stderr.splitlines()[-2:]
-    assert judged.startswith("languages judged: de (1 rules") and ", en (" in judged
+    assert judged.startswith("languages judged: ") and "de (1 rules" in judged
     assert missing.startswith("not covered") and " it," in missing and " de," not in missing
     tested = rcwatch("rules", "test", "--rules", str(tmp_path))
     assert tested.returncode == 0, tested.stdout + tested.stderr
