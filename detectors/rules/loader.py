@@ -173,7 +173,7 @@ class RuleLoader(NodeLoader):
                 + (f", got {bad[0]!r}" if bad else ""),
             )
             return None
-        return LanguageCond(field, frozenset(codes), line)
+        return LanguageCond(field, tuple(sorted(set(codes))), line)
 
     def _near(self, node: yaml.Node, path: str, line: int) -> Near | None:
         items = {k: (kn, vn) for k, kn, vn in self.mapping_items(node, path)}

@@ -81,7 +81,9 @@ class LanguageCond:
     text plainly is another) is one of ``languages``."""
 
     field: str
-    languages: frozenset[str]
+    # sorted: a rule's repr is its digest's input, the same in every process (a frozenset's
+    # order follows the process's hash seed, and scale-out workers' answers went unused)
+    languages: tuple[str, ...]
     line: int = 0
 
 

@@ -288,3 +288,29 @@ def test_a_bad_language_code_names_file_and_line(tmp_path: Path) -> None:
     _, issues = load_rules([path])
     assert len(issues) == 1 and "language codes" in issues[0].message
     assert issues[0].line == 9 and "'German'" in issues[0].message
+
+
+def test_the_digest_is_the_same_in_every_process() -> None:
+    """A scale-out worker's answer is used only when its rules' digest equals the detect
+    stage's: a language condition kept its codes in a set, whose order (and so the
+    digest) followed each process's hash seed, and every answer went unused."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from detectors.rules.engine import RuleEngine\n"
+        "from detectors.rules.loader import load_rules\n"
+        "from streams.settings import SHIPPED_RULES\n"
+        "rules, _ = load_rules([SHIPPED_RULES], ('toxicity',))\n"
+        "print(RuleEngine(rules).digest)\n"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True, text=True, check=True, timeout=120,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout.strip()
+        for seed in ("1", "2", "3")
+    }  # fmt: skip
+    assert len(digests) == 1, digests

@@ -94,6 +94,7 @@ def test_rules_list_shows_every_rule_disabled_ones_too(tmp_path: Path) -> None:
         "id": "own.off", "category": "doxxing", "severity": "high", "enabled": False,
         "pattern": False, "title": "Off for now", "file": str(rules / "r.yaml"), "line": 2,
         "alerts": 0, "verdicts": {"true": 0, "false": 0, "unsure": 0}, "precision": None,
+        "languages": [],
     }  # fmt: skip
     shipped = rcwatch("rules", "list")
     assert shipped.returncode == 0 and "harassment.personal-attack" in shipped.stdout
