@@ -39,17 +39,9 @@ _PROJECT_SUFFIXES = (
     "wikivoyage",
     "wiki",
 )
+# their hosts' second labels (dewiki is de.wikipedia.org)
 _PROJECT_DOMAINS = frozenset(
-    {
-        "wikipedia",
-        "wiktionary",
-        "wikibooks",
-        "wikinews",
-        "wikiquote",
-        "wikisource",
-        "wikiversity",
-        "wikivoyage",
-    }
+    "wikipedia" if suffix == "wiki" else suffix for suffix in _PROJECT_SUFFIXES
 )
 # a language code as the wikis write them: 2-3 letters, maybe with subtags (zh-yue)
 _CODE = re.compile(r"[a-z]{2,3}(?:-[a-z]+)*")
