@@ -27,10 +27,12 @@ packs, each text the added text of an edit by a registered editor to an article 
 classifier inside them scoring held-out rows with their out-of-fold score as above.
 
 Per set: rows, positives, base rate; P, R, F1 (and AUC for the classifier) at the
-language's operating and high-precision thresholds; and the issue's goal, recall at a
-precision of at least the base rate + 0.15, for the classifier ("R@goal", the best
-threshold chosen on the same scores, so slightly flattering) and for the rules (a yes/no
-detector: its own precision and recall).
+language's operating and high-precision thresholds; the rules' P, R, F1; and the
+issue's goal, recall of at least 0.50 at a precision of at least the base rate + 0.15:
+met or not by each detector at a threshold chosen before (the classifier's two, chosen
+on validation folds; the rules as they are), and, for the classifier, the best recall at
+that precision over every threshold ("R@goal": chosen on the scores measured, so it
+flatters; what a threshold of the language's own could reach).
 """
 
 from __future__ import annotations
@@ -319,12 +321,17 @@ class Row:
         return self.positives / self.n if self.n else math.nan
 
     def goal(self) -> str:
-        """Whether a detector reaches recall 0.50 at precision base + 0.15."""
+        """The detectors that reach recall 0.50 at precision base + 0.15, each at a
+        threshold chosen before these figures: the classifier at its operating or
+        high-precision threshold (chosen on validation folds), the rules as they are."""
         need = self.base + 0.15
         met = []
-        if self.r_goal >= 0.5:
-            met.append("clf")
-        for label, (p, r, _f) in (("rules", self.rules_any), ("rules m+", self.rules_medium)):
+        for label, (p, r, _f) in (
+            ("clf op", self.op),
+            ("clf hp", self.hp),
+            ("rules", self.rules_any),
+            ("rules m+", self.rules_medium),
+        ):
             if r >= 0.5 and p >= need:
                 met.append(label)
         return ", ".join(met) or "no"
@@ -355,9 +362,12 @@ def measure(
     return row, scores, any_
 
 
-def throughput(model: TextClassifier, texts: Iterable[tuple[str, str]]) -> dict[str, float]:
-    """Texts per second on this core for talk-page-length texts (about 300 characters:
-    a set's texts joined until they are), per language, with that language's model."""
+def throughput(texts: Iterable[tuple[str, str]]) -> dict[str, tuple[float, float]]:
+    """Texts per second on this core for talk-page-length texts (a set's texts joined
+    until they are 300 to 400 characters long), per language, with that language's model:
+    the best of three runs over 600 texts, each run a freshly loaded model that has first
+    scored up to 3,000 other texts of the language (its token cache as in a running
+    monitor; the texts measured still bring tokens it has not seen). Also the mean length."""
     out = {}
     by_language: dict[str, list[str]] = {}
     for language, text in texts:
@@ -369,14 +379,20 @@ def throughput(model: TextClassifier, texts: Iterable[tuple[str, str]]) -> dict[
             if len(buf) >= 300:
                 joined.append(buf[:400])
                 buf = ""
-        joined = joined[:3000]
-        if not joined:
+        if len(joined) < 100:
             continue
-        fresh = load_model(shipped_model_dirs()["toxicity"])  # cold caches
-        t0 = time.perf_counter()
-        for t in joined:
-            fresh.score(t, language)
-        out[language] = len(joined) / (time.perf_counter() - t0)
+        test = joined[-600:] if len(joined) >= 1200 else joined[len(joined) // 2 :]
+        warm = joined[: len(joined) - len(test)][:3000]
+        best = 0.0
+        for _ in range(3):
+            fresh = load_model(shipped_model_dirs()["toxicity"])
+            for t in warm:
+                fresh.score(t, language)
+            t0 = time.perf_counter()
+            for t in test:
+                fresh.score(t, language)
+            best = max(best, len(test) / (time.perf_counter() - t0))
+        out[language] = (best, sum(map(len, test)) / len(test))
     return out
 
 
@@ -532,7 +548,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     ml_any, ml_medium = rules.fire(ml.texts, "en")
 
     speed = throughput(
-        shipped,
         [(s.language, t) for s in ship_sets + other_sets for t in s.texts[:6000]]
         + [("en", t) for s in english[:4] for t in s.texts[:6000]],
     )
@@ -566,8 +581,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     out(
         "clf = classifier alone at the language's thresholds (op: best F1, hp: precision "
         "0.90, both chosen on validation folds); R@goal = the best recall at precision >= "
-        "base + 0.15 (threshold chosen on these scores); rules = the shipped packs through "
-        "build_detection, any harassment finding, or medium+."
+        "base + 0.15 over every threshold (chosen on these scores: it flatters); rules = the "
+        "shipped packs through build_detection, any harassment finding, or medium+; goal met "
+        "by = the detectors with recall >= 0.50 at precision >= base + 0.15 at the thresholds "
+        "above."
     )
     out()
     out(
@@ -639,10 +656,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     out()
     out("## Speed (one core, this machine)")
     out()
-    out("| lang | classifier texts/s (300-400 characters, cold caches) |")
-    out("|---|---:|")
-    for language, rate in speed.items():
-        out(f"| {language} | {rate:,.0f} |")
+    out(
+        "Classifier alone, texts of 300 to 400 characters (a set's texts joined), best of "
+        "three runs of 600 texts after 3,000 others (`throughput` in the benchmark)."
+    )
+    out()
+    out("| lang | mean characters | texts/s |")
+    out("|---|---:|---:|")
+    for language, (rate, length) in speed.items():
+        out(f"| {language} | {length:.0f} | {rate:,.0f} |")
     if t_rules[0]:
         out()
         out(

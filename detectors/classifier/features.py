@@ -8,8 +8,10 @@ English:
 
 - combining marks belong to the word they are in (Devanagari and Thai vowel signs, Hebrew
   and Arabic points): tokenizer 1 cut "नमस्ते" into "नमस" and "त";
-- a token that is not ASCII is NFKC-normalised (full-width Latin, half-width katakana,
-  ligatures: the forms a filter evader or an input method produces read as the plain ones);
+- the text is NFKC-normalised (full-width Latin and punctuation, half-width katakana,
+  ligatures: the forms a filter evader or an input method produces read as the plain ones;
+  explanations normalise word by word, so the rare character that NFKC turns into letters,
+  such as "™", can make an explanation's tokens differ from the score's);
 - scripts written without spaces between words (Han, kana, Thai, Lao, Khmer, Myanmar,
   Tibetan) become overlapping windows of ``unspaced_window`` characters: without it a
   Chinese sentence was one token, a word feature no other text shares, and each
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 import re
 import unicodedata
 from collections import Counter
@@ -195,20 +198,40 @@ def _spans2(text: str, config: FeatureConfig) -> Iterator[tuple[int, int, str]]:
             yield (start + at, start + at + len(piece), piece) if exact else (start, end, piece)
 
 
+def _windows(words: Iterable[str], window: int) -> list[str]:
+    """``words`` with their runs of unspaced scripts cut into windows (as ``_pieces``
+    does, for words already normalised)."""
+    out: list[str] = []
+    for w in words:
+        if w.isascii() or not _UNSPACED.search(w):
+            out.append(w)
+            continue
+        for piece in _UNSPACED_SPLIT.split(w):
+            if len(piece) > window and _UNSPACED.match(piece):
+                if window == 2:  # the usual case, in C: each character with the next
+                    out.extend(map(operator.add, piece[:-1], piece[1:]))
+                else:
+                    out.extend(piece[i : i + window] for i in range(len(piece) - window + 1))
+            elif piece:
+                out.append(piece)
+    return out
+
+
 def _tokens2(text: str, config: FeatureConfig) -> list[str]:
-    t = text[: config.max_chars].lower()
-    if _RUN3.search(t):
-        t = _RUN3.sub(r"\1\1", t)
-    if t.isascii():
-        found = _TOKEN.findall(t)
+    t = text[: config.max_chars]
+    if not t.isascii():
+        if not unicodedata.is_normalized("NFKC", t):
+            t = unicodedata.normalize("NFKC", t)
+        t = t.lower()
+        if _RUN3.search(t):
+            t = _RUN3.sub(r"\1\1", t)
+        words = _words2(t).findall(t)
+        found = _windows(words, config.unspaced_window) if _UNSPACED.search(t) else words
     else:
-        found = []
-        window = config.unspaced_window
-        for w in _words2(t).findall(t):
-            if w.isascii():
-                found.append(w)
-            else:
-                found.extend(p for _at, p in _pieces(w, window))
+        t = t.lower()
+        if _RUN3.search(t):
+            t = _RUN3.sub(r"\1\1", t)
+        found = _TOKEN.findall(t)
     if config.identity_terms:
         drop = config.identity_terms
         found = [w for w in found if w not in drop]

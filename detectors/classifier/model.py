@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from detectors.classifier.features import FeatureConfig, char_grams, token_spans, tokens
+from detectors.classifier.features import FeatureConfig, token_spans, tokens
 
 __all__ = [
     "FORMAT",
@@ -98,7 +98,7 @@ class TextClassifier:
                 a, _, b = name[2:].partition(" ")
                 bigrams[(a, b)] = w
             elif kind == "c:":
-                chars[name] = w
+                chars[name[2:]] = w  # by the gram itself: no prefix to add per lookup
             else:
                 raise ModelError(f"unknown feature kind in {name!r}")
         self._unigrams = unigrams
@@ -151,13 +151,21 @@ class TextClassifier:
     # -- scoring ------------------------------------------------------------------------
 
     def _token(self, token: str) -> tuple[float, float, int]:
+        """A token's word weight, the sum of its distinct character n-grams' weights and
+        how many there are (``features.char_grams``, computed here without the prefix),
+        cached."""
         entry = self._tokens.get(token)
         if entry is None:
-            grams = char_grams(token, self.features)
-            c_get = self._chars.get
+            padded = f" {token} "
+            n = len(padded)
+            grams = {
+                padded[i : i + k]
+                for k in range(self.features.min_n, self.features.max_n + 1)
+                for i in range(n - k + 1)
+            }
             entry = (
                 self._unigrams.get(token, 0.0),
-                math.fsum(map(c_get, grams, _ZEROS)),
+                math.fsum(map(self._chars.get, grams, _ZEROS)),
                 len(grams),
             )
             if len(self._tokens) >= _TOKEN_CACHE_MAX:
@@ -172,21 +180,25 @@ class TextClassifier:
     def _linear(self, toks: list[str]) -> float:
         if not toks:
             return self.intercept
-        distinct = set(toks)
-        cache, token = self._tokens, self._token
-        entries = [cache.get(t) or token(t) for t in distinct]
-        # math.fsum: exactly rounded, so the score does not depend on the order a set of
-        # strings iterates in (which changes with every process's hash seed)
-        words = [e[0] for e in entries]
-        n_chars = sum(e[2] for e in entries)
-        n_words = len(distinct)
+        # distinct tokens and pairs in the order they first occur: sums in an order that
+        # depends on the text only, not on how a set of strings iterates in this process
+        # (which changes with its hash seed), so every process gives the same score
+        distinct = dict.fromkeys(toks)
+        entries = list(map(self._tokens.get, distinct))  # loops in C: the cost per token
+        if None in entries:
+            token = self._token
+            entries = [e or token(t) for t, e in zip(distinct, entries, strict=True)]
+        words, chars, counts = zip(*entries, strict=True)
+        word_sum = sum(words)
+        n_words = len(entries)
         if self.features.word_bigrams and len(toks) > 1:
-            pairs = set(pairwise(toks))
-            words.extend(map(self._bigrams.get, pairs, repeat(0.0)))
+            pairs = dict.fromkeys(pairwise(toks))
             n_words += len(pairs)
-        word_sum = math.fsum(words)
-        char_sum = math.fsum(e[1] for e in entries)
-        return self.intercept + word_sum / math.sqrt(n_words) + char_sum / math.sqrt(n_chars)
+            word_sum += sum(map(self._bigrams.get, pairs, repeat(0.0)))
+        char_sum: float = sum(chars)
+        n_chars: int = sum(counts)
+        z: float = self.intercept + word_sum / math.sqrt(n_words)
+        return z + char_sum / math.sqrt(n_chars)
 
     def probability(self, z: float) -> float:
         a, b = self.calibration
